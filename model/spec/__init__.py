@@ -1,0 +1,8 @@
+"""The spec language: YAML in (``load``), YAML out (``dump``), JSON Schema for editors."""
+
+from model.spec.dump import dump, to_document
+from model.spec.errors import SpecError, SpecErrors
+from model.spec.load import load, loads
+from model.spec.schema import json_schema
+
+__all__ = ["SpecError", "SpecErrors", "dump", "json_schema", "load", "loads", "to_document"]

@@ -1,0 +1,407 @@
+"""From a validated ``Spec`` to the resolved ``System``: defaults applied, references checked.
+
+Every cross-reference of the spec is checked here (callees, zones, startup dependencies,
+workload entries, fault targets), each failure reported at its own position with a "did you
+mean" hint, and all of them at once. Defaults are resolved into each object so nothing
+downstream has to know the defaults section existed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from model import faults as F
+from model import properties as P
+from model.spec import schema as S
+from model.spec.errors import SpecError
+from model.spec.yaml_source import Path, Source
+from model.system import (
+    Backoff,
+    BreakerPolicy,
+    Call,
+    Communication,
+    ConsecutiveBreakerPolicy,
+    Discovery,
+    Endpoint,
+    FrozenMap,
+    LoadBalancer,
+    Orchestration,
+    ParallelCalls,
+    RateBreakerPolicy,
+    Readiness,
+    RestartPolicy,
+    Service,
+    Signature,
+    Step,
+    System,
+    Workload,
+)
+
+DEFAULT_ZONE = "default"
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def interleave_placement(zones: tuple[str, ...], counts: dict[str, int]) -> tuple[str, ...]:
+    """Instance zones in round-robin order over the zones, ``{a: 2, b: 1}`` -> ``(a, b, a)``."""
+    left = {zone: counts.get(zone, 0) for zone in zones}
+    order: list[str] = []
+    while any(left.values()):
+        for zone in zones:
+            if left[zone]:
+                order.append(zone)
+                left[zone] -= 1
+    return tuple(order)
+
+
+def backoff_policy(spec: S.Backoff) -> Backoff:
+    if spec == "none":
+        return Backoff(strategy="none", base=0.0, cap=0.0, jitter="none")
+    assert isinstance(spec, S.BackoffSpec)
+    return Backoff(strategy=spec.strategy, base=spec.base, cap=spec.cap, jitter=spec.jitter)
+
+
+def breaker_policy(spec: Any) -> BreakerPolicy | None:
+    if spec is None or spec == "none":
+        return None
+    if isinstance(spec, S.ConsecutiveBreakerSpec):
+        return ConsecutiveBreakerPolicy(spec.consecutive_failures, spec.open_for)
+    assert isinstance(spec, S.RateBreakerSpec)
+    return RateBreakerPolicy(
+        failure_rate=spec.failure_rate,
+        window=spec.window,
+        min_calls=spec.window if spec.min_calls is None else spec.min_calls,
+        open_for=spec.open_for,
+        half_open_calls=spec.half_open_calls,
+        slow_call_duration=spec.slow_call.duration if spec.slow_call else None,
+        slow_call_rate=spec.slow_call.rate if spec.slow_call else 1.0,
+    )
+
+
+def load_balancer(spec: S.LoadBalancer) -> LoadBalancer:
+    if isinstance(spec, S.LeastRequestChoice):
+        return LoadBalancer("least_request", spec.least_request.choices)
+    return LoadBalancer(spec)
+
+
+def restart_policy(spec: S.Restart) -> RestartPolicy:
+    return RestartPolicy(None) if spec == "never" else RestartPolicy(spec.delay)  # type: ignore[union-attr]
+
+
+class Builder:
+    """Turns one validated Spec into a System, collecting located errors."""
+
+    def __init__(self, spec: S.Spec, source: Source):
+        self.spec = spec
+        self.source = source
+        self.errors: list[SpecError] = []
+        self.zones: tuple[str, ...] = tuple(spec.zones) if spec.zones else (DEFAULT_ZONE,)
+
+    def fail(self, path: Path, message: str, *, key: bool = False) -> None:
+        self.errors.append(self.source.error(path, message, key=key))
+
+    # --- references ---------------------------------------------------------------------
+
+    def check_ref(self, ref: str, path: Path) -> bool:
+        """Does ``service.endpoint`` exist? Reports a located error with a hint if not."""
+        service, _, endpoint = ref.partition(".")
+        services = self.spec.services
+        if service not in services:
+            self.fail(path, f"unknown service {service!r} in {ref!r}"
+                      f"{did_you_mean(service, services)}")
+            return False
+        if endpoint not in services[service].endpoints:
+            known = services[service].endpoints
+            hint = did_you_mean(endpoint, known) or " (it has: " + ", ".join(known) + ")"
+            self.fail(path, f"service {service!r} has no endpoint {endpoint!r}{hint}")
+            return False
+        return True
+
+    def check_target(self, text: str, path: Path, *, kinds: tuple[str, ...]) -> F.Target | None:
+        try:
+            target = F.parse_target(text)
+        except ValueError as exc:
+            self.fail(path, str(exc))
+            return None
+        if target.kind not in kinds:
+            self.fail(path, f"this fault cannot target a {target.kind} ({text!r}); "
+                      f"it takes {', '.join(kinds)}")
+            return None
+        services = self.spec.services
+        if target.kind == "zone" and target.name not in self.zones:
+            self.fail(path, f"unknown zone {target.name!r}{did_you_mean(target.name, self.zones)}"
+                      f" (zones: {', '.join(self.zones)})")
+            return None
+        if target.kind == "service" and target.name not in services:
+            self.fail(path, f"unknown service {target.name!r}"
+                      f"{did_you_mean(target.name, services)}")
+            return None
+        if target.kind == "instance":
+            names = [f"{name}-{i}" for name, s in services.items()
+                     for i in range(self._replicas(s))]
+            if target.name not in names:
+                self.fail(path, f"unknown instance {target.name!r}"
+                          f"{did_you_mean(target.name, names)} (instances are named service-index)")
+                return None
+        if target.kind == "endpoint" and not self.check_ref(target.name, path):
+            return None
+        return target
+
+    # --- S ------------------------------------------------------------------------------
+
+    def _replicas(self, service: S.ServiceSpec) -> int:
+        if service.placement is not None and "replicas" not in service.model_fields_set:
+            return sum(service.placement.values())
+        return service.replicas
+
+    def placement(self, name: str, service: S.ServiceSpec) -> tuple[str, ...]:
+        path: Path = ("services", name, "placement")
+        if service.placement is None:
+            return tuple(self.zones[i % len(self.zones)] for i in range(service.replicas))
+        for zone in service.placement:
+            if zone not in self.zones:
+                self.fail((*path, zone), f"unknown zone {zone!r}{did_you_mean(zone, self.zones)}"
+                          f" (zones: {', '.join(self.zones)})", key=True)
+        total = sum(service.placement.values())
+        if total == 0:
+            self.fail(path, "placement puts no replica anywhere; a service needs at least one")
+        elif "replicas" in service.model_fields_set and total != service.replicas:
+            self.fail(path, f"placement places {total} replicas but replicas is "
+                      f"{service.replicas}")
+        return interleave_placement(self.zones, dict(service.placement))
+
+    def call(self, item: Any, path: Path) -> Call | None:
+        defaults = self.spec.defaults
+        if isinstance(item, str):
+            item = S.CallSpec(call=item)
+            ref_path = path
+        else:
+            ref_path = (*path, "call")
+        if not self.check_ref(item.call, ref_path):
+            return None
+        service, _, endpoint = item.call.partition(".")
+        breaker = item.circuit_breaker if "circuit_breaker" in item.model_fields_set \
+            else defaults.circuit_breaker
+        return Call(
+            service=service,
+            endpoint=endpoint,
+            timeout=defaults.call.timeout if item.timeout is None else item.timeout,
+            retries=defaults.call.retries if item.retries is None else item.retries,
+            backoff=backoff_policy(defaults.call.backoff if item.backoff is None else item.backoff),
+            optional=item.optional,
+            asynchronous=item.async_,
+            probability=item.probability,
+            repeat=item.repeat,
+            circuit_breaker=breaker_policy(breaker),
+        )
+
+    def steps(self, items: list[Any], path: Path) -> tuple[Step, ...]:
+        steps: list[Step] = []
+        for i, item in enumerate(items):
+            if isinstance(item, S.ParallelSpec):
+                group = [self.call(c, (*path, i, "parallel", j)) for j, c in enumerate(item.parallel)]
+                if all(c is not None for c in group):
+                    steps.append(ParallelCalls(tuple(group)))  # type: ignore[arg-type]
+            else:
+                step = self.call(item, (*path, i))
+                if step is not None:
+                    steps.append(step)
+        return tuple(steps)
+
+    def service(self, name: str, spec: S.ServiceSpec) -> Service:
+        path: Path = ("services", name)
+        for i, dep in enumerate(spec.depends_on):
+            if dep not in self.spec.services:
+                self.fail((*path, "depends_on", i), f"unknown service {dep!r}"
+                          f"{did_you_mean(dep, self.spec.services)}")
+            elif dep == name:
+                self.fail((*path, "depends_on", i), f"{name!r} cannot depend on itself")
+        endpoints = FrozenMap({
+            ep_name: Endpoint(
+                name=ep_name,
+                service_time=ep.service_time,
+                signature=Signature(ep.signature.input, ep.signature.output,
+                                    tuple(ep.signature.errors)),
+                steps=self.steps(ep.calls, (*path, "endpoints", ep_name, "calls")),
+            )
+            for ep_name, ep in spec.endpoints.items()
+        })
+        orchestration = self.spec.orchestration
+        return Service(
+            name=name,
+            endpoints=endpoints,
+            zones=self.placement(name, spec),
+            workers=spec.workers,
+            concurrency=spec.concurrency,
+            queue=spec.queue,
+            depends_on=tuple(spec.depends_on),
+            load_balancer=load_balancer(spec.load_balancer or self.spec.defaults.load_balancer),
+            restart=restart_policy(spec.restart or orchestration.restart),
+            readiness=self.readiness(spec.readiness or orchestration.readiness),
+        )
+
+    @staticmethod
+    def readiness(spec: S.ReadinessSpec) -> Readiness:
+        return Readiness(spec.period, spec.failures)
+
+    # --- workload, properties, scenarios ------------------------------------------------
+
+    def workload(self) -> tuple[Workload, ...]:
+        items = []
+        for i, w in enumerate(self.spec.workload):
+            if self.check_ref(w.entry, ("workload", i, "entry")):
+                service, _, endpoint = w.entry.partition(".")
+                items.append(Workload(service, endpoint, w.rate, w.arrivals, w.timeout, w.source))
+        return tuple(items)
+
+    def properties(self) -> tuple[P.Property, ...]:
+        built: list[P.Property] = []
+        names: dict[str, int] = {}
+        for i, item in enumerate(self.spec.properties):
+            kind = next(iter(type(item).model_fields))
+            model = getattr(item, kind)
+            path: Path = ("properties", i, kind)
+            prop = self.property(kind, model, path)
+            if prop is None:
+                continue
+            if prop.name in names:
+                if model.name is not None:
+                    self.fail((*path, "name"), f"property name {prop.name!r} is used twice")
+                    continue
+                names[prop.name] += 1
+                prop = type(prop)(**{**_fields(prop), "name": f"{prop.name}#{names[prop.name]}"})
+            names.setdefault(prop.name, 1)
+            built.append(prop)
+        return tuple(built)
+
+    def property(self, kind: str, spec: Any, path: Path) -> P.Property | None:
+        name = spec.name
+        if kind in ("availability", "latency") and not self.check_ref(spec.entry, (*path, "entry")):
+            return None
+        if kind == "survives":
+            return P.Survives(name=name or kind, failures=spec.failures, of=tuple(spec.of))
+        if kind == "capacity":
+            return P.Capacity(name=name or kind, failures=spec.failures, of=tuple(spec.of),
+                              utilization=spec.utilization)
+        if kind == "timeouts_nest":
+            return P.TimeoutsNest(name=name or kind)
+        if kind == "retry_amplification":
+            return P.RetryAmplification(name=name or kind, max=spec.max)
+        if kind == "staleness":
+            return P.Staleness(name=name or kind)
+        if kind == "breaker":
+            return P.BreakerSafety(name=name or kind)
+        if kind == "availability":
+            return P.Availability(name=name or f"availability:{spec.entry}", entry=spec.entry,
+                                  at_least=spec.at_least, window=spec.window)
+        if kind == "latency":
+            key, quantile = next((k, q) for k, q in P.LATENCY_QUANTILES.items()
+                                 if getattr(spec, k) is not None)
+            return P.Latency(name=name or f"latency:{spec.entry}:{key}", entry=spec.entry,
+                             quantile=quantile, threshold=getattr(spec, key), window=spec.window)
+        if kind == "breaker_reaction":
+            if spec.edge is not None:
+                caller, sep, callee = spec.edge.partition("->")
+                for who in (caller.strip(), callee.strip()):
+                    if not sep or who not in self.spec.services:
+                        self.fail((*path, "edge"), f"edge {spec.edge!r} must be 'caller->callee' "
+                                  "between two known services")
+                        return None
+            return P.BreakerReaction(name=name or kind, within=spec.within, edge=spec.edge)
+        raise AssertionError(kind)
+
+    def fault(self, spec: S.FaultSpec, path: Path) -> F.Fault | None:
+        base = {"at": spec.at, "duration": spec.for_}
+        everything = ("zone", "service", "instance")
+        if spec.crash is not None:
+            target = self.check_target(spec.crash, (*path, "crash"), kinds=everything)
+            return target and F.Crash(target=target, mttf=spec.mttf, mttr=spec.mttr, **base)
+        if spec.latency is not None:
+            target = self.check_target(spec.latency.target, (*path, "latency", "target"),
+                                       kinds=(*everything, "endpoint"))
+            return target and F.LatencyFault(target=target, add=spec.latency.add, **base)
+        if spec.errors is not None:
+            target = self.check_target(spec.errors.target, (*path, "errors", "target"),
+                                       kinds=("service", "instance", "endpoint"))
+            return target and F.ErrorFault(target=target, rate=spec.errors.rate, **base)
+        if spec.partition is not None:
+            ends = self.pair(spec.partition.between, (*path, "partition", "between"))
+            return ends and F.Partition(between=ends, oneway=spec.partition.oneway, **base)
+        if spec.loss is not None:
+            ends = None
+            if spec.loss.between is not None:
+                ends = self.pair(spec.loss.between, (*path, "loss", "between"))
+                if ends is None:
+                    return None
+            return F.LossFault(rate=spec.loss.rate, between=ends, **base)
+        if spec.slowdown is not None:
+            target = self.check_target(spec.slowdown.target, (*path, "slowdown", "target"),
+                                       kinds=everything)
+            return target and F.Slowdown(target=target, factor=spec.slowdown.factor, **base)
+        if spec.registry_outage is not None:
+            return F.RegistryOutage(**base)
+        if spec.rolling_restart is not None:
+            target = self.check_target(spec.rolling_restart.target,
+                                       (*path, "rolling_restart", "target"), kinds=("service",))
+            return target and F.RollingRestart(target=target,
+                                               interval=spec.rolling_restart.interval, **base)
+        raise AssertionError("schema guarantees one fault kind")
+
+    def pair(self, between: list[str], path: Path) -> tuple[F.Target, F.Target] | None:
+        ends = [self.check_target(t, (*path, i), kinds=("zone", "service", "instance"))
+                for i, t in enumerate(between)]
+        if ends[0] is None or ends[1] is None:
+            return None
+        if ends[0].kind == "zone" and ends[1].kind != "zone":
+            self.fail(path, "a partition is between two zones or between services/instances")
+            return None
+        return ends[0], ends[1]
+
+    def scenarios(self) -> FrozenMap:
+        built = {}
+        for name, spec in self.spec.scenarios.items():
+            path: Path = ("scenarios", name)
+            faults = [self.fault(f, (*path, "faults", i)) for i, f in enumerate(spec.faults)]
+            if spec.duration is not None:
+                if spec.duration <= spec.warmup:
+                    self.fail((*path, "warmup"), f"warmup ({spec.warmup:g}s) must be shorter than "
+                              f"the duration ({spec.duration:g}s)")
+                for i, fault in enumerate(faults):
+                    if fault is not None and fault.at >= spec.duration:
+                        self.fail((*path, "faults", i, "at"),
+                                  f"the fault starts at {fault.at:g}s, after the scenario ends "
+                                  f"({spec.duration:g}s)")
+            built[name] = F.Scenario(name, tuple(f for f in faults if f is not None),
+                                     spec.duration, spec.warmup)
+        return FrozenMap(built)
+
+    # --- the whole --------------------------------------------------------------------------
+
+    def build(self) -> System:
+        spec = self.spec
+        if spec.zones and len(set(spec.zones)) != len(spec.zones):
+            self.fail(("zones",), "zones are listed twice")
+        services = FrozenMap({name: self.service(name, s) for name, s in spec.services.items()})
+        return System(
+            services=services,
+            communication=Communication(spec.network.latency.same_zone,
+                                        spec.network.latency.cross_zone, spec.network.loss),
+            discovery=Discovery(spec.discovery.mode, spec.discovery.heartbeat, spec.discovery.ttl,
+                                spec.discovery.refresh),
+            orchestration=Orchestration(restart_policy(spec.orchestration.restart),
+                                        self.readiness(spec.orchestration.readiness)),
+            name=spec.system,
+            zones=self.zones,
+            workload=self.workload(),
+            properties=self.properties(),
+            scenarios=self.scenarios(),
+        )
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}

@@ -1,0 +1,189 @@
+"""System -> YAML, fully explicit, such that ``loads(dump(s)) == s``.
+
+Every resolved value is written out (no reliance on the defaults section), durations in their
+shortest exact unit spelling, so a dumped spec is both a faithful copy and readable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from model import faults as F
+from model import properties as P
+from model.system import (
+    Backoff,
+    BreakerPolicy,
+    Call,
+    ConsecutiveBreakerPolicy,
+    Endpoint,
+    ParallelCalls,
+    RateBreakerPolicy,
+    Readiness,
+    RestartPolicy,
+    Service,
+    System,
+)
+from model.units import format_duration as dur
+
+
+def _backoff(b: Backoff) -> Any:
+    if b.strategy == "none":
+        return "none"
+    return {"strategy": b.strategy, "base": dur(b.base), "cap": dur(b.cap), "jitter": b.jitter}
+
+
+def _breaker(policy: BreakerPolicy | None) -> Any:
+    if policy is None:
+        return "none"
+    if isinstance(policy, ConsecutiveBreakerPolicy):
+        return {"consecutive_failures": policy.consecutive_failures,
+                "open_for": dur(policy.open_for)}
+    assert isinstance(policy, RateBreakerPolicy)
+    out: dict[str, Any] = {
+        "failure_rate": policy.failure_rate, "window": policy.window,
+        "min_calls": policy.min_calls, "open_for": dur(policy.open_for),
+        "half_open_calls": policy.half_open_calls,
+    }
+    if policy.slow_call_duration is not None:
+        out["slow_call"] = {"duration": dur(policy.slow_call_duration),
+                            "rate": policy.slow_call_rate}
+    return out
+
+
+def _call(c: Call) -> dict[str, Any]:
+    return {
+        "call": c.target, "timeout": dur(c.timeout), "retries": c.retries,
+        "backoff": _backoff(c.backoff), "optional": c.optional, "async": c.asynchronous,
+        "probability": c.probability, "repeat": c.repeat,
+        "circuit_breaker": _breaker(c.circuit_breaker),
+    }
+
+
+def _endpoint(e: Endpoint) -> dict[str, Any]:
+    return {
+        "signature": {"input": e.signature.input, "output": e.signature.output,
+                      "errors": list(e.signature.errors)},
+        "service_time": e.service_time.to_spec(),
+        "calls": [
+            {"parallel": [_call(c) for c in step.calls]} if isinstance(step, ParallelCalls)
+            else _call(step)
+            for step in e.steps
+        ],
+    }
+
+
+def _restart(r: RestartPolicy) -> Any:
+    return "never" if r.delay is None else {"delay": dur(r.delay)}
+
+
+def _readiness(r: Readiness) -> dict[str, Any]:
+    return {"period": dur(r.period), "failures": r.failures}
+
+
+def _service(s: Service, zones: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "replicas": s.replicas,
+        "placement": {z: s.zones.count(z) for z in zones if z in s.zones},
+        "workers": s.workers,
+    }
+    if s.concurrency is not None:
+        out["concurrency"] = s.concurrency
+    if s.queue is not None:
+        out["queue"] = s.queue
+    lb = s.load_balancer
+    out.update({
+        "depends_on": list(s.depends_on),
+        "load_balancer": {"least_request": {"choices": lb.choices}}
+        if lb.kind == "least_request" else lb.kind,
+        "restart": _restart(s.restart),
+        "readiness": _readiness(s.readiness),
+        "endpoints": {name: _endpoint(e) for name, e in s.endpoints.items()},
+    })
+    return out
+
+
+def _property(p: P.Property) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": p.name}
+    if isinstance(p, P.Survives | P.Capacity):
+        body.update(failures=p.failures, of=list(p.of))
+        if isinstance(p, P.Capacity):
+            body["utilization"] = p.utilization
+    elif isinstance(p, P.RetryAmplification):
+        body["max"] = p.max
+    elif isinstance(p, P.Availability):
+        body.update(entry=p.entry, at_least=p.at_least, window=dur(p.window))
+    elif isinstance(p, P.Latency):
+        key = next(k for k, q in P.LATENCY_QUANTILES.items() if q == p.quantile)
+        body.update({"entry": p.entry, key: dur(p.threshold), "window": dur(p.window)})
+    elif isinstance(p, P.BreakerReaction):
+        body["within"] = dur(p.within)
+        if p.edge is not None:
+            body["edge"] = p.edge
+    return {p.kind: body}
+
+
+def _fault(f: F.Fault) -> dict[str, Any]:
+    out: dict[str, Any] = {"at": dur(f.at)}
+    if f.duration is not None:
+        out["for"] = dur(f.duration)
+    if isinstance(f, F.Crash):
+        out["crash"] = str(f.target)
+        if f.mttf is not None:
+            out.update(mttf=dur(f.mttf), mttr=dur(f.mttr or 0.0))
+    elif isinstance(f, F.LatencyFault):
+        out["latency"] = {"target": str(f.target), "add": f.add.to_spec()}
+    elif isinstance(f, F.ErrorFault):
+        out["errors"] = {"target": str(f.target), "rate": f.rate}
+    elif isinstance(f, F.Partition):
+        out["partition"] = {"between": [str(t) for t in f.between], "oneway": f.oneway}
+    elif isinstance(f, F.LossFault):
+        out["loss"] = {"rate": f.rate}
+        if f.between is not None:
+            out["loss"]["between"] = [str(t) for t in f.between]
+    elif isinstance(f, F.Slowdown):
+        out["slowdown"] = {"target": str(f.target), "factor": f.factor}
+    elif isinstance(f, F.RegistryOutage):
+        out["registry_outage"] = {}
+    elif isinstance(f, F.RollingRestart):
+        out["rolling_restart"] = {"target": str(f.target), "interval": dur(f.interval)}
+    return out
+
+
+def to_document(system: System) -> dict[str, Any]:
+    """The System as plain spec data (what the YAML holds)."""
+    s = system
+    return {
+        "system": s.name,
+        "zones": list(s.zones),
+        "network": {
+            "latency": {"same_zone": s.communication.same_zone_latency.to_spec(),
+                        "cross_zone": s.communication.cross_zone_latency.to_spec()},
+            "loss": s.communication.loss,
+        },
+        "discovery": {"mode": s.discovery.mode, "heartbeat": dur(s.discovery.heartbeat),
+                      "ttl": dur(s.discovery.ttl), "refresh": dur(s.discovery.refresh)},
+        "orchestration": {"restart": _restart(s.orchestration.restart),
+                          "readiness": _readiness(s.orchestration.readiness)},
+        "services": {name: _service(svc, s.zones) for name, svc in s.services.items()},
+        "workload": [
+            {"entry": w.entry, "rate": w.rate, "arrivals": w.arrivals, "source": w.source,
+             **({"timeout": dur(w.timeout)} if w.timeout is not None else {})}
+            for w in s.workload
+        ],
+        "properties": [_property(p) for p in s.properties],
+        "scenarios": {
+            name: {
+                **({"duration": dur(sc.duration)} if sc.duration is not None else {}),
+                "warmup": dur(sc.warmup),
+                "faults": [_fault(f) for f in sc.faults],
+            }
+            for name, sc in s.scenarios.items()
+        },
+    }
+
+
+def dump(system: System) -> str:
+    """The System as YAML text that loads back to an equal System."""
+    return yaml.safe_dump(to_document(system), sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,194 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+PyYAML's ``safe_load`` loses positions, silently keeps the last of duplicate keys and expands
+aliases without bound. We compose the node graph (which shares aliased nodes instead of copying
+them), then walk it ourselves: plain Python data comes out, with a table from key path to
+(line, column), duplicate keys reported, only standard tags accepted, and the expansion budget
+enforced so a "billion laughs" file is refused after a bounded amount of work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from model.spec.errors import SpecError, SpecErrors, format_path
+
+Path = tuple[Any, ...]
+
+# Largest number of nodes one document may expand to (aliases counted at every use).
+MAX_EXPANDED_NODES = 200_000
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+@dataclass
+class Source:
+    """A parsed YAML document: its data and where each path sits in the file."""
+
+    file: str
+    data: Any
+    value_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    # Problems that did not stop the reading (duplicate keys, disallowed tags): reported
+    # together with whatever validation finds next, so a user sees every error at once.
+    errors: list[SpecError] = field(default_factory=list)
+
+    def locate(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """(line, column) of the path's key or value, else of its nearest located ancestor."""
+        marks = self.key_marks if key else self.value_marks
+        probe = tuple(path)
+        while probe:
+            if probe in marks:
+                return marks[probe]
+            if probe in self.value_marks:
+                return self.value_marks[probe]
+            probe = probe[:-1]
+        return self.value_marks.get((), (1, 1))
+
+    def error(self, path: Path, message: str, *, key: bool = False) -> SpecError:
+        line, column = self.locate(path, key=key)
+        return SpecError(self.file, line, column, format_path(path), message)
+
+
+class _Budget:
+    def __init__(self, limit: int):
+        self.left = limit
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Walker:
+    def __init__(self, source: Source):
+        self.source = source
+        self.errors: list[SpecError] = []
+        self.budget = _Budget(MAX_EXPANDED_NODES)
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def fail(self, node: yaml.Node, path: Path, message: str) -> None:
+        line, column = _mark(node)
+        self.errors.append(SpecError(self.source.file, line, column, format_path(path), message))
+
+    def walk(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
+        self.budget.left -= 1
+        if self.budget.left < 0:
+            raise _TooLarge(node)
+        if depth > 200:
+            raise _TooLarge(node)
+        self.source.value_marks.setdefault(path, _mark(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _SCALAR_TAGS:
+                self.fail(node, path, f"tag {node.tag!r} is not allowed (safe YAML only)")
+                return None
+            return self.constructor.construct_object(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self.fail(node, path, f"tag {node.tag!r} is not allowed (safe YAML only)")
+                return None
+            return [self.walk(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != "tag:yaml.org,2002:map":
+                self.fail(node, path, f"tag {node.tag!r} is not allowed (safe YAML only)")
+                return None
+            return self.walk_mapping(node, path, depth)
+        raise AssertionError(f"unknown YAML node {node!r}")
+
+    def walk_mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        for key_node, value_node in self._merged_pairs(node, path):
+            key = self.walk(key_node, (*path, "<key>"), depth + 1)
+            if isinstance(key, list | dict) or (key is None and key_node.tag != _NULL):
+                self.fail(key_node, path, "a mapping key must be a plain value")
+                continue
+            if key in result:
+                # Keep the first value and report the second: YAML would keep the last.
+                first = self.source.key_marks.get((*path, key), (0, 0))
+                self.fail(key_node, (*path, key),
+                          f"duplicate key {key!r} (first defined at line {first[0]}); "
+                          "YAML would silently keep only the last")
+                continue
+            self.source.key_marks[(*path, key)] = _mark(key_node)
+            result[key] = self.walk(value_node, (*path, key), depth + 1)
+        self.source.value_marks.pop((*path, "<key>"), None)
+        return result
+
+    def _merged_pairs(
+        self, node: yaml.MappingNode, path: Path
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        """Key/value node pairs with YAML merge keys (``<<: *base``) applied, own keys winning."""
+        own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for src in sources:
+                if not isinstance(src, yaml.MappingNode):
+                    self.fail(src, path, "a merge key (<<) takes a mapping or a list of mappings")
+                    continue
+                self.budget.left -= len(src.value)
+                merged.extend(self._merged_pairs(src, path))
+        own_keys = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
+        inherited = {}
+        for k, v in merged:
+            if isinstance(k, yaml.ScalarNode) and k.value not in own_keys:
+                inherited.setdefault(k.value, (k, v))
+        return list(inherited.values()) + own
+
+
+_NULL = "tag:yaml.org,2002:null"
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node):
+        self.node = node
+
+
+def read_yaml(text: str, file: str) -> Source:
+    """Parse one YAML document; raises SpecErrors when it cannot be read at all.
+
+    Recoverable problems (a duplicate key keeps its first value; a disallowed tag reads as
+    null) are left in ``source.errors`` for the caller to report with its own findings.
+    """
+    source = Source(file, None)
+    if not text.strip():
+        raise SpecErrors([SpecError(file, 1, 1, "", "the file is empty; a spec needs at least "
+                                    "'system' and 'services'")])
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = exc.problem or exc.context or "invalid YAML"
+        context = f" ({exc.context})" if exc.context and exc.problem else ""
+        raise SpecErrors([SpecError(file, line, column, "", f"invalid YAML: {problem}{context}")])
+    except yaml.YAMLError as exc:
+        raise SpecErrors([SpecError(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
+    documents = [d for d in documents if d is not None]
+    if not documents:
+        raise SpecErrors([SpecError(file, 1, 1, "", "the file holds no YAML document")])
+    if len(documents) > 1:
+        line, column = _mark(documents[1])
+        raise SpecErrors([SpecError(file, line, column, "",
+                                    "the file holds several YAML documents; a spec is one")])
+    walker = _Walker(source)
+    try:
+        source.data = walker.walk(documents[0], ())
+    except _TooLarge as exc:
+        line, column = _mark(exc.node)
+        raise SpecErrors([SpecError(
+            file, line, column, "",
+            f"the document expands to more than {MAX_EXPANDED_NODES:,} nodes (aliases counted "
+            "at every use); refusing it")]) from None
+    source.errors.extend(walker.errors)
+    return source

@@ -1,0 +1,304 @@
+"""The typed model M = (S, C, D, O) that every other part of faultmesh reads.
+
+A ``System`` is built once by the loader (``model.spec``) with every default resolved, so the
+verifier and the simulator never re-derive a default: a call carries its own timeout, retries,
+backoff and breaker; an instance carries its zone. All classes are frozen; mappings are
+``FrozenMap``. Times are seconds, rates per second, ratios fractions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from model.distributions import Constant, Distribution
+from model.faults import Fault, Scenario
+from model.properties import Property
+
+
+class FrozenMap(dict):  # type: ignore[type-arg]
+    """A dict that refuses mutation and pickles; keeps insertion order like the spec."""
+
+    def _readonly(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("this mapping is part of a frozen System")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMap, (dict(self),))
+
+
+# ---------------------------------------------------------------------------------------------
+# Resilience policies (pure data; the breaker state machine lives in simulations.breakers)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateBreakerPolicy:
+    """Resilience4j-style, count-based sliding window."""
+
+    failure_rate: float = 0.5
+    window: int = 100
+    min_calls: int = 100
+    open_for: float = 60.0
+    half_open_calls: int = 10
+    slow_call_duration: float | None = None
+    slow_call_rate: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsecutiveBreakerPolicy:
+    """pybreaker-style: open after N consecutive failures, one trial call when half-open."""
+
+    consecutive_failures: int = 5
+    open_for: float = 60.0
+
+
+BreakerPolicy = RateBreakerPolicy | ConsecutiveBreakerPolicy
+
+BackoffStrategy = Literal["none", "constant", "exponential"]
+Jitter = Literal["none", "full", "equal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before retry n (1-based): constant ``base`` or ``min(cap, base * 2**(n-1))``."""
+
+    strategy: BackoffStrategy = "exponential"
+    base: float = 0.025
+    cap: float = 0.25
+    jitter: Jitter = "full"
+
+    def max_delay(self, retry: int) -> float:
+        """Worst-case delay before the given retry (jitter only ever shortens it)."""
+        if self.strategy == "none":
+            return 0.0
+        if self.strategy == "constant":
+            return min(self.base, self.cap)
+        return min(self.cap, self.base * 2 ** (retry - 1))
+
+
+LoadBalancerKind = Literal["round_robin", "random", "least_request", "consistent_hash"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalancer:
+    kind: LoadBalancerKind = "round_robin"
+    choices: int = 2  # least_request: power-of-d choices
+
+
+# ---------------------------------------------------------------------------------------------
+# S: services, endpoints, calls, instances
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """``handle(input): Result[output, errors]``; errors are the declared error names."""
+
+    input: str = "Any"
+    output: str = "Any"
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call from an endpoint to ``service.endpoint``, with its resolved policies."""
+
+    service: str
+    endpoint: str
+    timeout: float
+    retries: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+    optional: bool = False
+    asynchronous: bool = False
+    probability: float = 1.0
+    repeat: int = 1
+    circuit_breaker: BreakerPolicy | None = None
+
+    @property
+    def target(self) -> str:
+        return f"{self.service}.{self.endpoint}"
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelCalls:
+    """Calls fanned out together; the step finishes when all of them have."""
+
+    calls: tuple[Call, ...]
+
+
+Step = Call | ParallelCalls
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    service_time: Distribution = field(default_factory=lambda: Constant(0.0))
+    signature: Signature = field(default_factory=Signature)
+    steps: tuple[Step, ...] = ()
+
+    def calls(self) -> Iterator[Call]:
+        """Every call of the endpoint, parallel groups flattened, in order."""
+        for step in self.steps:
+            if isinstance(step, ParallelCalls):
+                yield from step.calls
+            else:
+                yield step
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    service: str
+    index: int
+    zone: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    delay: float | None = 5.0  # None: a crashed instance never restarts
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    period: float = 10.0
+    failures: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    endpoints: FrozenMap  # str -> Endpoint
+    zones: tuple[str, ...]  # zone of each replica, index = instance index
+    workers: int = 1
+    concurrency: int | None = None  # None: unlimited
+    queue: int | None = None  # None: unlimited
+    depends_on: tuple[str, ...] = ()
+    load_balancer: LoadBalancer = field(default_factory=LoadBalancer)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    readiness: Readiness = field(default_factory=Readiness)
+
+    @property
+    def replicas(self) -> int:
+        return len(self.zones)
+
+    @property
+    def instances(self) -> tuple[Instance, ...]:
+        return tuple(Instance(self.name, i, z) for i, z in enumerate(self.zones))
+
+
+# ---------------------------------------------------------------------------------------------
+# C, D, O and the workload
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Communication:
+    """The network between instances."""
+
+    same_zone_latency: Distribution = field(default_factory=lambda: Constant(0.0))
+    cross_zone_latency: Distribution = field(default_factory=lambda: Constant(0.0))
+    loss: float = 0.0
+
+
+DiscoveryMode = Literal["client", "server"]
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    mode: DiscoveryMode = "server"
+    heartbeat: float = 10.0
+    ttl: float = 30.0
+    refresh: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Orchestration:
+    """System-wide orchestration defaults (services carry their resolved copies)."""
+
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    readiness: Readiness = field(default_factory=Readiness)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Requests arriving from outside at ``service.endpoint``."""
+
+    service: str
+    endpoint: str
+    rate: float
+    arrivals: Literal["poisson", "constant"] = "poisson"
+    timeout: float | None = None
+    source: str = "client"
+
+    @property
+    def entry(self) -> str:
+        return f"{self.service}.{self.endpoint}"
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """M = (S, C, D, O), plus the zones, the workload, the properties and the scenarios."""
+
+    services: FrozenMap  # str -> Service
+    communication: Communication = field(default_factory=Communication)
+    discovery: Discovery = field(default_factory=Discovery)
+    orchestration: Orchestration = field(default_factory=Orchestration)
+    name: str = "system"
+    zones: tuple[str, ...] = ("default",)
+    workload: tuple[Workload, ...] = ()
+    properties: tuple[Property, ...] = ()
+    scenarios: FrozenMap = field(default_factory=FrozenMap)  # str -> Scenario
+
+    def endpoint(self, target: str) -> Endpoint:
+        """The endpoint named ``service.endpoint``."""
+        service, _, endpoint = target.partition(".")
+        return self.services[service].endpoints[endpoint]
+
+    @property
+    def instances(self) -> tuple[Instance, ...]:
+        return tuple(i for s in self.services.values() for i in s.instances)
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """Workload entry points, each once, in spec order."""
+        return tuple(dict.fromkeys(w.entry for w in self.workload))
+
+
+__all__ = [
+    "Backoff",
+    "BreakerPolicy",
+    "Call",
+    "Communication",
+    "ConsecutiveBreakerPolicy",
+    "Discovery",
+    "Endpoint",
+    "Fault",
+    "FrozenMap",
+    "Instance",
+    "LoadBalancer",
+    "Orchestration",
+    "ParallelCalls",
+    "RateBreakerPolicy",
+    "Readiness",
+    "RestartPolicy",
+    "Scenario",
+    "Service",
+    "Signature",
+    "Step",
+    "System",
+    "Workload",
+]

@@ -1,0 +1,366 @@
+"""Circuit breakers: the pure state machines a caller consults before each call.
+
+This module holds the two documented kinds of circuit breaker and nothing else: no I/O, no
+SimPy, no imports from the rest of faultmesh, so the same code is simulated, unit tested and
+model checked.
+
+* :class:`RateBreakerPolicy` -- rate based, with Resilience4j semantics (COUNT_BASED sliding
+  window, ``CircuitBreakerStateMachine`` and ``CircuitBreakerMetrics``).
+* :class:`ConsecutiveBreakerPolicy` -- consecutive failures, with pybreaker semantics.
+
+``CircuitBreaker(policy)`` builds the breaker for either policy. The caller asks
+``allow(now)`` before a call and, for every call that was allowed, reports its outcome once with
+``record(now, ok, duration)``. ``state`` is ``"closed"``, ``"open"`` or ``"half_open"``; every
+change of state is appended to ``transitions`` as ``(now, new_state)`` and passed to the optional
+``on_transition(now, new_state)`` callback. Times are seconds on the caller's clock.
+
+Semantics common to both kinds, as in both references:
+
+* OPEN rejects calls. Open -> half-open happens lazily, at the first ``allow`` once the open
+  period is over; nothing happens while nobody asks. That ``allow`` is itself the first probe.
+* An outcome recorded while OPEN is ignored (a call allowed while closed that finished late).
+* An outcome recorded while HALF_OPEN is taken as a probe outcome; the breaker cannot tell a
+  probe from a late call allowed before it opened, and neither can the references.
+
+Rate kind (Resilience4j, COUNT_BASED):
+
+* CLOSED records outcomes in a ring of the last ``window`` calls. Rates are evaluated only
+  once ``min(min_calls, window)`` calls are in the ring; the breaker opens when the failure rate
+  is ``>= failure_rate`` or, if ``slow_call_duration`` is set, the slow-call rate (calls, ok or
+  not, lasting strictly longer than ``slow_call_duration``) is ``>= slow_call_rate``.
+* OPEN lasts while ``now <= opened_at + open_for``: the wait is over only strictly after it
+  (Resilience4j's ``clock.instant().isAfter(retryAfterWaitDuration)``).
+* HALF_OPEN permits ``half_open_calls`` calls in all; further ``allow`` calls return False until
+  the state changes (permits are not returned when outcomes arrive). The probe outcomes form a
+  window of ``half_open_calls`` calls evaluated, like CLOSED's, once
+  ``min(min_calls, half_open_calls)`` outcomes are in: over a threshold -> OPEN for another
+  ``open_for``, else CLOSED with a fresh, empty window.
+
+Consecutive kind (pybreaker):
+
+* CLOSED counts consecutive failures; a success resets the count; the failure that brings the
+  count to ``consecutive_failures`` opens the breaker.
+* OPEN lasts while ``now < opened_at + open_for``: at exactly ``open_for`` the next call is
+  allowed (pybreaker rejects only while ``now < opened_at + reset_timeout``).
+* HALF_OPEN lets that single trial call through and rejects others until its outcome arrives:
+  success closes the breaker (count reset to 0), failure opens it again from ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal, TypeAlias
+
+__all__ = [
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "BreakerPolicy",
+    "BreakerState",
+    "CircuitBreaker",
+    "ConsecutiveBreakerPolicy",
+    "ConsecutiveCircuitBreaker",
+    "RateBreakerPolicy",
+    "RateCircuitBreaker",
+    "TransitionCallback",
+]
+
+BreakerState: TypeAlias = Literal["closed", "open", "half_open"]
+CLOSED: Final = "closed"
+OPEN: Final = "open"
+HALF_OPEN: Final = "half_open"
+
+TransitionCallback: TypeAlias = Callable[[float, BreakerState], None]
+
+_INFINITY: Final = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class RateBreakerPolicy:
+    """A rate-based breaker (Resilience4j, COUNT_BASED sliding window).
+
+    Rates are fractions in ``(0, 1]``; times are seconds.
+    """
+
+    failure_rate: float
+    """Open when the failure rate of the window is at least this (Resilience4j: > 0, <= 100%)."""
+    window: int
+    """Size of the count-based sliding window, in calls."""
+    min_calls: int
+    """Calls needed in the window before rates are evaluated (capped at ``window``)."""
+    open_for: float
+    """Seconds to stay open before the first probe is allowed."""
+    half_open_calls: int
+    """Probe calls permitted while half-open."""
+    slow_call_duration: float | None = None
+    """A call lasting strictly longer than this is slow; None disables slow-call tracking."""
+    slow_call_rate: float = 1.0
+    """Open when the slow-call rate of the window is at least this."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.failure_rate <= 1.0, "failure_rate must be in (0, 1]", self.failure_rate)
+        _check(self.window >= 1, "window must be at least 1 call", self.window)
+        _check(self.min_calls >= 1, "min_calls must be at least 1", self.min_calls)
+        _check(self.open_for >= 0.0, "open_for must not be negative", self.open_for)
+        _check(self.half_open_calls >= 1, "half_open_calls must be at least 1",
+               self.half_open_calls)
+        if self.slow_call_duration is not None:
+            _check(self.slow_call_duration >= 0.0, "slow_call_duration must not be negative",
+                   self.slow_call_duration)
+        _check(0.0 < self.slow_call_rate <= 1.0, "slow_call_rate must be in (0, 1]",
+               self.slow_call_rate)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsecutiveBreakerPolicy:
+    """A consecutive-failures breaker (pybreaker's ``fail_max`` and ``reset_timeout``)."""
+
+    consecutive_failures: int
+    """The consecutive failure that opens the breaker (pybreaker's ``fail_max``)."""
+    open_for: float
+    """Seconds to stay open before the trial call is allowed (``reset_timeout``)."""
+
+    def __post_init__(self) -> None:
+        _check(self.consecutive_failures >= 1, "consecutive_failures must be at least 1",
+               self.consecutive_failures)
+        _check(self.open_for >= 0.0, "open_for must not be negative", self.open_for)
+
+
+BreakerPolicy: TypeAlias = RateBreakerPolicy | ConsecutiveBreakerPolicy
+
+
+def _check(condition: bool, message: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"{message}, got {value!r}")
+
+
+class CircuitBreaker:
+    """A circuit breaker; ``CircuitBreaker(policy)`` returns the kind the policy names.
+
+    Every call that ``allow`` permitted must be reported exactly once with ``record``.
+    """
+
+    __slots__ = ("_open_until", "_state", "on_transition", "policy", "transitions")
+
+    policy: BreakerPolicy
+    transitions: list[tuple[float, BreakerState]]
+    """Every change of state as ``(time, new state)``, oldest first."""
+    on_transition: TransitionCallback | None
+    """Called as ``on_transition(time, new state)`` after every change of state."""
+
+    def __new__(
+        cls, policy: BreakerPolicy, on_transition: TransitionCallback | None = None
+    ) -> CircuitBreaker:
+        kind: type[CircuitBreaker] = cls
+        if kind is CircuitBreaker:
+            if isinstance(policy, RateBreakerPolicy):
+                kind = RateCircuitBreaker
+            elif isinstance(policy, ConsecutiveBreakerPolicy):
+                kind = ConsecutiveCircuitBreaker
+            else:
+                raise TypeError(f"not a circuit breaker policy: {policy!r}")
+        return object.__new__(kind)
+
+    def __init__(
+        self, policy: BreakerPolicy, on_transition: TransitionCallback | None = None
+    ) -> None:
+        self.policy = policy
+        self.on_transition = on_transition
+        self.transitions = []
+        self._state: BreakerState = CLOSED
+        self._open_until = _INFINITY
+
+    @property
+    def state(self) -> BreakerState:
+        """``"closed"``, ``"open"`` or ``"half_open"`` (open stays open until an ``allow``)."""
+        return self._state
+
+    def allow(self, now: float) -> bool:
+        """Whether a call starting at ``now`` may go ahead (a permit, when half-open)."""
+        raise NotImplementedError
+
+    def record(self, now: float, ok: bool, duration: float | None = None) -> None:
+        """Report the outcome, at ``now``, of a call ``allow`` permitted; it took ``duration``."""
+        raise NotImplementedError
+
+    def _enter(self, now: float, state: BreakerState) -> None:
+        self._state = state
+        self.transitions.append((now, state))
+        if self.on_transition is not None:
+            self.on_transition(now, state)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.policy!r}, state={self._state!r})"
+
+
+class RateCircuitBreaker(CircuitBreaker):
+    """Failure-rate and slow-call-rate breaker with Resilience4j semantics (see module doc)."""
+
+    __slots__ = (
+        "_count",
+        "_failed",
+        "_failure_rate",
+        "_half_open_min",
+        "_min_calls",
+        "_permits",
+        "_pos",
+        "_ring",
+        "_slow",
+        "_slow_after",
+        "_slow_call_rate",
+        "_window",
+    )
+
+    policy: RateBreakerPolicy
+
+    def __init__(
+        self, policy: RateBreakerPolicy, on_transition: TransitionCallback | None = None
+    ) -> None:
+        if not isinstance(policy, RateBreakerPolicy):
+            raise TypeError(f"not a RateBreakerPolicy: {policy!r}")
+        super().__init__(policy, on_transition)
+        self._failure_rate = policy.failure_rate
+        self._slow_call_rate = policy.slow_call_rate
+        slow = policy.slow_call_duration
+        self._slow_after = _INFINITY if slow is None else slow
+        self._window = policy.window
+        self._min_calls = min(policy.min_calls, policy.window)
+        self._half_open_min = min(policy.min_calls, policy.half_open_calls)
+        # One slot per call in the window, holding its outcome as bits: failed 1, slow 2.
+        self._ring = bytearray(policy.window)
+        self._reset_counts()
+        self._permits = 0
+
+    def _reset_counts(self) -> None:
+        # Slots are only read once the ring is full, so they need no clearing.
+        self._pos = 0
+        self._count = 0
+        self._failed = 0
+        self._slow = 0
+
+    def allow(self, now: float) -> bool:
+        state = self._state
+        if state == CLOSED:
+            return True
+        if state == OPEN:
+            if now <= self._open_until:
+                return False
+            self._reset_counts()
+            self._permits = self.policy.half_open_calls
+            self._enter(now, HALF_OPEN)
+        if self._permits > 0:
+            self._permits -= 1
+            return True
+        return False
+
+    def record(self, now: float, ok: bool, duration: float | None = None) -> None:
+        state = self._state
+        if state == OPEN:
+            return
+        flags = 0 if ok else 1
+        if duration is not None and duration > self._slow_after:
+            flags |= 2
+        if state == CLOSED:
+            ring = self._ring
+            pos = self._pos
+            window = self._window
+            old = ring[pos]
+            ring[pos] = flags
+            self._pos = pos + 1 if pos + 1 < window else 0
+            count = self._count
+            if count == window:
+                if flags == old:
+                    return
+                failed = self._failed + (flags & 1) - (old & 1)
+                slow = self._slow + (flags >> 1) - (old >> 1)
+                self._failed = failed
+                self._slow = slow
+                if not flags & ~old:
+                    # No new failure or slow call: the rates did not rise, and they were
+                    # below the thresholds at the last record, or the breaker would be open.
+                    return
+            else:
+                # Filling: the slot held a stale outcome from before the last reset.
+                count += 1
+                self._count = count
+                failed = self._failed + (flags & 1)
+                slow = self._slow + (flags >> 1)
+                self._failed = failed
+                self._slow = slow
+                if count < self._min_calls:
+                    return
+            if failed / count >= self._failure_rate or slow / count >= self._slow_call_rate:
+                self._open(now)
+            return
+        # HALF_OPEN: the window is the probes' own; it cannot overflow before it is evaluated.
+        count = self._count + 1
+        failed = self._failed + (flags & 1)
+        slow = self._slow + (flags >> 1)
+        self._count = count
+        self._failed = failed
+        self._slow = slow
+        if count < self._half_open_min:
+            return
+        if failed / count >= self._failure_rate or slow / count >= self._slow_call_rate:
+            self._open(now)
+        else:
+            self._reset_counts()
+            self._enter(now, CLOSED)
+
+    def _open(self, now: float) -> None:
+        self._open_until = now + self.policy.open_for
+        self._enter(now, OPEN)
+
+
+class ConsecutiveCircuitBreaker(CircuitBreaker):
+    """Consecutive-failures breaker with pybreaker semantics (see module doc)."""
+
+    __slots__ = ("_failures", "_limit")
+
+    policy: ConsecutiveBreakerPolicy
+
+    def __init__(
+        self, policy: ConsecutiveBreakerPolicy, on_transition: TransitionCallback | None = None
+    ) -> None:
+        if not isinstance(policy, ConsecutiveBreakerPolicy):
+            raise TypeError(f"not a ConsecutiveBreakerPolicy: {policy!r}")
+        super().__init__(policy, on_transition)
+        self._limit = policy.consecutive_failures
+        self._failures = 0
+
+    @property
+    def failures(self) -> int:
+        """Consecutive failures counted while closed."""
+        return self._failures
+
+    def allow(self, now: float) -> bool:
+        state = self._state
+        if state == CLOSED:
+            return True
+        if state == OPEN and now >= self._open_until:
+            self._enter(now, HALF_OPEN)
+            return True
+        # Open and waiting, or half-open with the single trial call already out.
+        return False
+
+    def record(self, now: float, ok: bool, duration: float | None = None) -> None:
+        state = self._state
+        if state == CLOSED:
+            if ok:
+                self._failures = 0
+            else:
+                self._failures += 1
+                if self._failures >= self._limit:
+                    self._open(now)
+        elif state == HALF_OPEN:
+            if ok:
+                self._failures = 0
+                self._enter(now, CLOSED)
+            else:
+                self._open(now)
+        # OPEN: a late outcome of a call allowed while closed changes nothing.
+
+    def _open(self, now: float) -> None:
+        self._open_until = now + self.policy.open_for
+        self._enter(now, OPEN)

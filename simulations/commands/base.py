@@ -1,0 +1,64 @@
+"""What every command shares: the typer app, consoles, exit codes, input and output helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+import model
+from model.spec import SpecErrors
+
+EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="faultmesh",
+    help="Prove what holds, show what breaks, and watch it break: microservice topologies "
+    "verified with Z3 and simulated under failures.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class BadInput(Exception):
+    """A usage or input problem the user can fix; printed without a traceback, exit 2."""
+
+
+def bad_input(message: str) -> NoReturn:
+    raise BadInput(message)
+
+
+def load_spec(path: Path) -> model.System:
+    return model.load(path)
+
+
+def print_spec_errors(errors: SpecErrors) -> None:
+    for error in errors.errors:
+        err.print(f"error: {error}", markup=False)
+    count = len(errors.errors)
+    err.print(f"{count} error{'s' if count != 1 else ''}", markup=False)
+
+
+SpecArg = Annotated[Path, typer.Argument(help="topology spec (YAML)", show_default=False)]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so readers see the old content or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
