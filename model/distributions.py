@@ -191,7 +191,8 @@ class Normal:
         return draw
 
     def to_spec(self) -> Any:
-        return {"normal": {"mean": format_duration(self.mean_value), "sd": format_duration(self.sd)}}
+        mean, sd = format_duration(self.mean_value), format_duration(self.sd)
+        return {"normal": {"mean": mean, "sd": sd}}
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,8 @@ def to_dot(system: System, highlight: Collection[str] = ()) -> str:
     """Graphviz dot; ``highlight`` names services (drawn red) to show a counterexample."""
     graph = call_graph(system)
     lines = [f"digraph {_quote(system.name)} {{", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname="Helvetica"];',
+             '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
+             'fontname="Helvetica"];',
              '  edge [fontname="Helvetica", fontsize=10];']
     for node, data in graph.nodes(data=True):
         attrs = [f"label={_quote(_node_label(node, data))}"]

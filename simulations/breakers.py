@@ -272,7 +272,7 @@ class RateCircuitBreaker(CircuitBreaker):
             if count == window:
                 if flags == old:
                     return
-                failed = self._failed + (flags & 1) - (old & 1)
+                failed = self._failed + (flags & 1)
                 slow = self._slow + (flags >> 1) - (old >> 1)
                 self._failed = failed
                 self._slow = slow

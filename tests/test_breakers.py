@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
 from unittest import mock
 
 import pybreaker
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from simulations.breakers import (
@@ -496,10 +496,8 @@ def _pybreaker_call(cb: pybreaker.CircuitBreaker, ok: bool) -> bool:
         if not ok:
             raise _Failure
 
-    try:
+    with suppress(_Failure, pybreaker.CircuitBreakerError):
         cb.call(guarded)
-    except (_Failure, pybreaker.CircuitBreakerError):
-        pass
     return ran
 
 
@@ -524,7 +522,7 @@ quarters = st.integers(min_value=0, max_value=12).map(lambda k: k / 4)
 @given(
     fail_max=st.integers(min_value=1, max_value=5),
     open_for=st.integers(min_value=0, max_value=16).map(lambda k: k / 4),
-    steps=st.lists(st.tuples(quarters, st.booleans()), max_size=80),
+    steps=st.lists(st.tuples(quarters, st.booleans()), min_size=5, max_size=120),
 )
 def test_consecutive_kind_matches_pybreaker(
     fail_max: int, open_for: float, steps: list[tuple[float, bool]]
@@ -543,6 +541,7 @@ def test_consecutive_kind_matches_pybreaker(
             assert call(ours, now, ok) == _pybreaker_call(theirs, ok)
             assert ours.state == _from_pybreaker(theirs.current_state)
     assert ours.transitions == recorder.transitions
+    _note_coverage(ours.transitions)
 
 
 # --- the rate kind against a naive Resilience4j model --------------------------------------
@@ -620,26 +619,47 @@ class Start:
 
 @dataclasses.dataclass(frozen=True)
 class Finish:
+    """The in-flight call at index ``pick`` (modulo their number) reports its outcome."""
+
     pick: int
     ok: bool
     duration: float | None
 
 
-Op = Advance | Start | Finish
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """A call that asks the breaker and, if allowed, finishes at once."""
 
-ops = st.lists(
-    st.one_of(
-        st.builds(Advance, quarters),
-        st.just(Start()),
-        st.builds(
-            Finish,
-            st.integers(min_value=0, max_value=1000),
-            st.booleans(),
-            st.sampled_from([None, 0.25, 1.0, 1.5, 4.0]),
-        ),
-    ),
-    max_size=150,
-)
+    ok: bool
+    duration: float | None
+
+
+Op = Advance | Start | Finish | Call
+
+durations = st.sampled_from([None, 0.25, 1.0, 1.5, 4.0])
+
+
+@st.composite
+def op_lists(draw: st.DrawFn) -> list[Op]:
+    """Operations in phases, each with its own share of failures (outage, recovery, ...)."""
+    ops: list[Op] = []
+    for failures_in_ten in draw(st.lists(st.integers(min_value=0, max_value=10), min_size=1,
+                                         max_size=4)):
+        oks = st.integers(min_value=0, max_value=9).map(lambda k, f=failures_in_ten: k >= f)
+        ops += draw(st.lists(
+            st.one_of(
+                st.builds(Advance, quarters),
+                st.just(Start()),
+                st.builds(Finish, st.integers(min_value=0, max_value=1000), oks, durations),
+                st.builds(Call, oks, durations),
+            ),
+            min_size=5,
+            max_size=60,
+        ))
+    return ops
+
+
+ops = op_lists()
 
 rate_policies = st.builds(
     RateBreakerPolicy,
@@ -670,6 +690,14 @@ def _finish(in_flight: list[int], pick: int) -> bool:
     return True
 
 
+def _note_coverage(transitions: Sequence[tuple[float, str]]) -> None:
+    """Tell hypothesis's statistics which transitions a run reached."""
+    previous = CLOSED
+    for _, state in transitions:
+        event(f"{previous} -> {state}")
+        previous = state
+
+
 @PROPERTY
 @given(policy=rate_policies, steps=ops)
 def test_rate_kind_matches_naive_resilience4j_model(
@@ -687,84 +715,113 @@ def test_rate_kind_matches_naive_resilience4j_model(
             assert allowed == naive.allow(now)
             if allowed:
                 in_flight.append(0)
+        elif isinstance(step, Call):
+            allowed = ours.allow(now)
+            assert allowed == naive.allow(now)
+            if allowed:
+                ours.record(now, step.ok, step.duration)
+                naive.record(now, step.ok, step.duration)
         elif _finish(in_flight, step.pick):
             ours.record(now, step.ok, step.duration)
             naive.record(now, step.ok, step.duration)
         assert ours.state == naive.state
     assert ours.transitions == naive.transitions
+    _note_coverage(ours.transitions)
 
 
 @PROPERTY
-@given(policy=rate_policies, outcomes=st.lists(st.tuples(quarters, st.booleans()), max_size=80))
+@given(
+    policy=rate_policies,
+    outcomes=st.lists(st.tuples(quarters, st.booleans(), durations), min_size=5, max_size=120),
+)
 def test_rate_kind_matches_naive_model_on_sequential_calls(
-    policy: RateBreakerPolicy, outcomes: list[tuple[float, bool]]
+    policy: RateBreakerPolicy, outcomes: list[tuple[float, bool, float | None]]
 ) -> None:
     ours = CircuitBreaker(policy)
     naive = NaiveRateBreaker(policy)
     now = 0.0
-    for advance, ok in outcomes:
+    for advance, ok, duration in outcomes:
         now += advance
         allowed = ours.allow(now)
         assert allowed == naive.allow(now)
         if allowed:
-            ours.record(now, ok, 2.0)
-            naive.record(now, ok, 2.0)
+            ours.record(now, ok, duration)
+            naive.record(now, ok, duration)
         assert ours.state == naive.state
     assert ours.transitions == naive.transitions
+    _note_coverage(ours.transitions)
 
 
 # --- invariants under random concurrent use ------------------------------------------------
 
 
-def _probe_limit(policy: BreakerPolicy) -> int:
-    return policy.half_open_calls if isinstance(policy, RateBreakerPolicy) else 1
+class _CheckedBreaker:
+    """Wraps a breaker and checks, at every call, the rules that must always hold."""
 
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self.policy = policy
+        self.seen: list[tuple[float, str]] = []
+        self.breaker = CircuitBreaker(policy, on_transition=lambda t, s: self.seen.append((t, s)))
+        self.probe_limit = policy.half_open_calls if isinstance(policy, RateBreakerPolicy) else 1
+        self.probes = 0
+        self.opened_at = 0.0
 
-def _wait_over(policy: BreakerPolicy, opened_at: float, now: float) -> bool:
-    if isinstance(policy, RateBreakerPolicy):
-        return now > opened_at + policy.open_for
-    return now >= opened_at + policy.open_for
+    def wait_over(self, now: float) -> bool:
+        deadline = self.opened_at + self.policy.open_for
+        if isinstance(self.policy, RateBreakerPolicy):
+            return now > deadline
+        return now >= deadline
+
+    def allow(self, now: float) -> bool:
+        before = self.breaker.state
+        allowed = self.breaker.allow(now)
+        after = self.breaker.state
+        if before == CLOSED:
+            assert allowed and after == CLOSED
+        if before == OPEN:
+            # No call while open and the wait is not over; after it, the first is let in.
+            assert allowed == self.wait_over(now)
+            assert after == (HALF_OPEN if allowed else OPEN)
+            self.probes = 0
+        if after == HALF_OPEN:
+            self.probes += allowed
+            assert self.probes <= self.probe_limit
+        return allowed
+
+    def record(self, now: float, ok: bool, duration: float | None) -> None:
+        before = self.breaker.state
+        changes = len(self.breaker.transitions)
+        self.breaker.record(now, ok, duration)
+        if before == OPEN:
+            assert self.breaker.state == OPEN  # late outcomes change nothing
+        if len(self.breaker.transitions) > changes and self.breaker.state == OPEN:
+            self.opened_at = now
 
 
 @PROPERTY
 @given(policy=st.one_of(rate_policies, consecutive_policies), steps=ops)
 def test_invariants_hold_under_concurrent_calls(policy: BreakerPolicy, steps: Sequence[Op]) -> None:
-    seen: list[tuple[float, str]] = []
-    breaker = CircuitBreaker(policy, on_transition=lambda t, s: seen.append((t, s)))
-    limit = _probe_limit(policy)
+    checked = _CheckedBreaker(policy)
     in_flight: list[int] = []
-    probes = 0
-    opened_at = 0.0
     now = 0.0
     for step in steps:
-        before = breaker.state
         if isinstance(step, Advance):
             now += step.seconds
         elif isinstance(step, Start):
-            allowed = breaker.allow(now)
-            if before == OPEN:
-                # No call while open and the wait is not over; after it, the first is let in.
-                assert allowed == _wait_over(policy, opened_at, now)
-            if breaker.state == HALF_OPEN:
-                if before == OPEN:
-                    probes = 0
-                probes += allowed
-                assert probes <= limit
-            if before == CLOSED:
-                assert allowed
-            if allowed:
+            if checked.allow(now):
                 in_flight.append(0)
+        elif isinstance(step, Call):
+            if checked.allow(now):
+                checked.record(now, step.ok, step.duration)
         elif _finish(in_flight, step.pick):
-            breaker.record(now, step.ok, step.duration)
-            if breaker.state == OPEN and before != OPEN:
-                opened_at = now
-            if before == OPEN:
-                assert breaker.state == OPEN  # late outcomes change nothing
+            checked.record(now, step.ok, step.duration)
+    transitions = checked.breaker.transitions
     previous = CLOSED
     last_time = 0.0
-    for time, state in breaker.transitions:
+    for time, state in transitions:
         assert state in LEGAL_NEXT[previous]
         assert time >= last_time
         previous, last_time = state, time
-    assert breaker.state == previous
-    assert seen == breaker.transitions
+    assert checked.breaker.state == previous
+    assert checked.seen == transitions
+    _note_coverage(transitions)

@@ -2,7 +2,8 @@
 
 from model.spec.dump import dump, to_document
 from model.spec.errors import SpecError, SpecErrors
-from model.spec.load import load, loads
+from model.spec.load import from_document, load, loads
 from model.spec.schema import json_schema
 
-__all__ = ["SpecError", "SpecErrors", "dump", "json_schema", "load", "loads", "to_document"]
+__all__ = ["SpecError", "SpecErrors", "dump", "from_document", "json_schema", "load", "loads",
+           "to_document"]

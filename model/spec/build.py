@@ -204,7 +204,8 @@ class Builder:
         steps: list[Step] = []
         for i, item in enumerate(items):
             if isinstance(item, S.ParallelSpec):
-                group = [self.call(c, (*path, i, "parallel", j)) for j, c in enumerate(item.parallel)]
+                group = [self.call(c, (*path, i, "parallel", j))
+                         for j, c in enumerate(item.parallel)]
                 if all(c is not None for c in group):
                     steps.append(ParallelCalls(tuple(group)))  # type: ignore[arg-type]
             else:

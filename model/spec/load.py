@@ -33,17 +33,18 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, bool]:
     path: list[Any] = []
     node = data
     about_key = False
-    for step in loc:
+    for index, step in enumerate(loc):
         if step == "[key]":
             about_key = True
             continue
-        if (isinstance(node, dict) and step in node) or (isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)):
+        in_dict = isinstance(node, dict) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if in_dict or in_list:
             path.append(step)
-            node = node[step]
-        elif isinstance(node, dict) and isinstance(step, str) and not step.startswith("~"):
-            # A key that is not there: a missing key or an unknown one being reported.
+            node = node[step]  # type: ignore[index]
+        elif index == len(loc) - 1 and isinstance(node, dict) and isinstance(step, str):
+            # The last step names a key that is not there: a missing required key.
             path.append(step)
-            node = None
     return tuple(path), about_key
 
 
@@ -141,3 +142,22 @@ def load(path: str | os.PathLike[str]) -> System:
     except OSError as exc:
         raise SpecErrors([SpecError(name, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
     return loads(text, name)
+
+
+def from_document(data: Any, file: str = "<document>") -> System:
+    """Build a System from spec data already in memory (a dict as YAML would give).
+
+    Errors carry the key path but no line numbers, since there is no file text.
+    """
+    source = Source(file, data)
+    if not isinstance(data, dict):
+        raise SpecErrors([source.error((), "a spec is a mapping")])
+    try:
+        spec = S.Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecErrors(validation_errors(exc, source)) from None
+    builder = Builder(spec, source)
+    system = builder.build()
+    if builder.errors:
+        raise SpecErrors(builder.errors)
+    return system

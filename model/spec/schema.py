@@ -61,7 +61,8 @@ DEFINITIONS: dict[str, Any] = {
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              validate_default=True)
 
 
 # --- C ----------------------------------------------------------------------------------------

@@ -131,7 +131,8 @@ class _Walker:
         for key_node, value_node in node.value:
             if key_node.tag != "tag:yaml.org,2002:merge":
                 continue
-            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            sources = (value_node.value if isinstance(value_node, yaml.SequenceNode)
+                       else [value_node])
             for src in sources:
                 if not isinstance(src, yaml.MappingNode):
                     self.fail(src, path, "a merge key (<<) takes a mapping or a list of mappings")
@@ -171,7 +172,8 @@ def read_yaml(text: str, file: str) -> Source:
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = exc.problem or exc.context or "invalid YAML"
         context = f" ({exc.context})" if exc.context and exc.problem else ""
-        raise SpecErrors([SpecError(file, line, column, "", f"invalid YAML: {problem}{context}")])
+        raise SpecErrors([SpecError(file, line, column, "",
+                                    f"invalid YAML: {problem}{context}")]) from None
     except yaml.YAMLError as exc:
         raise SpecErrors([SpecError(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
     documents = [d for d in documents if d is not None]

@@ -64,7 +64,7 @@ def verify(
         start = time.perf_counter()
         if fn is None:
             verdict = Verdict(prop.name, prop.kind, "unknown",
-                              f"no static checker for {prop.kind!r} (a simulation monitor checks it)")
+                              f"no static checker for {prop.kind!r} yet")
         else:
             verdict = fn(system, prop, Deadline(timeout))
         verdicts.append(replace(verdict, seconds=time.perf_counter() - start))

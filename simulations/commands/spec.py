@@ -58,7 +58,8 @@ def validate(
 
 @app.command()
 def schema(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file")] = None,
 ) -> None:
     """Print the JSON Schema of the spec, for editors' YAML language servers."""
     text = json.dumps(model.json_schema(), indent=2) + "\n"
