@@ -272,11 +272,11 @@ class RateCircuitBreaker(CircuitBreaker):
             if count == window:
                 if flags == old:
                     return
-                failed = self._failed + (flags & 1)
+                failed = self._failed + (flags & 1) - (old & 1)
                 slow = self._slow + (flags >> 1) - (old >> 1)
                 self._failed = failed
                 self._slow = slow
-                if not flags & ~old:
+                if not flags & 1:
                     # No new failure or slow call: the rates did not rise, and they were
                     # below the thresholds at the last record, or the breaker would be open.
                     return

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from model.faults import Crash, Scenario, parse_target
 
 Status = Literal["holds", "violated", "unknown"]
 
@@ -56,6 +59,20 @@ class Verdict:
     repair: Repair | None = None
     seconds: float = 0.0
 
+    def to_scenario(self, *, at: float = 60.0, duration: float = 120.0,
+                    total: float | None = None, warmup: float = 10.0) -> Scenario:
+        """The counterexample as a scenario: its failures crash at ``at`` for ``duration``.
+
+        Replaying it in the simulator shows dynamically what the proof predicted: the entries
+        in ``counterexample.down`` lose availability during the window, the others do not.
+        """
+        if self.counterexample is None or not self.counterexample.failures:
+            raise ValueError(f"{self.name} has no failure set to replay ({self.status})")
+        faults = tuple(Crash(at=at, duration=duration, target=parse_target(failure))
+                       for failure in self.counterexample.failures)
+        end = total if total is not None else at + duration + max(60.0, at)
+        return Scenario(f"replay-{self.name}", faults, end, warmup)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -99,3 +116,35 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {"system": self.system, "verdict": self.verdict,
                 "properties": [v.to_json() for v in self.verdicts]}
+
+    def _repr_html_(self) -> str:
+        """A table for Jupyter: one row per property, coloured by status."""
+        colours = {"holds": "#1e8449", "violated": "#c0392b", "unknown": "#b9770e"}
+        rows = []
+        for v in self.verdicts:
+            ce = v.counterexample
+            witness = ""
+            if ce is not None:
+                parts = []
+                if ce.failures:
+                    parts.append("failures: " + ", ".join(ce.failures))
+                if ce.down:
+                    parts.append("down: " + ", ".join(ce.down))
+                if ce.chain:
+                    parts.append("chain: " + " → ".join(ce.chain))
+                witness = "<br>".join(html.escape(p) for p in parts)
+            repair = html.escape(v.repair.description) if v.repair else ""
+            rows.append(
+                f"<tr><td>{html.escape(v.name)}</td>"
+                f"<td style='color:{colours[v.status]};font-weight:bold'>{v.status}</td>"
+                f"<td>{v.seconds:.3f}s</td><td>{html.escape(v.explanation)}</td>"
+                f"<td>{witness}</td><td>{repair}</td></tr>"
+            )
+        colour = colours[self.verdict]
+        return (
+            f"<div><b>{html.escape(self.system)}</b>: "
+            f"<span style='color:{colour};font-weight:bold'>{self.verdict}</span>"
+            "<table><thead><tr><th>property</th><th>status</th><th>time</th>"
+            "<th>explanation</th><th>counterexample</th><th>repair</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
+        )
