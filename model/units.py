@@ -28,9 +28,12 @@ _DURATION_RE = re.compile(rf"^\s*(?P<num>-?(?:{_NUMBER}))\s*(?P<unit>[a-zµ]*)\s
 _RATE_RE = re.compile(rf"^\s*(?P<num>-?(?:{_NUMBER}))\s*(?:/\s*(?P<unit>[a-z]+))?\s*$")
 _RATIO_RE = re.compile(rf"^\s*(?P<num>-?(?:{_NUMBER}))\s*(?P<pct>%?)\s*$")
 
-DURATION_PATTERN = r"^\s*[0-9.eE+]+\s*(us|µs|ms|s|m|min|h)?\s*$"
-RATE_PATTERN = r"^\s*[0-9.eE+]+\s*(/\s*(s|m|min|h))?\s*$"
-RATIO_PATTERN = r"^\s*[0-9.eE+]+\s*%?\s*$"
+# JSON Schema patterns: the same numbers the parsers read (a negative exponent as in '1e-3s' is
+# fine, a leading minus is not), so editors accept exactly what the loader accepts.
+_SCHEMA_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+DURATION_PATTERN = rf"^\s*{_SCHEMA_NUMBER}\s*(us|µs|ms|s|m|min|h)?\s*$"
+RATE_PATTERN = rf"^\s*{_SCHEMA_NUMBER}\s*(/\s*(s|m|min|h))?\s*$"
+RATIO_PATTERN = rf"^\s*{_SCHEMA_NUMBER}\s*%?\s*$"
 
 
 def _number(value: object, what: str) -> float | None:
@@ -38,7 +41,12 @@ def _number(value: object, what: str) -> float | None:
     if isinstance(value, bool):
         raise ValueError(f"expected a {what}, got a boolean")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            # A YAML integer with hundreds of digits: float() raises OverflowError, which
+            # pydantic would not turn into a located error (it only catches ValueError).
+            raise ValueError(f"a {what} of {len(str(abs(value)))} digits is too large") from None
     return None
 
 
@@ -47,7 +55,7 @@ def _finite_non_negative(x: float, what: str, text: object) -> float:
         raise ValueError(f"{what} must be finite, got {text!r}")
     if x < 0:
         raise ValueError(f"{what} must not be negative, got {text!r}")
-    return x
+    return x + 0.0  # -0.0 becomes 0.0, so '-0s' does not dump back as -0.0
 
 
 def parse_duration(value: object) -> float:
@@ -93,7 +101,10 @@ def parse_ratio(value: object) -> float:
         if not match:
             raise ValueError(f"cannot read {value!r} as a ratio; write e.g. '50%' or 0.5")
         # Decimal keeps '99.9%' exactly 0.999 rather than 0.9990000000000001.
-        number = float(Decimal(match["num"]) / (100 if match["pct"] else 1))
+        try:
+            number = float(Decimal(match["num"]) / (100 if match["pct"] else 1))
+        except ArithmeticError:  # decimal.InvalidOperation on exponents like '1e99999999999%'
+            raise ValueError(f"cannot read {value!r} as a ratio: out of range") from None
     if math.isnan(number) or not 0.0 <= number <= 1.0:
         raise ValueError(f"a ratio must lie between 0 and 1 (0% and 100%), got {value!r}")
     return number
@@ -103,6 +114,7 @@ def format_duration(seconds: float) -> str | float:
     """The shortest exact unit spelling of a duration (``0.25`` -> ``'250ms'``)."""
     for unit, factor in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         scaled = seconds / factor
-        if scaled >= 1 and scaled == round(scaled) and round(scaled) * factor == seconds:
+        # Below 1e15 only: beyond that the integer spelling runs to hundreds of digits.
+        if 1 <= scaled < 1e15 and scaled == round(scaled) and round(scaled) * factor == seconds:
             return f"{round(scaled)}{unit}"
     return seconds

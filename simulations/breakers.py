@@ -247,7 +247,7 @@ class RateCircuitBreaker(CircuitBreaker):
             if now <= self._open_until:
                 return False
             self._reset_counts()
-            self._permits = self.policy.half_open_calls
+            self._permits = self.policy.half_open_calls + 1
             self._enter(now, HALF_OPEN)
         if self._permits > 0:
             self._permits -= 1
@@ -276,7 +276,7 @@ class RateCircuitBreaker(CircuitBreaker):
                 slow = self._slow + (flags >> 1) - (old >> 1)
                 self._failed = failed
                 self._slow = slow
-                if not flags & 1:
+                if not flags & ~old:
                     # No new failure or slow call: the rates did not rise, and they were
                     # below the thresholds at the last record, or the breaker would be open.
                     return

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
+import types
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from model.spec import schema as S
 from model.spec.build import Builder
@@ -48,14 +50,82 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, bool]:
     return tuple(path), about_key
 
 
+def _members(tp: Any) -> list[Any]:
+    """The alternatives of a (possibly Annotated) union, each still carrying its Tag."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) in (Union, types.UnionType):
+        return [m for arg in get_args(tp) for m in _members_keep_tag(arg)]
+    return [tp]
+
+
+def _members_keep_tag(tp: Any) -> list[Any]:
+    if get_origin(tp) is Annotated and any(isinstance(m, Tag) for m in get_args(tp)[1:]):
+        return [tp]
+    return _members(tp)
+
+
+def _untag(tp: Any) -> tuple[Any, str | None]:
+    tag = None
+    while get_origin(tp) is Annotated:
+        tag = next((m.tag for m in get_args(tp)[1:] if isinstance(m, Tag)), tag)
+        tp = get_args(tp)[0]
+    return tp, tag
+
+
+def _models_at(loc: tuple[Any, ...]) -> list[type[BaseModel]] | None:
+    """The spec models a pydantic error location points into (None: cannot tell).
+
+    Follows model fields, dict values, list items and the union tags pydantic puts in
+    locations (``~call``), so an unknown key can be matched against the keys allowed *there*.
+    """
+    current: list[Any] = [S.Spec]
+    for step in loc:
+        following: list[Any] = []
+        for tp in current:
+            for member in _members(tp):
+                inner, tag = _untag(member)
+                if isinstance(step, str) and step.startswith("~"):
+                    if tag == step:
+                        following.append(inner)
+                    continue
+                origin = get_origin(inner)
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    for name, info in inner.model_fields.items():
+                        if step in (name, info.alias):
+                            following.append(info.annotation)
+                elif origin is dict and isinstance(step, str):
+                    following.append(get_args(inner)[1])
+                elif origin is list and isinstance(step, int):
+                    following.append(get_args(inner)[0])
+        if not following:
+            return None
+        current = following
+    models = [_untag(m)[0] for tp in current for m in _members(tp)]
+    return [m for m in models if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _keys_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
+    models = _models_at(loc) or []
+    return tuple(dict.fromkeys(info.alias or name for m in models
+                               for name, info in m.model_fields.items()))
+
+
 def _message(error: Any, path: Path, source: Source) -> tuple[str, bool]:
     """A person's message for one pydantic error; and whether it points at a key."""
     kind, given = error["type"], error.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1])
-        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown key {key!r}{hint}", True
+        # Hint from the keys allowed at this place: matching against every key of the
+        # language told a user who put 'timeout' on a service "did you mean 'timeout'?".
+        allowed = _keys_at(tuple(error["loc"])[:-1])
+        if not allowed:
+            close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
+            return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""), True
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        if close:
+            return f"unknown key {key!r}; did you mean {close[0]!r}?", True
+        return f"unknown key {key!r} here; allowed: {', '.join(allowed)}", True
     if kind == "missing":
         return f"missing required key {path[-1]!r}", True
     if kind in ("unknown_property",):
@@ -105,6 +175,74 @@ def _dedupe(errors: list[SpecError]) -> list[SpecError]:
     return out
 
 
+# Checks that depend on a key's value: once the key is pruned, their findings may be invented
+# (without 'zones' every zone is unknown; without 'replicas' cart-2 may not exist), so dropped.
+_DEPENDENT_CHECKS = {
+    "zones": ("unknown zone",),
+    "replicas": ("unknown instance", "placement places"),
+    "placement": ("unknown instance", "placement places", "unknown zone"),
+}
+
+
+def _prune(data: Any, loc: tuple[Any, ...]) -> str | None:
+    """Remove the optional key (or unknown key) that holds a validation error, in place.
+
+    Walks up from the error to the nearest key that a model allows to be absent. Only keys of
+    mappings are removed, never list items, so the paths of everything else stay valid.
+    Returns the key removed, or None when there is none (a required key, a service name).
+    """
+    for i in range(len(loc), 0, -1):
+        step = loc[i - 1]
+        if not isinstance(step, str) or step.startswith("~") or step == "[key]":
+            continue
+        models = _models_at(loc[: i - 1])
+        if models is None:
+            return None
+        if not models:
+            continue  # a name in a dict of services, endpoints...: look further up
+        fields = {info.alias or name: info for m in models for name, info in m.model_fields.items()}
+        if step in fields and fields[step].is_required():
+            return None
+        parent_path, _ = _data_path(data, loc[: i - 1])
+        parent = data
+        for part in parent_path:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        if isinstance(parent, dict) and step in parent:
+            del parent[step]
+            return step
+        return None
+    return None
+
+
+def _reference_errors(source: Source, exc: ValidationError) -> list[SpecError]:
+    """Cross-reference errors of a spec that failed validation, so all come out at once.
+
+    Without this a typo'd callee was only reported after every type error was fixed. The
+    offending optional keys are pruned from a copy until the rest validates (or we give up),
+    then the builder checks references at the original positions.
+    """
+    data = copy.deepcopy(source.data)
+    pruned: set[str] = set()
+    for _ in range(10):
+        removed = [_prune(data, tuple(e["loc"])) for e in exc.errors(include_url=False)]
+        if None in removed:
+            return []
+        pruned.update(k for k in removed if k is not None)
+        try:
+            spec = S.Spec.model_validate(data)
+        except ValidationError as again:
+            exc = again
+            continue
+        builder = Builder(spec, source)
+        builder.build()
+        unsure = tuple(m for key in pruned for m in _DEPENDENT_CHECKS.get(key, ()))
+        return [e for e in builder.errors if not e.message.startswith(unsure)]
+    return []
+
+
 def loads(text: str, file: str = "<spec>") -> System:
     """Load a spec from YAML text; raises SpecErrors listing every located problem."""
     source = read_yaml(text, file)
@@ -114,7 +252,11 @@ def loads(text: str, file: str = "<spec>") -> System:
     try:
         spec = S.Spec.model_validate(source.data)
     except ValidationError as exc:
-        raise SpecErrors([*source.errors, *validation_errors(exc, source)]) from None
+        # A value the YAML reader refused (a python/object tag) reads as null; the type error
+        # pydantic then raises at the same place is noise next to the real message.
+        refused = {e.path for e in source.errors if e.message.startswith("tag ")}
+        found = [e for e in validation_errors(exc, source) if e.path not in refused]
+        raise SpecErrors([*source.errors, *found, *_reference_errors(source, exc)]) from None
     builder = Builder(spec, source)
     system = builder.build()
     if source.errors or builder.errors:
@@ -135,12 +277,19 @@ def load(path: str | os.PathLike[str]) -> System:
         raise SpecErrors([SpecError(name, 0, 0, "", f"is {size:,} bytes; a spec may be at most "
                                     f"{MAX_SPEC_BYTES:,}")])
     try:
-        with open(name, encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise SpecErrors([SpecError(name, 0, 0, "", f"is not UTF-8 text ({exc.reason})")]) from None
+        with open(name, "rb") as handle:
+            raw = handle.read()
     except OSError as exc:
         raise SpecErrors([SpecError(name, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Name the line and column of the first bad byte (was reported without a position).
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start:exc.start].decode("utf-8")) + 1
+        raise SpecErrors([SpecError(name, line, column, "", f"is not UTF-8 text: byte "
+                                    f"0x{raw[exc.start]:02x} ({exc.reason})")]) from None
     return loads(text, name)
 
 

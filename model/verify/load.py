@@ -1,0 +1,141 @@
+"""Offered load: the requests per second that reach each endpoint, from the workload.
+
+Every call counts (synchronous or asynchronous, optional or not, in a parallel group or not),
+weighted by ``probability x repeat x attempts`` (retries + 1: the worst case, every attempt
+made), and the weights multiply along a chain. So the load of endpoint e is
+
+    load(e) = entry rate at e + sum over calls c into e of load(caller) x weight(c).
+
+Arithmetic is exact (``Fraction``): capacity compares ``demand`` with ``utilization x
+capacity`` and a tie decided by float rounding would not be a proof. Components of the call
+graph are solved callers-first; a call cycle is the linear system ``x = b + M x`` of its
+component, solved exactly. Its expected load is finite iff the spectral radius of M is below 1,
+which for the Z-matrix ``I - M`` holds iff ``I - M`` is invertible with a non-negative inverse
+(M-matrix theory); otherwise the endpoints of that cycle, and everything they call, receive an
+unbounded load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from model.system import System
+from model.verify.cones import strongly_connected
+
+
+@dataclass(frozen=True)
+class OfferedLoad:
+    """Requests per second reaching each endpoint (``service.endpoint``)."""
+
+    endpoints: dict[str, Fraction]
+    unbounded: frozenset[str]  # endpoints whose expected load is infinite (call cycles)
+
+    def service(self, system: System, name: str) -> tuple[Fraction, Fraction, bool]:
+        """(requests/s, demand in busy workers, unbounded?) of one service.
+
+        Demand is the sum over its endpoints of load x mean service time.
+        """
+        load = Fraction(0)
+        demand = Fraction(0)
+        unbounded = False
+        for ep_name, endpoint in system.services[name].endpoints.items():
+            target = f"{name}.{ep_name}"
+            rate = self.endpoints.get(target, Fraction(0))
+            load += rate
+            demand += rate * Fraction(endpoint.service_time.mean)
+            unbounded |= target in self.unbounded
+        return load, demand, unbounded
+
+
+def offered_load(system: System) -> OfferedLoad:
+    names: list[str] = []
+    index: dict[str, int] = {}
+    for name, service in system.services.items():
+        for ep_name in service.endpoints:
+            index[f"{name}.{ep_name}"] = len(names)
+            names.append(f"{name}.{ep_name}")
+    weights: list[dict[int, Fraction]] = []
+    for service in system.services.values():
+        for endpoint in service.endpoints.values():
+            out: dict[int, Fraction] = {}
+            for call in endpoint.calls():
+                weight = Fraction(call.probability) * call.repeat * call.attempts
+                if weight > 0:
+                    target = index[call.target]
+                    out[target] = out.get(target, Fraction(0)) + weight
+            weights.append(out)
+
+    inflow = [Fraction(0)] * len(names)
+    for w in system.workload:
+        inflow[index[w.entry]] += Fraction(w.rate)
+    unbounded_in = [False] * len(names)
+    load = [Fraction(0)] * len(names)
+    unbounded = [False] * len(names)
+    succ = [list(out) for out in weights]
+    # Tarjan lists callees first; walk callers first so each inflow is final when used.
+    for component in reversed(strongly_connected(succ)):
+        members = set(component)
+        cyclic = len(component) > 1 or component[0] in weights[component[0]]
+        if not cyclic:
+            v = component[0]
+            load[v], unbounded[v] = inflow[v], unbounded_in[v]
+        elif any(unbounded_in[v] for v in component):
+            for v in component:
+                unbounded[v] = True
+        elif any(inflow[v] for v in component):
+            solved = _solve_cycle(component, weights, inflow)
+            for v in component:
+                if solved is None:
+                    unbounded[v] = True
+                else:
+                    load[v] = solved[v]
+        for v in component:
+            for w, weight in weights[v].items():
+                if w not in members:
+                    inflow[w] += load[v] * weight
+                    unbounded_in[w] |= unbounded[v]
+    return OfferedLoad(
+        endpoints={names[v]: load[v] for v in range(len(names)) if load[v] or unbounded[v]},
+        unbounded=frozenset(names[v] for v in range(len(names)) if unbounded[v]),
+    )
+
+
+def _solve_cycle(component: list[int], weights: list[dict[int, Fraction]],
+                 inflow: list[Fraction]) -> dict[int, Fraction] | None:
+    """Exact solution of ``x = b + M x`` on one component, or None if it diverges."""
+    n = len(component)
+    position = {v: i for i, v in enumerate(component)}
+    # A = I - M, with M[i][j] the weight of the call from component[j] into component[i].
+    a = [[Fraction(int(i == j)) for j in range(n)] for i in range(n)]
+    for j, v in enumerate(component):
+        for w, weight in weights[v].items():
+            if w in position:
+                a[position[w]][j] -= weight
+    inverse = _invert(a)
+    if inverse is None or any(x < 0 for row in inverse for x in row):
+        return None  # spectral radius >= 1: each request spawns at least one more, forever
+    b = [inflow[v] for v in component]
+    return {v: sum((inverse[i][k] * b[k] for k in range(n)), Fraction(0))
+            for i, v in enumerate(component)}
+
+
+def _invert(a: list[list[Fraction]]) -> list[list[Fraction]] | None:
+    """Gauss-Jordan inverse over the rationals; None if singular."""
+    n = len(a)
+    m = [row[:] + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(a)]
+    for col in range(n):
+        pivot = next((r for r in range(col, n) if m[r][col] != 0), None)
+        if pivot is None:
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        p = m[col][col]
+        m[col] = [x / p for x in m[col]]
+        for r in range(n):
+            if r != col and m[r][col] != 0:
+                f = m[r][col]
+                m[r] = [x - f * y for x, y in zip(m[r], m[col], strict=True)]
+    return [row[n:] for row in m]
+
+
+__all__ = ["OfferedLoad", "offered_load"]

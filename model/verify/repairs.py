@@ -1,0 +1,206 @@
+"""Smallest repairs for `survives` and `capacity`, found with z3 Optimize over placements.
+
+A repair adds replicas (in named zones) and, for capacity, workers. Both properties constrain
+each service only through that service's own placement and workers (survives: every service an
+entry needs must take more than K failures to kill; capacity: each loaded service's surviving
+capacity after its worst K failures must exceed its demand), and the objective is a sum over
+services. So the joint optimum is the sum of per-service optima: we solve one small Optimize
+per service, cached by the service's shape (its per-zone counts and what it must reach), which
+keeps a 10,000-service repair to a handful of solver calls.
+
+Objectives, lexicographic:
+  survives  1. fewest added replicas  2. in the zones with the fewest replicas system-wide
+            3. earlier zones first (determinism);
+  capacity  1. fewest added worker slots (replicas x workers: the CPU actually paid for)
+            2. fewest edits (added replicas + added workers per instance), then as above.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import z3
+
+from model.verify.deadline import Deadline
+from model.verify.failures import FailureKinds
+
+
+class RepairTimeout(Exception):
+    """The solver ran out of the deadline before proving a repair optimal."""
+
+
+@dataclass(frozen=True)
+class PlacementChange:
+    """A service's new placement (replicas per zone, every zone listed) and workers."""
+
+    service: str
+    old: dict[str, int]
+    new: dict[str, int]
+    old_workers: int
+    new_workers: int
+
+    @property
+    def added(self) -> dict[str, int]:
+        return {z: self.new[z] - self.old.get(z, 0) for z in self.new
+                if self.new[z] > self.old.get(z, 0)}
+
+    @property
+    def replicas(self) -> int:
+        return sum(self.new.values())
+
+    def changes(self) -> dict[str, object]:
+        """Spec key paths to their new values (replicas and placement must agree)."""
+        out: dict[str, object] = {}
+        if self.new != self.old:
+            out[f"services.{self.service}.replicas"] = self.replicas
+            out[f"services.{self.service}.placement"] = {z: n for z, n in self.new.items() if n}
+        if self.new_workers != self.old_workers:
+            out[f"services.{self.service}.workers"] = self.new_workers
+        return out
+
+    def describe(self, single_zone: bool) -> str:
+        parts = []
+        added = self.added
+        count = sum(added.values())
+        if count:
+            what = "one replica" if count == 1 else f"{count} replicas"
+            if single_zone:
+                parts.append(f"add {what} of {self.service}")
+            elif len(added) == 1:
+                parts.append(f"add {what} of {self.service} in zone {next(iter(added))}")
+            else:
+                where = ", ".join(f"{n} in {z}" for z, n in added.items())
+                parts.append(f"add {what} of {self.service} ({where})")
+        if self.new_workers != self.old_workers:
+            whose = "its" if parts else f"{self.service}'s"
+            parts.append(f"raise {whose} workers from {self.old_workers} to {self.new_workers}")
+        return " and ".join(parts)
+
+
+class PlacementSolver:
+    """Per-service z3 Optimize calls over the replica counts of one System's zones."""
+
+    def __init__(self, zones: tuple[str, ...], zone_load: dict[str, int],
+                 deadline: Deadline) -> None:
+        self.zones = zones
+        self.zone_load = zone_load
+        self.deadline = deadline
+        self._cache: dict[tuple[object, ...], tuple[int, ...] | None] = {}
+
+    # --- shared --------------------------------------------------------------------------
+
+    def _solve(self, key: tuple[object, ...], counts: tuple[int, ...],
+               constrain: object) -> tuple[int, ...] | None:
+        if key in self._cache:
+            return self._cache[key]
+        if self.deadline.expired():
+            raise RepairTimeout
+        opt = z3.Optimize()
+        opt.set("timeout", self.deadline.z3_ms())
+        added = [z3.Int(f"add_{i}") for i in range(len(counts))]
+        new = [n + a for n, a in zip(counts, added, strict=True)]
+        for a in added:
+            opt.add(a >= 0)
+        opt.add(constrain(new))  # type: ignore[operator]
+        opt.minimize(z3.Sum(added))
+        opt.minimize(z3.Sum([a * self.zone_load[z] for a, z in zip(added, self.zones,
+                                                                      strict=True)]))
+        opt.minimize(z3.Sum([a * i for i, a in enumerate(added)]))
+        result = opt.check()
+        if result == z3.unknown:
+            raise RepairTimeout
+        if result == z3.unsat:
+            self._cache[key] = None
+            return None
+        model = opt.model()
+        answer = tuple(n + model.eval(a, model_completion=True).as_long()
+                       for n, a in zip(counts, added, strict=True))
+        self._cache[key] = answer
+        return answer
+
+    def _vector(self, counts: dict[str, int]) -> tuple[int, ...]:
+        return tuple(counts.get(z, 0) for z in self.zones)
+
+    # --- survives ------------------------------------------------------------------------
+
+    def to_survive(self, counts: dict[str, int], kinds: FailureKinds,
+                   failures: int) -> dict[str, int] | None:
+        """Fewest added replicas so that killing the service needs more than ``failures``.
+
+        With zones allowed the service must occupy ``failures + 1`` distinct zones (None if the
+        system has fewer); with instances only it needs ``failures + 1`` replicas.
+        """
+        need = failures + 1
+        vector = self._vector(counts)
+        if kinds.zones:
+            if need > len(self.zones):
+                return None
+
+            def constrain(new: list[z3.ArithRef]) -> z3.BoolRef:
+                return z3.Sum([z3.If(n >= 1, 1, 0) for n in new]) >= need
+        else:
+            def constrain(new: list[z3.ArithRef]) -> z3.BoolRef:
+                return z3.Sum(new) >= need
+        answer = self._solve(("survive", vector, kinds.zones, need), vector, constrain)
+        return None if answer is None else dict(zip(self.zones, answer, strict=True))
+
+    # --- capacity ------------------------------------------------------------------------
+
+    def surviving_at_least(self, counts: tuple[int, ...], kinds: FailureKinds, failures: int,
+                           need: int) -> tuple[int, ...] | None:
+        """Fewest added replicas so that ``need`` instances survive the worst ``failures``."""
+
+        def constrain(new: list[z3.ArithRef]) -> z3.BoolRef:
+            if not kinds.zones:
+                return z3.Sum(new) - failures >= need
+            # The worst `failures` zone failures leave the sum of the smallest Z - K counts.
+            # "sum of the smallest m values >= need" is linear with the dual form
+            #   exists t, u >= 0 with u_z >= t - n_z and m*t - sum(u) >= need,
+            # exact because sum-of-smallest-m(n) = max_t (m*t - sum_z max(0, t - n_z)).
+            m = len(new) - failures
+            t = z3.Int("level")
+            u = [z3.Int(f"short_{i}") for i in range(len(new))]
+            return z3.And(*[ui >= 0 for ui in u],
+                          *[ui >= t - n for ui, n in zip(u, new, strict=True)],
+                          m * t - z3.Sum(u) >= need)
+
+        if kinds.zones and failures >= len(self.zones):
+            return None  # every zone can fail: nothing survives, whatever the placement
+        return self._solve(("surviving", counts, kinds.zones, failures, need), counts, constrain)
+
+    def for_capacity(self, service: str, counts: dict[str, int], workers: int, demand: Fraction,
+                     utilization: Fraction, kinds: FailureKinds,
+                     failures: int) -> PlacementChange | None:
+        """Fewest added worker slots so that ``demand / capacity < utilization`` after any
+        ``failures`` failures. Enumerates workers per instance upward; for each, the fewest
+        replicas is one Optimize call; stops once more workers cannot beat the best so far
+        (slots >= workers x current replicas)."""
+        vector = self._vector(counts)
+        replicas = sum(vector)
+        if kinds.zones and failures >= len(self.zones):
+            return None
+        best: tuple[int, int, tuple[int, ...], int] | None = None  # slots, edits, counts, w
+        w = workers
+        while best is None or w * replicas <= best[0]:
+            need = math.floor(demand / (utilization * w)) + 1
+            # A cheap lower bound on the replicas needed skips hopeless solver calls.
+            floor_replicas = max(replicas, need + failures if not kinds.zones else
+                                 need + failures * math.ceil(need / (len(self.zones) - failures)))
+            if best is None or w * floor_replicas <= best[0]:
+                answer = self.surviving_at_least(vector, kinds, failures, need)
+                if answer is None:
+                    return None
+                candidate = (w * sum(answer), sum(answer) - replicas + (w - workers), answer, w)
+                if best is None or candidate[:2] < best[:2]:
+                    best = candidate
+                if sum(answer) == replicas:
+                    break  # the placement already suffices: more workers only cost more
+            w += 1
+        assert best is not None
+        return PlacementChange(service, dict(zip(self.zones, vector, strict=True)),
+                               dict(zip(self.zones, best[2], strict=True)), workers, best[3])
+
+
+__all__ = ["PlacementChange", "PlacementSolver", "RepairTimeout"]

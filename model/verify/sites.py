@@ -1,0 +1,208 @@
+"""Call sites: every call of a System with its place in the spec, and applying repairs.
+
+A *call site* is one call as written in the spec: the calling endpoint, the step it is in and,
+inside a ``parallel`` group, its member index. Its ``key`` gives the spec key path of one of its
+fields, the form a ``Repair`` uses for its changes::
+
+    services.frontend.endpoints.home.calls[0].timeout
+    services.cart.endpoints.GetCart.calls[2].parallel[1].retries
+
+``apply_changes`` writes such changes into spec data (``model.spec.to_document``), so a repair
+can be applied and the result loaded again with ``model.spec.from_document``.
+
+``path_from_entries`` finds a shortest chain of calls from a workload entry to an endpoint, the
+prefix a counterexample's chain starts with so a person sees how a request gets there.
+
+A call made with probability 0 never happens; ``call_sites`` leaves such calls out unless asked.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from model.system import Call, ParallelCalls, System
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """One call of ``caller`` (``service.endpoint``), located by step and parallel member."""
+
+    caller: str
+    step: int
+    member: int | None
+    call: Call
+
+    @property
+    def callee(self) -> str:
+        return self.call.target
+
+    @property
+    def caller_service(self) -> str:
+        return self.caller.partition(".")[0]
+
+    def key(self, field: str) -> str:
+        """The spec key path of one field of this call, e.g. ``...calls[0].timeout``."""
+        service, _, endpoint = self.caller.partition(".")
+        path = f"services.{service}.endpoints.{endpoint}.calls[{self.step}]"
+        if self.member is not None:
+            path += f".parallel[{self.member}]"
+        return f"{path}.{field}"
+
+    def describe(self) -> str:
+        """``frontend.home -> cart.GetCart`` (with the position when the pair repeats)."""
+        return f"{self.caller} -> {self.callee}"
+
+
+def call_sites(system: System, *, include_never: bool = False) -> Iterator[CallSite]:
+    """Every call of every endpoint, in spec order (probability-0 calls only if asked)."""
+    for service_name, service in system.services.items():
+        for endpoint_name, endpoint in service.endpoints.items():
+            caller = f"{service_name}.{endpoint_name}"
+            for step_index, step in enumerate(endpoint.steps):
+                members = step.calls if isinstance(step, ParallelCalls) else (step,)
+                for member_index, call in enumerate(members):
+                    if call.probability <= 0 and not include_never:
+                        continue
+                    member = member_index if isinstance(step, ParallelCalls) else None
+                    yield CallSite(caller, step_index, member, call)
+
+
+def endpoints(system: System) -> list[str]:
+    """Every ``service.endpoint`` of the System, in spec order."""
+    return [f"{s}.{e}" for s, service in system.services.items() for e in service.endpoints]
+
+
+def entries_or_roots(system: System, sites: Iterable[CallSite]) -> list[str]:
+    """The workload entries; without a workload, every endpoint no call reaches."""
+    if system.workload:
+        return list(system.entries)
+    called = {site.callee for site in sites}
+    return [e for e in endpoints(system) if e not in called]
+
+
+def path_from_entries(
+    successors: Mapping[str, Iterable[str]], entries: Iterable[str], target: str
+) -> list[str] | None:
+    """A shortest chain ``[entry, ..., target]`` over ``successors``; None if none reaches."""
+    parent: dict[str, str] = {}
+    queue: deque[str] = deque()
+    for entry in entries:
+        if entry not in parent:
+            parent[entry] = entry
+            queue.append(entry)
+    while queue:
+        node = queue.popleft()
+        if node == target:
+            path = [node]
+            while parent[path[-1]] != path[-1]:
+                path.append(parent[path[-1]])
+            return path[::-1]
+        for nxt in successors.get(node, ()):
+            if nxt not in parent:
+                parent[nxt] = node
+                queue.append(nxt)
+    return None
+
+
+def shortest_cycle(successors: Mapping[str, Iterable[str]],
+                   order: Iterable[str]) -> list[str] | None:
+    """A shortest directed cycle ``[v0, v1, ..., v0]`` (first in ``order`` among the shortest).
+
+    Breadth-first search from every node: the shortest cycle through ``v`` is a shortest path
+    from ``v`` back to ``v``. Quadratic, which is fine for the graphs a spec describes.
+    """
+    best: list[str] | None = None
+    for start in order:
+        parent: dict[str, str] = {}
+        queue: deque[str] = deque([start])
+        found: str | None = None
+        depth = {start: 0}
+        while queue and found is None:
+            node = queue.popleft()
+            if best is not None and depth[node] + 1 >= len(best) - 1:
+                break
+            for nxt in successors.get(node, ()):
+                if nxt == start:
+                    found = node
+                    break
+                if nxt not in depth:
+                    depth[nxt] = depth[node] + 1
+                    parent[nxt] = node
+                    queue.append(nxt)
+        if found is None:
+            continue
+        path = [found]
+        while path[-1] != start:
+            path.append(parent[path[-1]])
+        cycle = [*path[::-1], start]
+        if best is None or len(cycle) < len(best):
+            best = cycle
+    return best
+
+
+def successors_of(sites: Iterable[CallSite],
+                  keep: Callable[[CallSite], bool] = lambda site: True) -> dict[str, list[str]]:
+    """``caller -> [callee, ...]`` (each callee once, in spec order) over the kept sites."""
+    out: dict[str, list[str]] = {}
+    for site in sites:
+        if keep(site):
+            targets = out.setdefault(site.caller, [])
+            if site.callee not in targets:
+                targets.append(site.callee)
+    return out
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_key(path: str) -> list[str | int]:
+    """``services.a.endpoints.x.calls[0].timeout`` -> ``['services', 'a', ..., 0, 'timeout']``."""
+    steps: list[str | int] = []
+    position = 0
+    for match in _STEP.finditer(path):
+        gap = path[position:match.start()]
+        if gap not in ("", ".") or (gap == "." and (match.group(1) is None or not steps)) \
+                or (gap == "" and steps and match.group(1) is not None):
+            raise ValueError(f"cannot read key path {path!r}")
+        steps.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        position = match.end()
+    if not steps or position != len(path):
+        raise ValueError(f"cannot read key path {path!r}")
+    return steps
+
+
+def apply_changes(document: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of spec data with each ``key path -> value`` change written in.
+
+    A call written as a bare ``"svc.endpoint"`` string is expanded to ``{call: ...}`` first, so
+    a field can be set on it. Missing mapping keys are created; list indices must exist.
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(document))
+    for path, value in changes.items():
+        steps = parse_key(path)
+        node: Any = out
+        for i, step in enumerate(steps[:-1]):
+            following = steps[i + 1]
+            if isinstance(step, int):
+                if not isinstance(node, list) or not 0 <= step < len(node):
+                    raise KeyError(f"{path}: no item {step}")
+                if isinstance(node[step], str) and isinstance(following, str):
+                    node[step] = {"call": node[step]}
+                node = node[step]
+            else:
+                if not isinstance(node, dict):
+                    raise KeyError(f"{path}: {step!r} is not in a mapping")
+                if step not in node or node[step] is None:
+                    node[step] = [] if isinstance(following, int) else {}
+                node = node[step]
+        node[steps[-1]] = copy.deepcopy(value)
+    return out
+
+
+__all__ = ["CallSite", "apply_changes", "call_sites", "endpoints", "entries_or_roots",
+           "parse_key", "path_from_entries", "shortest_cycle", "successors_of"]
