@@ -135,8 +135,10 @@ class LogNormal:
         return math.inf
 
     def quantile(self, q: float) -> float:
+        if q <= 0:
+            return 0.0  # was inf: the 0-quantile of a positive distribution is 0
         mu, sigma = lognormal_parameters(self.mean_value, self.p99)
-        return math.exp(mu + sigma * NormalDist().inv_cdf(q)) if 0 < q < 1 else math.inf
+        return math.exp(mu + sigma * NormalDist().inv_cdf(q)) if q < 1 else math.inf
 
     def sampler(self, rng: random.Random) -> Sampler:
         mu, sigma = lognormal_parameters(self.mean_value, self.p99)
@@ -177,7 +179,15 @@ class Normal:
             return self.mean_value
         dist = NormalDist(self.mean_value, self.sd)
         below = dist.cdf(0.0)
-        return dist.inv_cdf(below + q * (1 - below)) if q < 1 else math.inf
+        p = below + q * (1 - below)
+        # inv_cdf refuses p = 0 and p = 1 (StatisticsError), which rounding produces when the
+        # mean is many sd above 0 (q = 0) or q is within an ulp of 1; and at q = 0 it returned
+        # a slightly negative time. Both ends are clamped to the support [0, inf).
+        if p <= 0.0:
+            return 0.0
+        if p >= 1.0:
+            return math.inf
+        return max(0.0, dist.inv_cdf(p))
 
     def sampler(self, rng: random.Random) -> Sampler:
         gauss, mean, sd = rng.gauss, self.mean_value, self.sd

@@ -105,6 +105,21 @@ def _mermaid_id(node: str) -> str:
     return "n_" + "".join(ch if ch.isalnum() else "_" for ch in node)
 
 
+def _mermaid_ids(nodes: Collection[str]) -> dict[str, str]:
+    """Distinct mermaid ids: 'redis-cart' and 'redis_cart' both spell n_redis_cart, and the
+    two services were drawn as one node; a later one gets a numeric suffix instead."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for node in nodes:
+        candidate, n = _mermaid_id(node), 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{_mermaid_id(node)}_{n}"
+        ids[node] = candidate
+        taken.add(candidate)
+    return ids
+
+
 def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;").replace("|", "#124;")
 
@@ -112,17 +127,18 @@ def _mermaid_text(text: str) -> str:
 def to_mermaid(system: System, highlight: Collection[str] = ()) -> str:
     """A mermaid flowchart; optional calls dashed, asynchronous calls dotted."""
     graph = call_graph(system)
+    ids = _mermaid_ids(list(graph.nodes))
     lines = ["flowchart LR"]
     for node, data in graph.nodes(data=True):
         label = _mermaid_text(_node_label(node, data))
         shape = f'(["{label}"])' if data["kind"] == "source" else f'["{label}"]'
-        lines.append(f"  {_mermaid_id(node)}{shape}")
+        lines.append(f"  {ids[node]}{shape}")
     styles = []
     for index, (caller, callee, data) in enumerate(graph.edges(data=True)):
         info: EdgeInfo = data["info"]
         label = _mermaid_text(", ".join(info.operations))
         arrow = "-.->" if info.optional or info.asynchronous else "-->"
-        lines.append(f'  {_mermaid_id(caller)} {arrow}|"{label}"| {_mermaid_id(callee)}')
+        lines.append(f'  {ids[caller]} {arrow}|"{label}"| {ids[callee]}')
         if info.asynchronous:
             styles.append(f"  linkStyle {index} stroke-dasharray: 2 3")
         elif info.optional:
@@ -132,7 +148,7 @@ def to_mermaid(system: System, highlight: Collection[str] = ()) -> str:
     lines.extend(styles)
     if highlight:
         lines.append("  classDef down fill:#f8c9c4,stroke:#c0392b,stroke-width:2px")
-        marked = [_mermaid_id(n) for n in graph.nodes if n in highlight]
+        marked = [ids[n] for n in graph.nodes if n in highlight]
         if marked:
             lines.append(f"  class {','.join(marked)} down")
     return "\n".join(lines) + "\n"

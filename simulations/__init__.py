@@ -1,0 +1,36 @@
+"""The simulator: SimPy runs of a System through failure scenarios, and the CLI.
+
+``simulations.simulate(system, scenario, duration=..., seed=...) -> Run`` is the entry point
+(see ``simulations.engine``). It is imported on first use, so the pure modules
+(``simulations.breakers``, ``simulations.balancers``) load without SimPy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simulations.engine import UnknownScenario, simulate
+    from simulations.results import Run
+    from simulations.sweep import summarize, sweep
+
+__all__ = ["Run", "UnknownScenario", "simulate", "summarize", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("simulate", "UnknownScenario"):
+        from simulations import engine
+
+        return getattr(engine, name)
+    if name == "Run":
+        from simulations.results import Run
+
+        return Run
+    if name in ("sweep", "summarize"):
+        # The function, not the submodule of the same name (which importing binds here first).
+        import importlib
+
+        value = getattr(importlib.import_module("simulations.sweep"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'simulations' has no attribute {name!r}")

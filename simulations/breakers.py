@@ -19,15 +19,18 @@ Semantics common to both kinds, as in both references:
 * OPEN rejects calls. Open -> half-open happens lazily, at the first ``allow`` once the open
   period is over; nothing happens while nobody asks. That ``allow`` is itself the first probe.
 * An outcome recorded while OPEN is ignored (a call allowed while closed that finished late).
-* An outcome recorded while HALF_OPEN is taken as a probe outcome; the breaker cannot tell a
-  probe from a late call allowed before it opened, and neither can the references.
+* An outcome recorded while HALF_OPEN is taken as a probe outcome: the breaker cannot tell a
+  probe from a late call allowed before it opened. Resilience4j does the same; pybreaker runs
+  one call at a time under a lock, so it never meets the case.
 
 Rate kind (Resilience4j, COUNT_BASED):
 
 * CLOSED records outcomes in a ring of the last ``window`` calls. Rates are evaluated only
   once ``min(min_calls, window)`` calls are in the ring; the breaker opens when the failure rate
   is ``>= failure_rate`` or, if ``slow_call_duration`` is set, the slow-call rate (calls, ok or
-  not, lasting strictly longer than ``slow_call_duration``) is ``>= slow_call_rate``.
+  not, lasting strictly longer than ``slow_call_duration``) is ``>= slow_call_rate``. Rates
+  are exact ratios, ``failed / calls >= failure_rate`` in binary64 (Resilience4j compares
+  float32 percentages; the two agree except within float32 rounding of a threshold).
 * OPEN lasts while ``now <= opened_at + open_for``: the wait is over only strictly after it
   (Resilience4j's ``clock.instant().isAfter(retryAfterWaitDuration)``).
 * HALF_OPEN permits ``half_open_calls`` calls in all; further ``allow`` calls return False until
@@ -43,7 +46,8 @@ Consecutive kind (pybreaker):
 * OPEN lasts while ``now < opened_at + open_for``: at exactly ``open_for`` the next call is
   allowed (pybreaker rejects only while ``now < opened_at + reset_timeout``).
 * HALF_OPEN lets that single trial call through and rejects others until its outcome arrives:
-  success closes the breaker (count reset to 0), failure opens it again from ``now``.
+  success closes the breaker (count reset to 0), failure opens it again from ``now``. This is
+  pybreaker with its default ``success_threshold=1`` and no excluded exceptions.
 """
 
 from __future__ import annotations
@@ -247,7 +251,7 @@ class RateCircuitBreaker(CircuitBreaker):
             if now <= self._open_until:
                 return False
             self._reset_counts()
-            self._permits = self.policy.half_open_calls + 1
+            self._permits = self.policy.half_open_calls
             self._enter(now, HALF_OPEN)
         if self._permits > 0:
             self._permits -= 1

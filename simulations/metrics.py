@@ -4,9 +4,9 @@ Memory is flat in the number of requests: a latency is folded into a bucket the 
 request ends. Buckets are logarithmic, ``FINE`` per octave (relative error of a reported
 quantile below 0.3 %), keyed by small integers; the per-bin histograms of the timeline use
 ``FINE >> COARSE_SHIFT`` buckets per octave (about 1 % error) and are dropped once their bin is
-closed. The timeline has one row per bin (a second, or longer for runs over a day so that there
-are never more than ``MAX_BINS`` bins) and entry: requests that ended in the bin by outcome, and
-latency quantiles of the successful ones.
+closed. The timeline has one row per bin and entry: requests that ended in the bin by outcome,
+and latency quantiles of the successful ones. Bins are a second long, or longer for runs over
+``MAX_BINS`` seconds, so that there are never more than ``MAX_BINS`` of them.
 
 Bins close lazily, when the first request ending after them is recorded (or at the end of the
 run); listeners (monitors, the per-phase view) see every closed bin in order.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Iterable
+from math import log2
 from typing import Any
 
 from simulations.outcomes import OK, OUTCOMES
@@ -26,7 +27,7 @@ COARSE_SHIFT = 2  # per-bin histograms: FINE >> COARSE_SHIFT buckets per octave
 COARSE = FINE >> COARSE_SHIFT
 OCTAVES_BELOW_ONE = 40  # smallest latency told apart from zero: 2**-40 s (about 1 ps)
 _SMALLEST = 2.0**-OCTAVES_BELOW_ONE
-MAX_BINS = 86_400
+MAX_BINS = 10_000
 QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -146,7 +147,8 @@ class EntryStats:
         if now >= self.timeline.bin_end:
             self.timeline.roll(now)
         latency = now - arrived
-        key = bucket(latency)
+        # bucket(latency), inlined: this runs once per request.
+        key = int((log2(latency) + OCTAVES_BELOW_ONE) * FINE) if latency > _SMALLEST else 0
         coarse = key >> COARSE_SHIFT
         bin_latency = self.bin_latency
         bin_latency[coarse] = bin_latency.get(coarse, 0) + 1
@@ -181,7 +183,8 @@ class EntryStats:
 
 
 BinListener = Callable[[EntryStats, float, list[int], dict[int, int]], None]
-"""Called as ``listener(entry, bin_start, counts_by_outcome, coarse_latency_buckets)``."""
+"""Called as ``listener(entry, bin_start, counts_by_outcome, coarse_latency_buckets)``; the
+list and mapping are the timeline's and may be reused: copy them to keep them."""
 
 
 class Timeline:
@@ -215,6 +218,7 @@ class Timeline:
     def _close(self) -> None:
         start = self.bin_start
         self.starts.append(start)
+        listeners = self.listeners
         for entry, columns in zip(self.entries, self.columns, strict=True):
             counts = entry.bin_counts
             latency = entry.bin_latency
@@ -224,13 +228,18 @@ class Timeline:
             columns["errors"].append(errors)
             columns["timeouts"].append(timeouts)
             columns["rejected"].append(rejected)
-            for name, value in zip(("p50", "p90", "p99"),
-                                   quantiles(latency, ok, QUANTILES, COARSE), strict=True):
-                columns[name].append(value)
-            for listener in self.listeners:
+            if ok:
+                p50, p90, p99 = quantiles(latency, ok, QUANTILES, COARSE)
+            else:
+                p50 = p90 = p99 = math.nan
+            columns["p50"].append(p50)
+            columns["p90"].append(p90)
+            columns["p99"].append(p99)
+            for listener in listeners:
                 listener(entry, start, counts, latency)
-            entry.bin_counts = [0, 0, 0, 0]
-            entry.bin_latency = {}
+            if ok or errors or timeouts or rejected:
+                entry.bin_counts = [0, 0, 0, 0]
+                entry.bin_latency = {}
         self.bin_start = self.bin_end
         self.bin_end = self.bin_start + self.width
 
@@ -250,3 +259,34 @@ class Timeline:
         frame = pd.concat(parts, ignore_index=True)
         frame["availability"] = frame["ok"] / frame["requests"].where(frame["requests"] > 0)
         return frame.sort_values(["time_s", "entry"], kind="stable", ignore_index=True)
+
+
+class RequestTrace:
+    """Opt-in per-request records of workload requests, one row each, kept as columns."""
+
+    COLUMNS = ("id", "entry", "instance", "arrived_s", "ended_s", "latency_s", "outcome", "cause",
+               "root_cause")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Any]] = {name: [] for name in self.COLUMNS}
+
+    def add(self, ident: int, entry: str, instance: str | None, arrived: float, ended: float,
+            outcome: int, cause: str | None, root: str | None) -> None:
+        rows = self.rows
+        rows["id"].append(ident)
+        rows["entry"].append(entry)
+        rows["instance"].append(instance)
+        rows["arrived_s"].append(arrived)
+        rows["ended_s"].append(ended)
+        rows["latency_s"].append(ended - arrived)
+        rows["outcome"].append(OUTCOMES[outcome])
+        rows["cause"].append(cause)
+        rows["root_cause"].append(root)
+
+    def __len__(self) -> int:
+        return len(self.rows["id"])
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows).sort_values("id", ignore_index=True)

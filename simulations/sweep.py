@@ -37,6 +37,7 @@ Note: ``simulations.sweep`` is this module's ``sweep`` function; to reach the mo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import hashlib
@@ -47,8 +48,10 @@ import math
 import os
 import re
 import signal
+import sys
 import tempfile
 import traceback
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -79,6 +82,7 @@ SCENARIO = "scenario"  # the grid dimension that several scenarios form
 RUN_COLUMNS = ("run_id", "point", "replication", "seed")
 MAX_POOL_RESTARTS = 3  # local backend: how often a pool whose worker died is rebuilt
 DASK_RETRIES = 2
+MAX_PROBLEMS = 10  # invalid grid points reported at once
 
 
 class SweepInputError(ValueError):
@@ -407,7 +411,8 @@ def _duration(duration: float | str | None) -> float | None:
 
 
 def _setting(path: str, value: Any) -> str:
-    shown = value if isinstance(value, str) else json.dumps(value, default=str)
+    shown = value if isinstance(value, str) else yaml.safe_dump(
+        value, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
     return f"--set {path}={shown}"
 
 
@@ -419,19 +424,22 @@ def _blame(error_path: str, assignments: Mapping[str, Any]) -> list[str]:
     return hit or list(assignments)
 
 
-def _build_point(base: dict[str, Any], system: System, values: dict[str, Any]) -> System:
+def _build_point(base: dict[str, Any], system: System, values: dict[str, Any], *,
+                 together: bool = False) -> System:
+    """The System of one grid point; errors name the --set they are about, or (``together``:
+    the values are fine one by one) the whole combination."""
     if not values:
         return system
-    # Paths are checked on the base first, so the message names the --set, not a point.
     document = apply_values(base, values)
     try:
         return from_document(document, file="<sweep>")
     except SpecErrors as exc:
         problems = []
         for error in exc.errors:
-            blamed = ", ".join(_setting(p, values[p]) for p in _blame(error.path, values))
-            at = f"{error.path}: " if error.path and error.path not in values else ""
-            problems.append(f"{blamed}: {at}{error.message}")
+            blamed = list(values) if together else _blame(error.path, values)
+            named = " with ".join(_setting(p, values[p]) for p in blamed)
+            at = f"{error.path}: " if error.path and error.path not in blamed else ""
+            problems.append(f"{named}: {at}{error.message}")
         raise SweepInputError("\n".join(dict.fromkeys(problems))) from None
 
 
@@ -462,16 +470,38 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
             check_path(base, parse_path(key))
         except SweepInputError as exc:
             raise SweepInputError(f"--set {key}: {exc}") from None
-    # Each value alone first: its errors are about that --set only.
-    for key, values in axes.items():
-        for value in values:
-            _build_point(base, system, {key: value})
     points: list[Point] = []
     runs: list[RunTask] = []
+    problems: dict[str, None] = {}
+    alone: dict[tuple[str, str], str | None] = {}  # (path, value) -> its error on its own
+
+    def fails_alone(key: str, value: Any) -> str | None:
+        memo = (key, _canonical(value))
+        if memo not in alone:
+            try:
+                _build_point(base, system, {key: value})
+                alone[memo] = None
+            except SweepInputError as exc:
+                alone[memo] = str(exc)
+        return alone[memo]
+
     combos = itertools.product(scenarios, *axes.values())
     for index, (scenario_name, *values) in enumerate(combos):
         assignments = dict(zip(axes, values, strict=True))
-        point_system = _build_point(base, system, assignments)
+        try:
+            point_system = _build_point(base, system, assignments)
+        except SweepInputError:
+            # Name the values that are wrong on their own; else the combination is.
+            own = [m for m in (fails_alone(k, v) for k, v in assignments.items()) if m]
+            if not own:
+                try:
+                    _build_point(base, system, assignments, together=True)
+                except SweepInputError as exc:
+                    own = [str(exc)]
+            problems.update(dict.fromkeys(own))
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            continue
         params = ({SCENARIO: scenario_name} if len(scenarios) > 1 else {}) | assignments
         points.append(Point(index, params, point_system, scenario_name))
         for replication in range(seeds):
@@ -480,6 +510,8 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
                 replication=replication, params=params,
                 seed=derive_seed(base_seed, index, replication), system=point_system,
                 scenario=scenario_name, duration=seconds))
+    if problems:
+        raise SweepInputError("\n".join(list(problems)[:MAX_PROBLEMS]))
     return Plan(system, axes, scenarios, seconds, seeds, base_seed, tuple(points), tuple(runs))
 
 
@@ -494,7 +526,16 @@ def simulate_run(task: RunTask) -> dict[str, Any]:
 
     run = simulations.simulate(task.system, task.scenario, duration=task.duration,
                                seed=task.seed)
-    return json.loads(json.dumps(run.summary))  # plain data only, whatever the engine holds
+    # Plain data only (what JSON holds), whatever types the engine used.
+    return json.loads(json.dumps(run.summary, default=_plain_scalar))
+
+
+def _plain_scalar(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
 
 
 # The function every backend executes for a run. Read when a sweep starts and shipped to the
@@ -555,8 +596,10 @@ class _Local:
     def __enter__(self) -> _Local:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.abort()
+        elif self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
@@ -595,8 +638,11 @@ class _Local:
             if broken:
                 restarts += 1
                 if restarts > MAX_POOL_RESTARTS:
-                    raise RuntimeError(f"the process pool broke {restarts} times (a worker "
-                                       "died); giving up")
+                    for task in list(remaining.values()):
+                        del remaining[task.run_id]
+                        yield task, RuntimeError(
+                            f"a worker process died while running it ({restarts} times in "
+                            "this sweep); giving up on the runs left")
 
     def abort(self) -> None:
         pool, self.pool = self.pool, None
@@ -611,11 +657,24 @@ class _Local:
             process.join(timeout=5)
 
 
+def _ignore_sigint_plugin() -> Any:
+    """A Dask worker plugin by which the worker ignores SIGINT (for local clusters)."""
+    from dask.distributed import WorkerPlugin
+
+    class IgnoreSigint(WorkerPlugin):  # type: ignore[misc]
+        def setup(self, worker: Any) -> None:
+            with contextlib.suppress(ValueError):  # not the main thread: nothing to do
+                _ignore_sigint()
+
+    return IgnoreSigint()
+
+
 class _Dask:
     """dask.distributed: a scheduler at ``address``, or a LocalCluster on loopback.
 
     Runs are submitted with ``pure=False`` (every run is distinct work) and ``retries``; a run
-    on a worker that dies is rescheduled elsewhere by the scheduler.
+    on a worker that dies is rescheduled elsewhere by the scheduler. The workers of a cluster
+    given by address need faultmesh installed (the runs name its functions).
     """
 
     def __init__(self, runner: Callable[[RunTask], dict[str, Any]], workers: int,
@@ -630,18 +689,28 @@ class _Dask:
 
         if self.address:
             try:
-                self.client = Client(self.address, timeout="20s")
+                self.client = Client(self.address, timeout="10s")
             except (OSError, TimeoutError, ValueError) as exc:
                 raise SweepInputError(
                     f"--scheduler {self.address}: cannot connect ({exc})") from None
-        else:
+            return self
+        try:
             self.cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.ERROR)
+                dashboard_address=None, silence_logs=logging.ERROR,
+                # No dashboard; its health endpoint on any free loopback port (not 8787).
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             self.client = Client(self.cluster)
+            # Its workers share our terminal: Ctrl-C is ours to handle, not theirs to print.
+            self.client.register_plugin(_ignore_sigint_plugin(), name="faultmesh-ignore-sigint")
+        except BaseException:
+            self.__exit__(None)
+            raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.abort()
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
@@ -687,17 +756,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(stream.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, *rest: object) -> bool:
-        return kind is not None and issubclass(kind, OSError)  # type: ignore[arg-type]
 
 
 OUTPUT_GLOBS = ("runs.parquet", "table.parquet", "metric_vs_*.png", "heatmap_*.png")
@@ -752,7 +813,7 @@ class RunStore:
         if self.runs_dir.is_dir():
             for path in self.runs_dir.glob("*.json"):
                 path.unlink()
-        with _suppress():
+        with contextlib.suppress(OSError):
             (self.out / "plan.json").unlink()
 
     def load(self, wanted: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -788,13 +849,19 @@ def _number(value: Any) -> float | None:
 
 
 def metrics_of(summary: Mapping[str, Any]) -> dict[str, float]:
-    """The flat numeric metrics of one run: ``entry/availability``, ``service/utilization``…"""
+    """The flat numeric metrics of one run: ``entry/availability``, ``entry/latency_p99_s``,
+    ``entry/timeout_count``, ``service/utilization``, ``caller->callee/breaker_opens``, ...
+    (missing values are NaN)."""
     row: dict[str, float] = {}
     for entry, values in (summary.get("entries") or {}).items():
         for key, value in values.items():
             if key == "latency_s" and isinstance(value, Mapping):
                 for stat, x in value.items():
                     row[f"{entry}/latency_{stat}_s"] = _nan(x)
+            elif key == "outcomes" and isinstance(value, Mapping):  # error, timeout, ...
+                for outcome, x in value.items():
+                    if outcome != "ok":  # already there as ``ok``
+                        row[f"{entry}/{outcome}_count"] = _nan(x)
             elif _number(value) is not None or value is None:
                 row[f"{entry}/{key}"] = _nan(value)
     for service, values in (summary.get("services") or {}).items():
@@ -951,20 +1018,22 @@ def plot(table: pd.DataFrame, params: list[str], out: str | os.PathLike[str]) ->
     metrics = (("availability", "availability"), ("latency_p99_s", "p99 latency (s)"))
     if len(params) == 1:
         param = params[0]
-        values = list(dict.fromkeys(table[param]))
+        values = list(table[param])  # one row per point, in grid order
         numeric = all(_number(v) is not None for v in values)
         xs = [float(v) for v in values] if numeric else list(range(len(values)))
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
         for ax, (metric, label) in zip(axes[0], metrics, strict=True):
             for entry in entries:
-                by = table.set_index(param)
-                means = [by.loc[v, f"{entry}/{metric}_mean"] for v in values]
-                cis = [by.loc[v, f"{entry}/{metric}_ci95"] for v in values]
-                ax.errorbar(xs, means, yerr=[0 if math.isnan(c) else c for c in cis],
-                            marker="o", capsize=4, label=entry)
+                means = list(table[f"{entry}/{metric}_mean"])
+                cis = [0.0 if math.isnan(c) else c for c in table[f"{entry}/{metric}_ci95"]]
+                # An interval is drawn within the metric's range (availability <= 1, >= 0).
+                top = 1.0 if metric == "availability" else math.inf
+                yerr = [[min(c, max(m, 0.0)) for m, c in zip(means, cis, strict=True)],
+                        [min(c, max(top - m, 0.0)) for m, c in zip(means, cis, strict=True)]]
+                ax.errorbar(xs, means, yerr=yerr, marker="o", capsize=4, label=entry)
             ax.set_xlabel(param)
             ax.set_ylabel(label)
-            if not numeric:
+            if not numeric or all(isinstance(v, int) for v in values):
                 ax.set_xticks(xs, [str(v) for v in values])
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize="small")
@@ -992,8 +1061,11 @@ def plot(table: pd.DataFrame, params: list[str], out: str | os.PathLike[str]) ->
                 ax.set_title(f"{entry}: {label}", fontsize="medium")
                 for (r, c), value in np.ndenumerate(grid):
                     if not math.isnan(value):
+                        red, green, blue, _ = image.cmap(image.norm(value))
+                        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
                         text = f"{value:.4f}" if metric == "availability" else f"{value:.3g}"
-                        ax.text(c, r, text, ha="center", va="center", fontsize="small")
+                        ax.text(c, r, text, ha="center", va="center", fontsize="small",
+                                color="white" if dark else "black")
         fig.suptitle(f"{label_of(table)}: mean across seeds")
         path = out / f"heatmap_{_slug(rows_p)}_vs_{_slug(cols_p)}.png"
     fig.tight_layout()
@@ -1095,34 +1167,32 @@ def run_sweep(system_or_path: System | str | os.PathLike[str], *,
                     grid=grid, base_seed=base_seed)
     if resume and out is None:
         raise SweepInputError("--resume needs --out (the directory of the sweep to resume)")
+    _executor(backend, run_one, workers, scheduler, 1)  # options are checked before any write
     store = RunStore(Path(out), the_plan.to_json(), resume=resume, force=force) \
         if out is not None else None
     wanted = {task.run_id for task in the_plan.runs}
     records: dict[str, dict[str, Any]] = store.load(store.run_ids() & wanted) if store else {}
     todo = [task for task in the_plan.runs if task.run_id not in records]
-    runner = run_one
     failures: dict[str, str] = {}
-    executor = _executor(backend, runner, workers, scheduler, len(todo))
+    executor = _executor(backend, run_one, workers, scheduler, len(todo))
     title = f"sweep {the_plan.system.name}"
-    with _Progress(progress, len(the_plan.runs), len(records), title) as bar:
-        if todo:
-            with executor:
-                try:
-                    for task, result in executor.results(todo):
-                        if isinstance(result, BaseException):
-                            failures[task.run_id] = _explain(result)
-                            continue
-                        record = record_for(task, result)
-                        if task.run_id in records:  # a retried duplicate: keep the first
-                            continue
-                        if store is not None:
-                            store.save(record)
-                        records[task.run_id] = record
-                        bar.advance(record)
-                except KeyboardInterrupt:
-                    executor.abort()
-                    raise SweepInterrupted(len(records), len(the_plan.runs),
-                                           store.out if store else None) from None
+    try:
+        # Workers first (a cluster may take seconds to start, or fail to connect), then the bar.
+        with executor if todo else contextlib.nullcontext(), \
+                _Progress(progress, len(the_plan.runs), len(records), title) as bar:
+            for task, result in executor.results(todo) if todo else ():
+                if isinstance(result, BaseException):
+                    failures[task.run_id] = _explain(result)
+                elif task.run_id not in records:  # a retried duplicate is dropped
+                    record = record_for(task, result)
+                    if store is not None:
+                        store.save(record)
+                    records[task.run_id] = record
+                    bar.advance(record)
+    except KeyboardInterrupt:
+        # Leaving the executor on Ctrl-C has cancelled what was pending and stopped workers.
+        raise SweepInterrupted(len(records), len(the_plan.runs),
+                               store.out if store else None) from None
     if failures:
         raise SweepFailed(failures, len(the_plan.runs))
     # The table comes from the run records on disk when there is an OUT: one per run-id.
@@ -1184,6 +1254,20 @@ def sweep(system_or_path: System | str | os.PathLike[str], *,
                      scheduler=scheduler, out=out, resume=resume, force=force,
                      progress=progress).runs
 
+
+class _SweepModule(types.ModuleType):
+    """This module, callable as ``sweep()``.
+
+    ``simulations.sweep`` is meant to be the function; but importing this submodule (``from
+    simulations.sweep import summarize``) before that name is first used binds the module there
+    instead. Calling the module then still runs a sweep.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepModule
 
 __all__ = [
     "BACKENDS",

@@ -6,8 +6,9 @@ queue with timers that fire for nothing. Timeouts of the same length expire in t
 were started, so ``Deadlines`` keeps them in a FIFO and arms one timer, for the oldest one still
 waiting. Waiters that got their response are dropped lazily, when they reach the front.
 
-A waiter is any object with ``waits(token) -> bool`` (is it still waiting for this attempt?)
-and ``expire(token)`` (the attempt timed out). Tokens tell attempts of the same waiter apart.
+A waiter is any object with an ``awaiting`` attribute, the token of the attempt it is waiting
+for (0: none), and ``expire(token)`` (that attempt timed out). Tokens are positive integers
+that tell the attempts of one waiter apart.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from simpy.events import Timeout
 
 
 class Waiter(Protocol):
-    def waits(self, token: int) -> bool: ...
+    awaiting: int
 
     def expire(self, token: int) -> None: ...
 
@@ -40,7 +41,7 @@ class Deadlines:
         """Start a timeout for ``waiter``'s attempt ``token``."""
         queue = self.queue
         # Responses mostly come back in order: forget the ones already answered.
-        while queue and not queue[0][1].waits(queue[0][2]):
+        while queue and queue[0][1].awaiting != queue[0][2]:
             queue.popleft()
         deadline = self.env.now + self.length
         queue.append((deadline, waiter, token))
@@ -57,9 +58,9 @@ class Deadlines:
         queue = self.queue
         while queue and queue[0][0] <= due:
             _, waiter, token = queue.popleft()
-            if waiter.waits(token):
+            if waiter.awaiting == token:
                 waiter.expire(token)
-        while queue and not queue[0][1].waits(queue[0][2]):
+        while queue and queue[0][1].awaiting != queue[0][2]:
             queue.popleft()
         if queue:
             self._arm(queue[0][0])

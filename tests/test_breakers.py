@@ -5,12 +5,18 @@ pybreaker library on a shared fake clock, and the rate kind with a deliberately 
 reimplementation of Resilience4j's rules; invariants are checked on random concurrent use.
 """
 
+# mypy narrows ``breaker.state`` at each assert and keeps it across calls that change it.
+# mypy: disable-error-code="comparison-overlap"
+
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import partial
+from typing import Any
 from unittest import mock
 
 import pybreaker
@@ -124,7 +130,7 @@ def test_policies_are_frozen_and_hashable() -> None:
         ({"slow_call_rate": 2.0}, "slow_call_rate"),
     ],
 )
-def test_rate_policy_rejects_bad_values(changes: dict[str, float], message: str) -> None:
+def test_rate_policy_rejects_bad_values(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(rate_policy(), **changes)
 
@@ -326,6 +332,20 @@ def test_rate_slow_failures_count_as_failed_and_slow() -> None:
     breaker = CircuitBreaker(policy)
     call(breaker, 0.0, ok=False, duration=5.0)
     call(breaker, 0.0, ok=True, duration=5.0)  # 50% failed, 100% slow
+    assert breaker.state == OPEN
+
+
+def test_rate_slow_calls_slide_out_of_the_window() -> None:
+    policy = rate_policy(failure_rate=1.0, window=2, min_calls=2, slow_call_duration=1.0,
+                         slow_call_rate=1.0)
+    breaker = CircuitBreaker(policy)
+    call(breaker, 0.0, ok=True, duration=2.0)
+    call(breaker, 0.0, ok=True, duration=0.1)  # slow, fast: 50% slow
+    call(breaker, 0.0, ok=True, duration=0.1)  # the slow call slides out
+    call(breaker, 0.0, ok=False, duration=0.1)
+    call(breaker, 0.0, ok=True, duration=2.0)  # fast failure, slow success: 50% each
+    assert breaker.state == CLOSED
+    call(breaker, 0.0, ok=True, duration=2.0)  # 100% slow
     assert breaker.state == OPEN
 
 
@@ -645,7 +665,8 @@ def op_lists(draw: st.DrawFn) -> list[Op]:
     ops: list[Op] = []
     for failures_in_ten in draw(st.lists(st.integers(min_value=0, max_value=10), min_size=1,
                                          max_size=4)):
-        oks = st.integers(min_value=0, max_value=9).map(lambda k, f=failures_in_ten: k >= f)
+        # A call is ok when a digit 0-9 is at least the phase's failures in ten.
+        oks = st.integers(min_value=0, max_value=9).map(partial(operator.le, failures_in_ten))
         ops += draw(st.lists(
             st.one_of(
                 st.builds(Advance, quarters),
@@ -675,6 +696,19 @@ rate_policies = st.builds(
     slow_call_rate=st.sampled_from([0.5, 0.75, 1.0]),
 )
 
+# Slow calls decide these: failures alone open them only when every call in the window failed.
+slow_rate_policies = st.builds(
+    RateBreakerPolicy,
+    failure_rate=st.just(1.0),
+    window=st.integers(min_value=1, max_value=8),
+    min_calls=st.integers(min_value=1, max_value=10),
+    open_for=st.integers(min_value=0, max_value=12).map(lambda k: k / 4),
+    half_open_calls=st.integers(min_value=1, max_value=4),
+    slow_call_duration=st.just(1.0),
+    slow_call_rate=st.sampled_from([0.25, 0.5, 0.6, 0.75, 1.0]),
+)
+any_rate_policies = st.one_of(rate_policies, slow_rate_policies)
+
 consecutive_policies = st.builds(
     ConsecutiveBreakerPolicy,
     consecutive_failures=st.integers(min_value=1, max_value=5),
@@ -699,7 +733,7 @@ def _note_coverage(transitions: Sequence[tuple[float, str]]) -> None:
 
 
 @PROPERTY
-@given(policy=rate_policies, steps=ops)
+@given(policy=any_rate_policies, steps=ops)
 def test_rate_kind_matches_naive_resilience4j_model(
     policy: RateBreakerPolicy, steps: Sequence[Op]
 ) -> None:
@@ -731,7 +765,7 @@ def test_rate_kind_matches_naive_resilience4j_model(
 
 @PROPERTY
 @given(
-    policy=rate_policies,
+    policy=any_rate_policies,
     outcomes=st.lists(st.tuples(quarters, st.booleans(), durations), min_size=5, max_size=120),
 )
 def test_rate_kind_matches_naive_model_on_sequential_calls(
@@ -799,7 +833,7 @@ class _CheckedBreaker:
 
 
 @PROPERTY
-@given(policy=st.one_of(rate_policies, consecutive_policies), steps=ops)
+@given(policy=st.one_of(any_rate_policies, consecutive_policies), steps=ops)
 def test_invariants_hold_under_concurrent_calls(policy: BreakerPolicy, steps: Sequence[Op]) -> None:
     checked = _CheckedBreaker(policy)
     in_flight: list[int] = []
@@ -816,7 +850,7 @@ def test_invariants_hold_under_concurrent_calls(policy: BreakerPolicy, steps: Se
         elif _finish(in_flight, step.pick):
             checked.record(now, step.ok, step.duration)
     transitions = checked.breaker.transitions
-    previous = CLOSED
+    previous: BreakerState = CLOSED
     last_time = 0.0
     for time, state in transitions:
         assert state in LEGAL_NEXT[previous]

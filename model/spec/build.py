@@ -170,6 +170,9 @@ class Builder:
         total = sum(service.placement.values())
         if total == 0:
             self.fail(path, "placement puts no replica anywhere; a service needs at least one")
+        elif total > S.MAX_REPLICAS:  # each count is bounded by the schema, the sum here
+            self.fail(path, f"placement places {total} replicas; at most {S.MAX_REPLICAS:,}")
+            return interleave_placement(self.zones, {})
         elif "replicas" in service.model_fields_set and total != service.replicas:
             self.fail(path, f"placement places {total} replicas but replicas is "
                       f"{service.replicas}")

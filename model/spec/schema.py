@@ -46,6 +46,11 @@ PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:>#-]*$")
 Ref = Annotated[str, Field(pattern=REF_PATTERN, description="service.endpoint")]
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
+# Instances are materialised at load time (one zone entry each): without a bound, a typo such as
+# 'replicas: 10000000000' made the loader allocate until the machine ran out of memory.
+MAX_REPLICAS = 10_000
+Replicas = Annotated[int, Field(ge=1, le=MAX_REPLICAS, strict=True)]
+ReplicaCount = Annotated[int, Field(ge=0, le=MAX_REPLICAS, strict=True)]
 
 DEFINITIONS: dict[str, Any] = {
     "Duration": {"anyOf": [{"type": "number", "minimum": 0},
@@ -118,15 +123,20 @@ class BackoffSpec(SpecModel):
 Backoff = BackoffSpec | Literal["none"]
 
 
+# A breaker threshold of 0% would open on the first call; Resilience4j rejects it too.
+Threshold = Annotated[float, BeforeValidator(parse_ratio), Field(gt=0),
+                      WithJsonSchema({"x-unit": "Ratio"})]
+
+
 class SlowCallSpec(SpecModel):
     duration: Duration
-    rate: Ratio = 1.0
+    rate: Threshold = 1.0
 
 
 class RateBreakerSpec(SpecModel):
     """Resilience4j semantics, count-based window."""
 
-    failure_rate: Ratio = 0.5
+    failure_rate: Threshold = 0.5
     window: PositiveInt = 100
     min_calls: PositiveInt | None = None  # default: the window size
     open_for: Duration = 60.0
@@ -222,8 +232,8 @@ class EndpointSpec(SpecModel):
 
 
 class ServiceSpec(SpecModel):
-    replicas: PositiveInt = 1
-    placement: dict[Name, NonNegativeInt] | None = None
+    replicas: Replicas = 1
+    placement: dict[Name, ReplicaCount] | None = None
     workers: PositiveInt = 1
     concurrency: PositiveInt | None = None
     queue: NonNegativeInt | None = None

@@ -54,7 +54,9 @@ class Source:
             if probe in self.value_marks:
                 return self.value_marks[probe]
             probe = probe[:-1]
-        return self.value_marks.get((), (1, 1))
+        # No marks at all (data from from_document, not a file): no position, rather than a
+        # made-up 1:1.
+        return self.value_marks.get((), (1, 1) if self.value_marks else (0, 0))
 
     def error(self, path: Path, message: str, *, key: bool = False) -> SpecError:
         line, column = self.locate(path, key=key)

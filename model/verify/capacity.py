@@ -17,6 +17,7 @@ its services with no failure at all. The repair (``repairs``) adds the fewest wo
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -26,10 +27,15 @@ from model.verify import checker
 from model.verify.deadline import Deadline
 from model.verify.failures import FailureKinds, removal_profile, worst_removal, zone_counts
 from model.verify.load import offered_load
-from model.verify.repairs import PlacementChange, PlacementSolver, RepairTimeout
+from model.verify.repairs import (
+    PlacementChange,
+    PlacementSolver,
+    RepairTimeout,
+    as_repair,
+    extra_zones,
+)
 from model.verify.verdict import Counterexample, Repair, Verdict
-
-LIST_LIMIT = 5
+from model.verify.wording import number, out_of_time, percent, plural
 
 
 @dataclass(frozen=True)
@@ -68,13 +74,13 @@ class Pressure:
 def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     assert isinstance(prop, P.Capacity)
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop)
     kinds = FailureKinds.of(prop.of)
     budget = prop.failures
     limit = Fraction(prop.utilization)
     load = offered_load(system)
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop)
 
     worst: list[Pressure] = []  # every loaded service at the full budget
     first: Pressure | None = None  # the smallest failure set that overloads something
@@ -91,7 +97,7 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
                                      < (first.failures, first.rank())):
             first = breaking
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop)
 
     if first is None:
         if not worst:
@@ -100,9 +106,9 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
         _, units = worst_removal(busiest.service, kinds, budget)
         after = f"after {', '.join(units)} down" if units else "with no failure"
         return Verdict(prop.name, prop.kind, "holds",
-                       f"under any {_plural(budget, 'failure')} of {kinds.describe()} every "
-                       f"service stays below {_percent(limit)} utilization: the busiest, "
-                       f"{busiest.service.name}, reaches {_percent(busiest.utilization)} "
+                       f"under any {plural(budget, 'failure')} of {kinds.describe()} every "
+                       f"service stays below {percent(limit)} utilization: the busiest, "
+                       f"{busiest.service.name}, reaches {percent(busiest.utilization)} "
                        f"{after} ({_numbers_text(busiest)})")
 
     _, units = worst_removal(first.service, kinds, first.failures)
@@ -129,31 +135,36 @@ def _violation_text(p: Pressure, units: tuple[str, ...], limit: Fraction) -> str
         return (f"{name} receives an unbounded load {when}: a call cycle re-enters it with "
                 f"probability that never dies out; break the cycle")
     if p.capacity == 0:
-        return f"{name} has no instance left {when} but receives {_num(p.load)} requests/s"
+        return f"{name} has no instance left {when} but receives {number(p.load)} requests/s"
     return (f"{name} is overloaded {when}: {_numbers_text(p)}, utilization "
-            f"{_percent(p.utilization)} >= {_percent(limit)}")
+            f"{percent(p.utilization)} >= {percent(limit)}")
 
 
 def _numbers_text(p: Pressure) -> str:
-    return (f"demand {_num(p.demand)} busy workers ({_num(p.load)} requests/s) on "
+    return (f"demand {number(p.demand)} busy workers ({number(p.load)} requests/s) on "
             f"{p.surviving} of {p.service.replicas} replicas x {p.service.workers} workers "
             f"= {p.capacity}")
 
 
 def _repair(system: System, overloaded: list[Pressure], kinds: FailureKinds, budget: int,
             limit: Fraction, deadline: Deadline) -> tuple[Repair | None, str]:
+    """Fewest added worker slots so that no service is overloaded after ``budget`` failures.
+
+    With zone failures allowed and no more zones than failures nothing would survive, so the
+    fewest new zones are added first (``zones`` in the changes).
+    """
     if any(p.unbounded for p in overloaded):
         return None, "no replica count repairs an unbounded load"
     if limit <= 0:
         return None, "no capacity meets a utilization target of 0"
-    if kinds.zones and budget >= len(system.zones):
-        return None, (f"no placement survives {_plural(budget, 'zone failure')} with "
-                      f"{_plural(len(system.zones), 'zone')}: add zones")
-    load = dict.fromkeys(system.zones, 0)
+    zones = system.zones
+    if kinds.zones and budget >= len(zones):
+        zones = zones + extra_zones(zones, budget + 1 - len(zones))
+    load = dict.fromkeys(zones, 0)
     for service in system.services.values():
         for zone in service.zones:
             load[zone] += 1
-    solver = PlacementSolver(system.zones, load, deadline)
+    solver = PlacementSolver(zones, load, deadline)
     plan: list[PlacementChange] = []
     try:
         for p in overloaded:
@@ -164,19 +175,11 @@ def _repair(system: System, overloaded: list[Pressure], kinds: FailureKinds, bud
             plan.append(change)
     except RepairTimeout:
         return None, "the repair search ran out of time"
-    changes: dict[str, object] = {}
-    for change in plan:
-        changes.update(change.changes())
-    words = [change.describe(len(system.zones) == 1) for change in plan]
-    if len(words) > LIST_LIMIT:
-        words = [*words[:LIST_LIMIT], f"and {len(words) - LIST_LIMIT} more services"]
-    return Repair("; ".join(words), changes), ""
+    return as_repair(plan, system.zones, zones), ""
 
 
 def _chain(system: System, target: str) -> tuple[str, ...]:
     """A shortest call path from a workload entry to an endpoint of ``target``."""
-    from collections import deque
-
     parent: dict[str, str | None] = {}
     queue: deque[str] = deque()
     for entry in system.entries:
@@ -191,27 +194,10 @@ def _chain(system: System, target: str) -> tuple[str, ...]:
                 path.append(up)
             return tuple(reversed(path))
         for call in system.endpoint(node).calls():
-            if call.target not in parent:
+            if call.probability > 0 and call.target not in parent:
                 parent[call.target] = node
                 queue.append(call.target)
     return ()
-
-
-def _num(x: Fraction) -> str:
-    return f"{float(x):.4g}"
-
-
-def _percent(x: Fraction | None) -> str:
-    return "∞%" if x is None else f"{float(x) * 100:.4g}%"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _unknown(prop: P.Property) -> Verdict:
-    return Verdict(prop.name, prop.kind, "unknown",
-                   "ran out of time before deciding; raise --timeout")
 
 
 __all__ = ["check"]

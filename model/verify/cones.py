@@ -39,7 +39,7 @@ class RequiredGraph:
                 self.names.append(f"{name}.{endpoint}")
                 self.service.append(name)
         self.succ: list[list[int]] = []
-        for name, service in system.services.items():
+        for service in system.services.values():
             for endpoint in service.endpoints.values():
                 targets = dict.fromkeys(self.index[c.target] for c in endpoint.calls()
                                         if is_required(c))

@@ -93,7 +93,8 @@ def kill_set(service: Service, kinds: FailureKinds) -> tuple[str, ...]:
     return ()
 
 
-def worst_removal(service: Service, kinds: FailureKinds, budget: int) -> tuple[int, tuple[str, ...]]:
+def worst_removal(service: Service, kinds: FailureKinds,
+                  budget: int) -> tuple[int, tuple[str, ...]]:
     """The at most ``budget`` failures removing the most instances: (instances removed, units).
 
     Exact: with zones allowed, failing the most-populated zones first is optimal, because every

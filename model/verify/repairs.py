@@ -25,6 +25,8 @@ import z3
 
 from model.verify.deadline import Deadline
 from model.verify.failures import FailureKinds
+from model.verify.verdict import Repair
+from model.verify.wording import LIST_LIMIT
 
 
 class RepairTimeout(Exception):
@@ -77,6 +79,18 @@ class PlacementChange:
             whose = "its" if parts else f"{self.service}'s"
             parts.append(f"raise {whose} workers from {self.old_workers} to {self.new_workers}")
         return " and ".join(parts)
+
+
+def extra_zones(zones: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """Names for ``count`` new zones: the next letters after single-letter zones (a, b -> c),
+    otherwise ``zone-2``, ``zone-3``... (a spec without zones has the one zone ``default``)."""
+    taken = set(zones)
+    if all(len(z) == 1 and z.isalpha() and z.islower() for z in zones):
+        letters = [chr(c) for c in range(ord("a"), ord("z") + 1) if chr(c) not in taken]
+        if len(letters) >= count:
+            return tuple(letters[:count])
+    names = (f"zone-{i}" for i in range(2, 2 + len(zones) + count + 1))
+    return tuple([n for n in names if n not in taken][:count])
 
 
 class PlacementSolver:
@@ -203,4 +217,40 @@ class PlacementSolver:
                                dict(zip(self.zones, best[2], strict=True)), workers, best[3])
 
 
-__all__ = ["PlacementChange", "PlacementSolver", "RepairTimeout"]
+def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
+              zones: tuple[str, ...]) -> Repair:
+    """One Repair for a plan: its spec changes and a sentence saying them."""
+    changes: dict[str, object] = {}
+    words: list[str] = []
+    if zones != old_zones:
+        changes["zones"] = list(zones)
+        new = [z for z in zones if z not in old_zones]
+        words.append(f"add zone{'s' if len(new) > 1 else ''} {', '.join(new)}")
+    for change in plan:
+        changes.update(change.changes())
+    # Services given the same replicas (and no worker change) are said together.
+    groups: dict[tuple[tuple[str, int], ...], list[str]] = {}
+    described: list[str] = []
+    for change in plan:
+        if change.new_workers == change.old_workers:
+            groups.setdefault(tuple(change.added.items()), []).append(change.service)
+        else:
+            described.append(change.describe(len(zones) == 1))
+    for added, services in groups.items():
+        if len(services) == 1:
+            described.insert(0, PlacementChange(services[0], {}, dict(added), 1, 1)
+                             .describe(len(zones) == 1))
+            continue
+        count = sum(n for _, n in added)
+        what = "one replica" if count == 1 else f"{count} replicas"
+        where = "" if len(zones) == 1 else (
+            f" in zone {added[0][0]}" if len(added) == 1
+            else " (" + ", ".join(f"{n} in {z}" for z, n in added) + ")")
+        names = ", ".join(services[:LIST_LIMIT])
+        if len(services) > LIST_LIMIT:
+            names += f" and {len(services) - LIST_LIMIT} more"
+        described.insert(0, f"add {what} each to {len(services)} services ({names}){where}")
+    return Repair("; ".join(words + described), changes)
+
+
+__all__ = ["PlacementChange", "PlacementSolver", "RepairTimeout", "as_repair", "extra_zones"]

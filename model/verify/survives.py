@@ -30,18 +30,22 @@ from model.verify import checker
 from model.verify.cones import RequiredGraph
 from model.verify.deadline import Deadline
 from model.verify.failures import FailureKinds, FailureSet, kill_cost, kill_set, zone_counts
-from model.verify.repairs import PlacementChange, PlacementSolver, RepairTimeout
+from model.verify.repairs import (
+    PlacementChange,
+    PlacementSolver,
+    RepairTimeout,
+    as_repair,
+    extra_zones,
+)
 from model.verify.verdict import Counterexample, Repair, Verdict
-
-# Long lists in one-line explanations are cut to this many items ("and 12 more").
-LIST_LIMIT = 5
+from model.verify.wording import arrow, listing, out_of_time, plural
 
 
 @checker("survives")
 def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     assert isinstance(prop, P.Survives)
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop)
     kinds = FailureKinds.of(prop.of)
     budget = prop.failures
     entries = system.entries
@@ -55,7 +59,7 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     entry_nodes = [graph.index[e] for e in entries]
     weakest = min(cheapest[v] for v in entry_nodes)
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop)
     if math.isinf(weakest):
         return Verdict(prop.name, prop.kind, "holds",
                        f"no failure of {kinds.describe()} can take any service down")
@@ -72,12 +76,12 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
     if weakest > budget:
         if deadline.expired():
-            return _unknown(prop)
-        via = f" (via {_arrow(chain)})" if len(chain) > 1 else ""
+            return out_of_time(prop)
+        via = f" (via {arrow(chain)})" if len(chain) > 1 else ""
         return Verdict(prop.name, prop.kind, "holds",
-                       f"every workload entry survives any {_plural(budget, 'failure')} "
+                       f"every workload entry survives any {plural(budget, 'failure')} "
                        f"of {kinds.describe()}: the weakest service they need, {victim.name} "
-                       f"({_placement(victim)}), takes {_plural(int(weakest), 'failure')} to go "
+                       f"({_placement(victim)}), takes {plural(int(weakest), 'failure')} to go "
                        f"down{via}")
 
     units = kill_set(victim, kinds)
@@ -85,9 +89,9 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     unavailable = graph.unavailable(failed.services_down(system))
     down = tuple(e for e in entries if graph.index[e] in unavailable)
     explanation = (f"{victim.name} has {_weakness(victim, kinds)}: {', '.join(units)} down "
-                   f"takes {_listing(down)} down")
+                   f"takes {listing(down)} down")
     if len(chain) > 1:
-        explanation += f" (via {_arrow(chain)})"
+        explanation += f" (via {arrow(chain)})"
     counterexample = Counterexample(failures=units, down=down, chain=tuple(chain))
 
     repair, note = _repair(system, graph, entry_nodes, cost, kinds, budget, deadline)
@@ -99,13 +103,21 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
             cost: dict[str, int | None], kinds: FailureKinds, budget: int,
             deadline: Deadline) -> tuple[Repair | None, str]:
-    """Fewest added replicas making every service the entries need survive ``budget``."""
-    if kinds.zones and budget + 1 > len(system.zones):
-        return None, (f"no placement survives {_plural(budget, 'zone failure')} with "
-                      f"{_plural(len(system.zones), 'zone')}: add zones")
+    """Fewest added replicas making every service the entries need survive ``budget``.
+
+    With zone failures allowed each such service must occupy ``budget + 1`` zones; when the
+    system has fewer, the fewest new zones are added first (``zones`` in the changes).
+    """
+    zones = system.zones
+    if kinds.zones and budget + 1 > len(zones):
+        zones = zones + extra_zones(zones, budget + 1 - len(zones))
     needed = dict.fromkeys(graph.service[v] for v in sorted(graph.cone(entry_nodes)))
     weak = [name for name in needed if (c := cost[name]) is not None and c <= budget]
-    solver = PlacementSolver(system.zones, _zone_load(system), deadline)
+    load = dict.fromkeys(zones, 0)
+    for service in system.services.values():
+        for zone in service.zones:
+            load[zone] += 1
+    solver = PlacementSolver(zones, load, deadline)
     plan: list[PlacementChange] = []
     try:
         for name in weak:
@@ -114,31 +126,11 @@ def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
             new = solver.to_survive(counts, kinds, budget)
             if new is None:
                 return None, "no repair by adding replicas exists"
-            old = {z: counts.get(z, 0) for z in system.zones}
+            old = {z: counts.get(z, 0) for z in zones}
             plan.append(PlacementChange(name, old, new, service.workers, service.workers))
     except RepairTimeout:
         return None, "the repair search ran out of time"
-    return _as_repair(plan, len(system.zones) == 1), ""
-
-
-def _as_repair(plan: list[PlacementChange], single_zone: bool) -> Repair:
-    changes: dict[str, object] = {}
-    for change in plan:
-        changes.update(change.changes())
-    words = [change.describe(single_zone) for change in plan]
-    if len(words) > LIST_LIMIT:
-        added = sum(sum(c.added.values()) for c in plan)
-        words = [*words[:LIST_LIMIT],
-                 f"and {len(plan) - LIST_LIMIT} more services ({added} replicas in all)"]
-    return Repair("; ".join(words), changes)
-
-
-def _zone_load(system: System) -> dict[str, int]:
-    load = dict.fromkeys(system.zones, 0)
-    for service in system.services.values():
-        for zone in service.zones:
-            load[zone] += 1
-    return load
+    return as_repair(plan, system.zones, zones), ""
 
 
 def _placement(service: Service) -> str:
@@ -159,27 +151,6 @@ def _weakness(service: Service, kinds: FailureKinds) -> str:
         return f"all {service.replicas} replicas in zone {service.zones[0]}"
     spread = ", ".join(f"{z}: {n}" for z, n in counts.items())
     return f"its {service.replicas} replicas in only {len(counts)} zones ({spread})"
-
-
-def _listing(items: tuple[str, ...] | list[str]) -> str:
-    if len(items) <= LIST_LIMIT:
-        return ", ".join(items)
-    return f"{', '.join(items[:LIST_LIMIT])} and {len(items) - LIST_LIMIT} more"
-
-
-def _arrow(chain: list[str]) -> str:
-    if len(chain) > 6:
-        chain = [*chain[:3], "…", *chain[-2:]]
-    return " → ".join(chain)
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _unknown(prop: P.Property) -> Verdict:
-    return Verdict(prop.name, prop.kind, "unknown",
-                   "ran out of time before deciding; raise --timeout")
 
 
 __all__ = ["check"]

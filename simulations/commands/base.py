@@ -51,14 +51,17 @@ SpecArg = Annotated[Path, typer.Argument(help="topology spec (YAML)", show_defau
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so readers see the old content or the new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        # An unwritable --output/--out path is bad input (exit 2), not a traceback.
+        raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if tmp.exists():
             tmp.unlink()

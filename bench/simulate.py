@@ -1,0 +1,185 @@
+"""Benchmark: faultmesh against ciw and a hand-written SimPy model on one tandem network.
+
+The network is specs/chain.yaml: three single-worker stations in series, Poisson arrivals at
+0.8/s, exponential service at rates 2, 1.5 and 1.25/s (mean end-to-end sojourn 4.484 s). Each
+engine runs it for about ``--requests`` requests (default 200,000), each in a child process of
+its own, so that its peak memory (the child's maximum resident set size, from ``os.wait4``) is
+its own:
+
+* **faultmesh** as a user runs it: the whole CLI process, ``faultmesh simulate specs/chain.yaml
+  --duration D --seed 1 --json``, timed end to end (start-up, spec loading, JSON included);
+* **ciw** 3: the same network as a ciw ``Network`` (simulation time only);
+* **SimPy**: a minimal hand-written model, one process per request holding a ``Resource`` per
+  station (simulation time only).
+
+It prints requests per second, peak memory and the mean sojourn (a sanity check: all three
+should be near 4.48 s) for each, and the ratios. ``--memory`` also runs faultmesh for 2 million
+requests and reports its peak memory (the target: under 300 MB with traces off).
+
+Usage: ``python bench/simulate.py [--requests N] [--memory]``. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "specs" / "chain.yaml"
+ARRIVAL_RATE = 0.8
+SERVICE_RATES = (2.0, 1.5, 1.25)
+THEORY_MEAN = sum(1 / (mu - ARRIVAL_RATE) for mu in SERVICE_RATES)
+
+
+# --- the peers, run inside a child process -------------------------------------------------------
+
+
+def run_ciw(horizon: float, seed: int) -> dict[str, float]:
+    import ciw
+
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(ARRIVAL_RATE), None, None],
+        service_distributions=[ciw.dists.Exponential(mu) for mu in SERVICE_RATES],
+        routing=[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]],
+        number_of_servers=[1, 1, 1],
+    )
+    ciw.seed(seed)
+    start = time.perf_counter()
+    simulation = ciw.Simulation(network)
+    simulation.simulate_until_max_time(horizon)
+    seconds = time.perf_counter() - start
+    records = simulation.get_all_records()
+    arrived = {r.id_number: r.arrival_date for r in records if r.node == 1}
+    sojourns = [r.exit_date - arrived[r.id_number] for r in records
+                if r.node == 3 and r.id_number in arrived]
+    return {"seconds": seconds, "requests": len(sojourns),
+            "mean_sojourn": sum(sojourns) / len(sojourns)}
+
+
+def run_simpy(horizon: float, seed: int) -> dict[str, float]:
+    import random
+
+    import simpy
+
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    stations = [simpy.Resource(env, capacity=1) for _ in SERVICE_RATES]
+    sojourns: list[float] = []
+
+    def request(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        arrived = env.now
+        for station, mu in zip(stations, SERVICE_RATES, strict=True):
+            with station.request() as slot:
+                yield slot
+                yield env.timeout(rng.expovariate(mu))
+        sojourns.append(env.now - arrived)
+
+    def source(env: simpy.Environment):  # type: ignore[no-untyped-def]
+        while True:
+            yield env.timeout(rng.expovariate(ARRIVAL_RATE))
+            env.process(request(env))
+
+    env.process(source(env))
+    start = time.perf_counter()
+    env.run(until=horizon)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "requests": len(sojourns),
+            "mean_sojourn": sum(sojourns) / len(sojourns)}
+
+
+# --- the parent ----------------------------------------------------------------------------------
+
+
+def child(argv: list[str]) -> tuple[str, float, float]:
+    """Run a child process; return its stdout, wall-clock seconds and peak RSS in MB."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, cwd=ROOT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"{argv[0]} failed with exit code {process.returncode}")
+    peak_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
+    return output, seconds, peak_mb
+
+
+def faultmesh_command() -> list[str]:
+    found = shutil.which("faultmesh")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "simulations.cli"]
+
+
+def run_faultmesh(horizon: float, seed: int) -> dict[str, float]:
+    output, seconds, peak = child([*faultmesh_command(), "simulate", str(SPEC), "--duration",
+                                   f"{horizon:g}", "--seed", str(seed), "--json"])
+    summary = json.loads(output)
+    entry = summary["entries"]["a.run"]
+    return {"seconds": seconds, "requests": entry["requests"],
+            "mean_sojourn": entry["latency_s"]["mean"], "peak_mb": peak}
+
+
+def run_peer(name: str, horizon: float, seed: int) -> dict[str, float]:
+    output, _, peak = child([sys.executable, __file__, "--peer", name, "--horizon",
+                             repr(horizon), "--seed", str(seed)])
+    result = json.loads(output)
+    result["peak_mb"] = peak
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--memory", action="store_true",
+                        help="also run faultmesh for 2 million requests and report peak memory")
+    parser.add_argument("--peer", choices=("ciw", "simpy"), help=argparse.SUPPRESS)
+    parser.add_argument("--horizon", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.peer:  # inside a child process
+        runner = run_ciw if args.peer == "ciw" else run_simpy
+        print(json.dumps(runner(args.horizon, args.seed)))
+        return
+
+    horizon = args.requests / ARRIVAL_RATE
+    print(f"tandem M/M/1 x3 (lambda 0.8/s; mu 2, 1.5, 1.25/s), about {args.requests:,} "
+          f"requests ({horizon:,.0f} simulated seconds); theory: mean sojourn "
+          f"{THEORY_MEAN:.3f} s")
+    results = {
+        "faultmesh (whole CLI)": run_faultmesh(horizon, args.seed),
+        "ciw": run_peer("ciw", horizon, args.seed),
+        "SimPy (hand-written)": run_peer("simpy", horizon, args.seed),
+    }
+    print(f"{'engine':<24}{'requests':>10}{'seconds':>9}{'req/s':>10}{'peak MB':>9}"
+          f"{'mean sojourn':>14}")
+    for name, r in results.items():
+        rate = r["requests"] / r["seconds"]
+        r["rate"] = rate
+        print(f"{name:<24}{r['requests']:>10,}{r['seconds']:>9.2f}{rate:>10,.0f}"
+              f"{r['peak_mb']:>9.0f}{r['mean_sojourn']:>14.3f}")
+    ours = results["faultmesh (whole CLI)"]
+    ciw_r, simpy_r = results["ciw"], results["SimPy (hand-written)"]
+    print(f"faultmesh / ciw:   {ours['rate'] / ciw_r['rate']:.2f}x speed, "
+          f"{ours['peak_mb'] / ciw_r['peak_mb']:.2f}x memory   (target: >= 2x speed)")
+    print(f"faultmesh / SimPy: {ours['rate'] / simpy_r['rate']:.2f}x speed, "
+          f"{ours['peak_mb'] / simpy_r['peak_mb']:.2f}x memory   (target: >= 0.7x speed)")
+
+    if args.memory:
+        big = 2_000_000
+        r = run_faultmesh(big / ARRIVAL_RATE, args.seed)
+        print(f"memory: faultmesh, {r['requests']:,} requests in {r['seconds']:.1f} s: peak "
+              f"{r['peak_mb']:.0f} MB (target: under 300 MB); mean sojourn "
+              f"{r['mean_sojourn']:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

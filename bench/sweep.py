@@ -1,0 +1,77 @@
+"""Benchmark: the same sweep serially, on the local process pool and on a Dask LocalCluster.
+
+    python bench/sweep.py [--spec specs/mm1.yaml] [--duration 12h] [--seeds 8] [--workers 2]
+
+Runs one sweep (two grid points times ``--seeds`` seeds; by default 16 runs of the M/M/1 spec
+that take a few seconds each) with each backend, checks that every backend produced the same
+per-run results, and prints the wall-clock times and the speed-up over serial side by side.
+The parallel backends pay for starting their worker processes; that cost is in their times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from simulations.sweep import run_sweep  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default=str(ROOT / "specs" / "mm1.yaml"))
+    parser.add_argument("--duration", default="12h", help="simulated time per run")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds per grid point")
+    parser.add_argument("--set", dest="grid", default="workload[0].rate=7/s,8/s",
+                        help="the grid: PATH=V1,V2,...")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    path, _, values = args.grid.partition("=")
+    from simulations.sweep import parse_set
+
+    grid = dict([parse_set(f"{path}={values}")])
+    common: dict[str, Any] = dict(duration=args.duration, seeds=args.seeds, grid=grid,
+                                  progress=False)
+    console = Console()
+    runs = len(next(iter(grid.values()))) * args.seeds
+    console.print(f"sweep of {Path(args.spec).name}: {runs} runs of {args.duration} simulated "
+                  f"each, on {os.cpu_count()} CPUs")
+    rows = []
+    results = {}
+    for label, backend, workers in (("serial", "serial", None),
+                                    (f"local pool, {args.workers} workers", "local",
+                                     args.workers),
+                                    (f"dask LocalCluster, {args.workers} workers", "dask",
+                                     args.workers)):
+        start = time.perf_counter()
+        result = run_sweep(args.spec, backend=backend, workers=workers, **common)
+        seconds = time.perf_counter() - start
+        results[backend] = result.records
+        rows.append((label, seconds))
+        console.print(f"  {label}: {seconds:.2f} s")
+    serial = rows[0][1]
+    table = Table(title="sweep backends (wall clock, same runs)", title_justify="left")
+    table.add_column("backend")
+    table.add_column("seconds", justify="right")
+    table.add_column("runs/s", justify="right")
+    table.add_column("speed-up vs serial", justify="right")
+    for label, seconds in rows:
+        table.add_row(label, f"{seconds:.2f}", f"{runs / seconds:.2f}",
+                      f"{serial / seconds:.2f}x")
+    console.print(table)
+    same = results["serial"] == results["local"] == results["dask"]
+    console.print(f"per-run results identical across backends: {'yes' if same else 'NO'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""``retry_amplification {max: N}``: how far retries can multiply one call.
+
+Retries multiply along a chain: if A retries B 3 times and B retries C 3 times, one call into A
+can reach C as 9 attempts -- exactly when C is already failing, which is how retry storms keep
+an overloaded service down. The amplification of a service S is the worst case, over the call
+paths from a workload entry to an endpoint of S, of the product of the attempts
+(``retries + 1``) of the calls on the path:
+
+    amplification(S) = max over paths entry -> ... -> S of Π over the path's calls (retries + 1)
+
+It is 1 in a system without retries. Every call that happens counts -- optional and
+asynchronous ones too, since their attempts reach the callee all the same; calls made with
+probability 0 never happen. Entries are the workload's; a spec without a workload takes every
+endpoint no call reaches.
+
+What it deliberately leaves out: ``repeat``, fan-out and fan-in multiply the *load* a service
+gets per entry request whether or not anything fails; that load is what ``capacity`` checks
+(retries included). This property isolates the factor that retries add on top in the worst
+case, so "no retries" always passes it, and a value of 27 reads "one call can become 27".
+
+Violated when some service's amplification exceeds ``max``, or when a call cycle containing a
+retrying call is reachable from an entry (going round it multiplies without bound).
+Counterexample: the worst path, with ``{"attempts", "max"}``. Repair: the smallest total
+reduction of ``retries`` that brings every path within ``max``, found with z3 Optimize (one
+integer per retrying call; a path product becomes linear by case-splitting each retry count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import z3
+
+from model import properties as P
+from model.system import System
+from model.verify import checker
+from model.verify.deadline import Deadline
+from model.verify.sites import (
+    CallSite,
+    call_sites,
+    entries_or_roots,
+    path_from_entries,
+)
+from model.verify.verdict import Counterexample, Repair, Verdict
+
+
+def _reachable(entries: Iterable[str], out: dict[str, list[CallSite]]) -> set[str]:
+    seen = set(entries)
+    stack = list(seen)
+    while stack:
+        node = stack.pop()
+        for site in out.get(node, ()):
+            if site.callee not in seen:
+                seen.add(site.callee)
+                stack.append(site.callee)
+    return seen
+
+
+@dataclass(frozen=True)
+class Worst:
+    """The worst path into one endpoint: its attempt product, its endpoints and its calls."""
+
+    attempts: int
+    path: tuple[str, ...]
+    sites: tuple[CallSite, ...]
+
+    def text(self) -> str:
+        parts = [self.path[0]]
+        for site in self.sites:
+            tag = f" (x{site.call.attempts})" if site.call.retries else ""
+            parts.append(f"{site.callee}{tag}")
+        return " -> ".join(parts)
+
+
+def worst_paths(entries: list[str], out: dict[str, list[CallSite]],
+                nodes: set[str]) -> dict[str, Worst]:
+    """For every endpoint reachable from ``entries``, a path with the largest product.
+
+    Call only when no reachable cycle multiplies (every retrying call is off cycles): then
+    going round a cycle never increases a product, the largest one is attained on a simple
+    path, and relaxing edges until nothing improves finds it (longest path, Bellman-Ford).
+    """
+    best = {e: Worst(1, (e,), ()) for e in entries}
+    changed = True
+    while changed:
+        changed = False
+        for node in sorted(nodes):
+            here = best.get(node)
+            if here is None:
+                continue
+            for site in out.get(node, ()):
+                product = here.attempts * site.call.attempts
+                old = best.get(site.callee)
+                if old is None or product > old.attempts:
+                    best[site.callee] = Worst(product, (*here.path, site.callee),
+                                              (*here.sites, site))
+                    changed = True
+    return best
+
+
+def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]],
+                   limit: float, deadline: Deadline) -> dict[CallSite, int] | None:
+    """Fewest retries removed in total so that every path product is within ``limit``.
+
+    ``most[v]`` bounds the product of every path into ``v`` from above; the constraints
+    ``most[v] >= most[u] * attempts(c)`` for each call ``c: u -> v`` have a solution with
+    ``most <= limit`` iff every path is within the limit. Returns site -> new retries for the
+    changed sites; None if the solver found no answer in time.
+    """
+    opt = z3.Optimize()
+    opt.set("timeout", deadline.z3_ms())
+    cap = int(limit)
+    most = {n: z3.Int(f"most[{n}]") for n in sorted(nodes)}
+    for n, m in most.items():
+        opt.add(m <= cap)
+        if n in entries:
+            opt.add(m >= 1)
+    tries: dict[CallSite, z3.ArithRef] = {}
+    for node in sorted(nodes):
+        for site in out.get(node, ()):
+            top = site.call.retries
+            if top == 0:
+                opt.add(most[site.callee] >= most[node])
+                continue
+            r = z3.Int(f"retries[{site.key('retries')}]")
+            opt.add(r >= 0, r <= top)
+            tries[site] = r
+            product = z3.Sum([z3.If(r == k, (k + 1) * most[node], 0) for k in range(top + 1)])
+            opt.add(most[site.callee] >= product)
+    opt.minimize(z3.Sum([site.call.retries - r for site, r in tries.items()]))
+    if opt.check() != z3.sat:
+        return None
+    model = opt.model()
+    chosen = {site: model.eval(r, model_completion=True).as_long() for site, r in tries.items()}
+    return {site: r for site, r in chosen.items() if r != site.call.retries}
+
+
+@checker("retry_amplification")
+def check_retry_amplification(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
+    assert isinstance(prop, P.RetryAmplification)
+    if deadline.expired():
+        return Verdict(prop.name, prop.kind, "unknown", "retry_amplification: ran out of time")
+    limit = prop.max
+    sites = list(call_sites(system))
+    out: dict[str, list[CallSite]] = {}
+    for site in sites:
+        out.setdefault(site.caller, []).append(site)
+    entries = entries_or_roots(system, sites)
+    nodes = _reachable(entries, out)
+    retrying = {n: [s.callee for s in out.get(n, ()) if s.call.retries > 0] for n in nodes}
+    plain = {n: [s.callee for s in out.get(n, ())] for n in nodes}
+    # A reachable cycle through a retrying call multiplies without bound.
+    for node in sorted(nodes):
+        for callee in retrying[node]:
+            back = path_from_entries(plain, [callee], node)
+            if back is None:
+                continue
+            cycle = [node, *back]
+            prefix = path_from_entries(plain, entries, node) or [node]
+            return Verdict(
+                prop.name, prop.kind, "violated",
+                f"the call cycle {' -> '.join(cycle)} retries on the way round: a request "
+                f"reaching {node} can cause unboundedly many attempts (max {limit:g})",
+                Counterexample(chain=(*prefix[:-1], *cycle), numbers={"max": limit}))
+    best = worst_paths(entries, out, nodes)
+    per_service: dict[str, Worst] = {}
+    for node, worst in best.items():
+        service = node.partition(".")[0]
+        if service not in per_service or worst.attempts > per_service[service].attempts:
+            per_service[service] = worst
+    top_service, top = max(per_service.items(), key=lambda kv: kv[1].attempts)
+    if top.attempts <= limit:
+        return Verdict(prop.name, prop.kind, "holds",
+                       f"retries multiply a call at most {top.attempts}x (max {limit:g})")
+    over = [s for s, w in per_service.items() if w.attempts > limit]
+    more = len(over) - 1
+    tail = f"; {more} more service{'s' if more > 1 else ''} over the limit" if more else ""
+    explanation = (f"one request to {top.path[0]} can reach {top_service} as up to "
+                   f"{top.attempts} attempts "
+                   f"(max {limit:g}): {top.text()}{tail}")
+    cex = Counterexample(chain=top.path,
+                         numbers={"attempts": top.attempts, "max": limit})
+    repair = None
+    if limit < 1:
+        explanation += "; no retry setting reaches a maximum below 1"
+    elif not deadline.expired():
+        changes = repair_retries(nodes, entries, out, limit, deadline)
+        if changes:
+            ordered = sorted(changes.items(), key=lambda kv: sites.index(kv[0]))
+            words = ", ".join(f"{s.describe()} from {s.call.retries} to {r}"
+                              for s, r in ordered[:3])
+            if len(ordered) > 3:
+                words += f" (and {len(ordered) - 3} more calls)"
+            repair = Repair(f"reduce retries on {words}",
+                            {s.key("retries"): r for s, r in ordered})
+    return Verdict(prop.name, prop.kind, "violated", explanation, cex, repair)
+
+
+__all__ = ["Worst", "check_retry_amplification", "repair_retries", "worst_paths"]

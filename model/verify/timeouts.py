@@ -1,0 +1,294 @@
+"""``timeouts_nest``: every caller's timeout covers its callee's worst case.
+
+When a caller's timeout expires before its callee could possibly finish, the callee keeps
+working (and calling, and retrying) for a caller that has already given up: wasted capacity
+exactly when the system is slow. The property asks that along every synchronous chain the
+timeouts nest: each call's timeout is at least the worst-case time of the endpoint it calls.
+
+Worst case of an endpoint (calls made with probability 0 never happen; optional calls are
+awaited, so they count; asynchronous calls are not awaited and contribute 0)::
+
+    worst(e)    = bound(service_time(e)) + Σ over e's steps of worst(step)
+    worst(step) = worst(call), or the max over a parallel group's members
+    worst(call) = repeat × (attempts × timeout + Σ_{r=1..retries} backoff.max_delay(r))
+
+An attempt is charged its full timeout, not the callee's own worst case: the situations this
+property is about are exactly those in which a callee hangs (a crashed instance still routed
+to, a partition, a lost message, a dependency that is itself waiting out its timeouts), and
+then an attempt lasts until the caller's timeout. So "e's timeouts nest" means: even if every
+dependency below hangs, e's caller still waits long enough to get e's answer. (Bounding an
+attempt by ``min(timeout, worst(callee) + network)`` instead would only describe a healthy
+system, where timeouts never fire.)
+
+``bound(d)`` is a distribution's upper bound when finite (constant, uniform, empirical) and its
+99.9th percentile otherwise (exponential, log-normal, normal): an unbounded distribution has
+no worst case, and p99.9 is the usual engineering stand-in. Time spent queueing for a worker is
+not included: it is unbounded without a queue limit and is what ``capacity`` is about.
+
+Violated when some call's timeout is below ``worst(callee)`` (with a 1 ns tolerance for floating
+point), or a workload item's ``timeout`` is below ``worst(entry)``. Counterexample: the chain
+from an entry to the worst offending call, with ``{"timeout", "callee_worst"}``. A synchronous
+call cycle is violated outright: a request can go round until some timeout cuts it, so around
+a cycle the timeouts cannot nest (``call_cycles`` reports the cycle too); no repair is offered.
+
+Repair: the smallest raises of timeouts (in whole milliseconds) that make every timeout nest,
+found with z3 Optimize over the timeouts involved: the offending ones and every timeout whose
+callee's worst case grows when those are raised (a raised timeout lengthens its caller's worst
+case, which may then need its own caller's timeout raised, up the chain). The objective is the
+total increase; since worst cases only grow with timeouts, the optimum is the pointwise least
+solution, which the tests check independently. (Lowering inner timeouts is the other way to
+make budgets nest, but it can make healthy calls time out, so it is not proposed.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import z3
+
+from model import properties as P
+from model.distributions import Distribution
+from model.system import Call, ParallelCalls, System
+from model.verify import checker
+from model.verify.deadline import Deadline
+from model.verify.sites import (
+    CallSite,
+    call_sites,
+    endpoints,
+    path_from_entries,
+    successors_of,
+)
+from model.verify.verdict import Counterexample, Repair, Verdict
+
+QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
+TOLERANCE = 1e-9  # seconds: floating-point slack when comparing a timeout with a worst case
+GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds
+
+
+def seconds_text(x: float, digits: int = 3) -> str:
+    """A duration for people: ``130.021 s``, ``250 ms``, ``40 µs``."""
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if x >= scale or unit == "µs":
+            text = f"{x / scale:.{digits}f}".rstrip("0").rstrip(".")
+            return f"{text} {unit}"
+    raise AssertionError
+
+
+def two_durations(a: float, b: float) -> tuple[str, str]:
+    """Both as text, with enough digits that unequal values do not print the same."""
+    for digits in (3, 6, 9):
+        left, right = seconds_text(a, digits), seconds_text(b, digits)
+        if left != right or a == b:
+            break
+    return left, right
+
+
+def bound(dist: Distribution) -> float:
+    """The distribution's upper bound if finite, else its 99.9th percentile."""
+    upper = dist.upper
+    return upper if math.isfinite(upper) else dist.quantile(QUANTILE)
+
+
+def awaited(call: Call) -> bool:
+    """Does the caller wait for this call? (synchronous and made with probability > 0)"""
+    return not call.asynchronous and call.probability > 0
+
+
+def backoff_total(call: Call) -> float:
+    return sum(call.backoff.max_delay(r) for r in range(1, call.retries + 1))
+
+
+def call_worst(call: Call) -> float:
+    """How long the caller can wait on this call: every attempt times out, full backoff."""
+    if not awaited(call):
+        return 0.0
+    return call.repeat * (call.attempts * call.timeout + backoff_total(call))
+
+
+def worst_cases(system: System) -> dict[str, float]:
+    """worst(e) for every endpoint."""
+    worst: dict[str, float] = {}
+    for name in endpoints(system):
+        endpoint = system.endpoint(name)
+        total = bound(endpoint.service_time)
+        for step in endpoint.steps:
+            if isinstance(step, ParallelCalls):
+                total += max((call_worst(c) for c in step.calls), default=0.0)
+            else:
+                total += call_worst(step)
+        worst[name] = total
+    return worst
+
+
+@dataclass(frozen=True)
+class Offence:
+    """A timeout below the worst case of what it waits for."""
+
+    key: str  # spec key path of the timeout
+    caller: str  # ``service.endpoint``, or ``workload`` for a workload item
+    callee: str
+    timeout: float
+    callee_worst: float
+    site: CallSite | None  # None for a workload item
+
+
+def offences(system: System, worst: dict[str, float]) -> list[Offence]:
+    found = []
+    for site in call_sites(system):
+        call = site.call
+        if awaited(call) and call.timeout < worst[call.target] - TOLERANCE:
+            found.append(Offence(site.key("timeout"), site.caller, call.target, call.timeout,
+                                 worst[call.target], site))
+    for i, w in enumerate(system.workload):
+        if w.timeout is not None and w.timeout < worst[w.entry] - TOLERANCE:
+            found.append(Offence(f"workload[{i}].timeout", w.source, w.entry, w.timeout,
+                                 worst[w.entry], None))
+    return found
+
+
+def _exact(x: float) -> z3.ArithRef:
+    q = Fraction(x)
+    return z3.RealVal(f"{q.numerator}/{q.denominator}")
+
+
+def repair_timeouts(system: System, found: list[Offence],
+                    deadline: Deadline) -> dict[str, float] | None:
+    """The smallest whole-millisecond timeout raises that make all timeouts nest (z3 Optimize).
+
+    Returns key path -> new timeout (seconds), or None if the solver ran out of time.
+    """
+    sites = [s for s in call_sites(system) if awaited(s.call)]
+    callers: dict[str, set[str]] = {}
+    for s in sites:
+        callers.setdefault(s.callee, set()).add(s.caller)
+    # Endpoints whose worst case can grow: callers of offending calls and all their ancestors.
+    grows: set[str] = set()
+    frontier = [o.caller for o in found if o.site is not None]
+    while frontier:
+        node = frontier.pop()
+        if node not in grows:
+            grows.add(node)
+            frontier.extend(callers.get(node, ()))
+    offending = {o.key for o in found}
+    involved = [s for s in sites if s.callee in grows or s.key("timeout") in offending]
+    opt = z3.Optimize()
+    opt.set("timeout", deadline.z3_ms())
+    timeout: dict[str, z3.ArithRef] = {}
+    olds: dict[str, float] = {}
+
+    def variable(key: str, old: float) -> z3.ArithRef:
+        # A timeout on the millisecond grid is one integer variable; one off the grid (rare:
+        # sub-millisecond digits) either keeps its value or moves onto the grid above it.
+        ms = z3.Int(f"ms[{key}]")
+        new = z3.ToReal(ms) / GRANULARITY
+        olds[key] = old
+        grid = Fraction(old) * GRANULARITY
+        if grid.denominator == 1:
+            opt.add(ms >= int(grid))
+            return new
+        opt.add(ms >= math.ceil(grid))
+        up = z3.Bool(f"raise[{key}]")
+        return z3.If(up, new, _exact(old))
+
+    for s in involved:
+        timeout[s.key("timeout")] = variable(s.key("timeout"), s.call.timeout)
+    workload_items = [(i, w) for i, w in enumerate(system.workload) if w.timeout is not None
+                      and (w.entry in grows or f"workload[{i}].timeout" in offending)]
+    for i, w in workload_items:
+        assert w.timeout is not None
+        timeout[f"workload[{i}].timeout"] = variable(f"workload[{i}].timeout", w.timeout)
+
+    const = worst_cases(system)
+    worst: dict[str, z3.ArithRef] = {}
+
+    def callee_worst(target: str) -> z3.ArithRef:
+        return worst[target] if target in grows else _exact(const[target])
+
+    def call_worst(site: CallSite) -> z3.ArithRef:
+        call = site.call
+        t = timeout.get(site.key("timeout"), _exact(call.timeout))
+        return call.repeat * (call.attempts * t + _exact(backoff_total(call)))
+
+    by_step: dict[tuple[str, int], list[CallSite]] = {}
+    for s in sites:
+        by_step.setdefault((s.caller, s.step), []).append(s)
+    for name in sorted(grows):
+        endpoint = system.endpoint(name)
+        terms: list[z3.ArithRef] = [_exact(bound(endpoint.service_time))]
+        for index in range(len(endpoint.steps)):
+            members = [call_worst(s) for s in by_step.get((name, index), [])]
+            if not members:
+                continue
+            if len(members) == 1:
+                terms.append(members[0])
+                continue
+            # The max of a parallel group: any upper bound will do, since a larger worst case
+            # only tightens the constraints of a minimisation; the optimum takes the max.
+            group = z3.Real(f"group[{name}#{index}]")
+            for m in members:
+                opt.add(group >= m)
+            terms.append(group)
+        w = z3.Real(f"worst[{name}]")
+        opt.add(w == z3.Sum(terms))
+        worst[name] = w
+    for s in involved:
+        opt.add(timeout[s.key("timeout")] >= callee_worst(s.callee))
+    for i, w_item in workload_items:
+        opt.add(timeout[f"workload[{i}].timeout"] >= callee_worst(w_item.entry))
+    opt.minimize(z3.Sum([*timeout.values()]) if timeout else z3.RealVal(0))
+    if opt.check() != z3.sat:
+        return None
+    model = opt.model()
+    changes: dict[str, float] = {}
+    for key, old in olds.items():
+        value = model.eval(timeout[key], model_completion=True)
+        new = Fraction(value.numerator_as_long(), value.denominator_as_long())
+        if new != Fraction(old):
+            changes[key] = float(new)
+    return changes
+
+
+@checker("timeouts_nest")
+def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
+    if deadline.expired():
+        return Verdict(prop.name, prop.kind, "unknown", "timeouts_nest: ran out of time")
+    worst = worst_cases(system)
+    found = offences(system, worst)
+    calls = sum(1 for s in call_sites(system) if awaited(s.call))
+    if not found:
+        return Verdict(prop.name, prop.kind, "holds",
+                       f"every timeout covers its callee's worst case ({calls} synchronous "
+                       f"calls checked)")
+    top = max(found, key=lambda o: (o.callee_worst - o.timeout, -found.index(o)))
+    succ = successors_of(call_sites(system), lambda s: awaited(s.call))
+    if top.site is not None:
+        prefix = path_from_entries(succ, system.entries, top.caller) or [top.caller]
+        chain = (*prefix, top.callee)
+        what = f"{top.caller} -> {top.callee}"
+    else:
+        chain = (top.caller, top.callee)
+        what = f"the {top.caller} workload on {top.callee}"
+    more = len(found) - 1
+    tail = f" (and {more} more timeout{'s' if more > 1 else ''} too short)" if more else ""
+    shown_timeout, shown_worst = two_durations(top.timeout, top.callee_worst)
+    explanation = (f"{what}: timeout {shown_timeout} < {shown_worst}, the worst case of "
+                   f"{top.callee}, which keeps working for a caller that gave up{tail}")
+    cex = Counterexample(chain=chain, numbers={"timeout": top.timeout,
+                                               "callee_worst": top.callee_worst})
+    repair = None
+    if not deadline.expired():
+        changes = repair_timeouts(system, found, deadline)
+        if changes:
+            lead = changes.get(top.key)
+            first = (f"raise the {what} timeout to at least {seconds_text(lead)}"
+                     if lead is not None else "raise timeouts")
+            others = len(changes) - (lead is not None)
+            if others:
+                first += f" (and {others} more timeout{'s' if others > 1 else ''})"
+            repair = Repair(first, dict(changes))
+    return Verdict(prop.name, prop.kind, "violated", explanation, cex, repair)
+
+
+__all__ = ["QUANTILE", "bound", "check_timeouts_nest", "worst_cases"]

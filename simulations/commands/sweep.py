@@ -1,0 +1,162 @@
+"""The ``sweep`` command: a spec over a grid of values and seeds, on a process pool or Dask."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from simulations.commands.base import (
+    EXIT_OK,
+    EXIT_VIOLATED,
+    SpecArg,
+    app,
+    bad_input,
+    err,
+    load_spec,
+    out,
+)
+
+EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
+
+
+@app.command("sweep")
+def sweep_command(
+    spec: SpecArg,
+    scenario: Annotated[list[str] | None, typer.Option(
+        "--scenario", help="scenario to run (repeat to sweep over several); default: the "
+        "workload with no faults")] = None,
+    duration: Annotated[str | None, typer.Option(
+        help="simulated time per run, e.g. 60s or 10m (overrides a scenario's own)")] = None,
+    seeds: Annotated[int, typer.Option(help="replications per grid point")] = 5,
+    seed: Annotated[int, typer.Option(
+        help="base seed; each run's seed is derived from it and the run's place")] = 0,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="PATH=V1,V2,...",
+        help="vary a spec value by its key path, e.g. services.cart.replicas=1,2,3 "
+        "(repeat for a grid)")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="local (a process pool, the default), dask, or serial")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (implies --backend dask); default: a local cluster")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (default: one per CPU)")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--out", help="keep runs, parquet tables and plots in this directory")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="finish the sweep in --out: run only the missing runs")] = False,
+    force: Annotated[bool, typer.Option(
+        help="replace a different sweep already in --out")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+) -> None:
+    """Run a spec many times: over a grid of parameter values (--set) times --seeds seeds.
+
+    Prints the mean of each metric with its 95% confidence interval across seeds per grid
+    point. Exit 0 when every property held in every run, 1 when some run violated one, 2 for
+    bad input, 130 when interrupted (finished runs are kept in --out; --resume finishes).
+    """
+    from simulations.sweep import (
+        SweepFailed,
+        SweepInputError,
+        SweepInterrupted,
+        parse_grid,
+        run_sweep,
+    )
+
+    system = load_spec(spec)
+    try:
+        grid = parse_grid(settings or [])
+        result = run_sweep(
+            system, scenario=scenario or None, duration=duration, seeds=seeds, grid=grid,
+            base_seed=seed, backend=backend or ("dask" if scheduler else "local"),
+            workers=workers, scheduler=scheduler, out=output, resume=resume, force=force,
+            progress=True)
+    except SweepInputError as exc:
+        bad_input(str(exc))
+    except SweepInterrupted as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except SweepFailed as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(EXIT_VIOLATED) from None
+
+    violating = int(result.table["runs_violating"].sum()) if "runs_violating" in result.table \
+        else 0
+    if as_json:
+        runs = [result.records[t.run_id] for t in result.plan.runs]
+        print(json.dumps({"runs": _plain(runs),
+                          "table": _plain(result.table.to_dict(orient="records"))}, indent=1))
+    else:
+        _print_table(result.table, result.plan.params)
+        total = len(result.plan.runs)
+        note = f"{total} runs ({result.executed} run now)" if result.executed != total \
+            else f"{total} runs"
+        if violating:
+            note += f"; properties violated in {violating}"
+        if output is not None:
+            note += f"; results in {output}"
+        err.print(note, markup=False)
+    raise typer.Exit(EXIT_VIOLATED if violating else EXIT_OK)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: NaN and infinities become null, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(mean: float, ci: float, kind: str) -> str:
+    if math.isnan(mean):
+        return "-"
+    if kind == "availability":
+        return f"{mean * 100:.3f}%" if math.isnan(ci) else f"{mean * 100:.3f} ± {ci * 100:.3f}%"
+    return f"{mean * 1000:.1f}ms" if math.isnan(ci) else f"{mean * 1000:.1f} ± {ci * 1000:.1f}ms"
+
+
+def _print_table(table: Any, params: list[str]) -> None:
+    suffix = "/availability_mean"
+    entries = [c[: -len(suffix)] for c in table.columns if c.endswith(suffix)]
+    view = Table(title="mean ± 95% CI across seeds", title_justify="left")
+    for param in params:
+        view.add_column(param, no_wrap=True)
+    view.add_column("runs", justify="right")
+    view.add_column("entry", no_wrap=True)
+    for name in ("availability", "p50", "p99"):
+        view.add_column(name, justify="right", no_wrap=True)
+    has_properties = "runs_violating" in table
+    if has_properties:
+        view.add_column("violating", justify="right")
+    for _, row in table.iterrows():
+        for i, entry in enumerate(entries or [None]):
+            cells = [str(row[p]) if i == 0 else "" for p in params]
+            cells.append(str(row["runs"]) if i == 0 else "")
+            if entry is None:
+                cells += ["-", "-", "-", "-"]
+            else:
+                cells += [entry] + [
+                    _fmt(row.get(f"{entry}/{m}_mean", math.nan),
+                         row.get(f"{entry}/{m}_ci95", math.nan), kind)
+                    for m, kind in (("availability", "availability"),
+                                    ("latency_p50_s", "latency"), ("latency_p99_s", "latency"))]
+            if has_properties:
+                cells.append(f"{row['runs_violating']}/{row['runs']}" if i == 0 else "")
+            view.add_row(*cells)
+    if out.is_terminal:
+        out.print(view)
+        return
+    # Piped or redirected: as wide as it needs, so no cell is cut short.
+    needed = Measurement.get(out, out.options.update(max_width=1000), view).maximum
+    Console(highlight=False, width=max(out.width, needed)).print(view)

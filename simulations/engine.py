@@ -1,0 +1,357 @@
+"""The engine: compose a System and a Scenario into one SimPy run, and run it.
+
+``simulate(system, scenario, duration=..., seed=...)`` builds the run's parts from the frozen
+model (instances, the network, discovery, orchestration, call sites with their edges' balancers
+and breakers, the workload, the fault injector, the monitors), runs SimPy until ``duration``,
+and returns a ``Run``. Everything random draws from streams derived from ``seed``
+(``simulations.streams``), so the same spec, scenario and seed give the same run.
+
+Static work is done once here so the per-request path does none of it: a call without a
+breaker has no breaker object, a call made every time draws no random number, one instance
+needs no balancer, a network without latency, loss or partitions is skipped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import os
+from collections.abc import Callable
+from operator import attrgetter
+from pathlib import Path
+from typing import Any
+
+import simpy
+from simpy.events import Timeout
+
+import model
+from model.faults import Crash, Fault, RollingRestart, Scenario
+from model.properties import Availability, BreakerReaction, Latency, Staleness
+from model.system import BreakerPolicy, Call, ParallelCalls, RateBreakerPolicy, System
+from model.units import parse_duration
+from simulations import breakers
+from simulations.balancers import Balancer, make_balancer
+from simulations.breakers import CircuitBreaker
+from simulations.calls import CallSite, EdgeStats
+from simulations.discovery import Discovery
+from simulations.faults import FaultInjector, describe
+from simulations.instances import Instance, ServiceRuntime
+from simulations.jobs import EndpointRuntime
+from simulations.metrics import EntryStats, RequestTrace, Timeline
+from simulations.monitors import (
+    AvailabilityMonitor,
+    BreakerReactionMonitor,
+    LatencyMonitor,
+    Monitor,
+    NoLostRequestsMonitor,
+    StalenessMonitor,
+)
+from simulations.network import Network
+from simulations.orchestration import Orchestrator
+from simulations.phases import Phases
+from simulations.results import Run
+from simulations.streams import Streams
+from simulations.timeouts import Deadlines
+from simulations.workload import Arrivals
+
+DEFAULT_DURATION = 60.0
+PROGRESS_STEPS = 200
+
+Edge = tuple[str, str]
+Progress = Callable[[float, float], None]
+"""Called as ``progress(simulated_seconds, total_seconds)`` as the run goes."""
+
+
+class UnknownScenario(ValueError):
+    """The spec has no scenario of that name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"unknown scenario {name!r}{hint} (scenarios: {listing})")
+
+
+def breaker_policy(policy: BreakerPolicy) -> Any:
+    """The policy as ``simulations.breakers`` types it (the same class, or a field-for-field
+    copy while that module still declares its own policy classes)."""
+    kind = breakers.RateBreakerPolicy if isinstance(policy, RateBreakerPolicy) \
+        else breakers.ConsecutiveBreakerPolicy
+    if isinstance(policy, kind):
+        return policy
+    return kind(**{name: getattr(policy, name) for name in policy.__dataclass_fields__})
+
+
+def resolve_scenario(system: System, scenario: str | Scenario | None) -> Scenario | None:
+    if scenario is None or isinstance(scenario, Scenario):
+        return scenario
+    if scenario not in system.scenarios:
+        raise UnknownScenario(scenario, list(system.scenarios))
+    return system.scenarios[scenario]
+
+
+class Simulation:
+    """One run being assembled and executed; use ``simulate()``."""
+
+    def __init__(self, system: System, scenario: Scenario | None, *, duration: float,
+                 seed: int, trace: bool, cold_start: bool) -> None:
+        self.system = system
+        self.scenario = scenario
+        self.duration = duration
+        self.warmup = scenario.warmup if scenario is not None else 0.0
+        if self.warmup >= duration:
+            raise ValueError(f"the run ({duration:g}s) must be longer than the scenario's "
+                             f"warm-up ({self.warmup:g}s)")
+        self.seed = seed
+        self.cold_start = cold_start
+        self.env = env = simpy.Environment()
+        self.streams = streams = Streams(seed)
+        self.network = Network(system.communication, streams("network"))
+        self._build_instances()
+        self.discovery = Discovery(env, system.discovery,
+                                   {name: s.instances for name, s in self.services.items()},
+                                   streams("discovery"))
+        self.deadlines: dict[float, Deadlines] = {}
+        self.breakers: dict[Edge, CircuitBreaker] = {}
+        self.balancers: dict[Edge, Balancer] = {}
+        self.edge_stats: dict[Edge, EdgeStats] = {}
+        self._compile_calls()
+        self.timeline = Timeline(duration)
+        self.trace = RequestTrace() if trace else None
+        self._build_workload()
+        self.orchestrator = Orchestrator(env, dict(system.services), self.discovery)
+        faults = scenario.faults if scenario is not None else ()
+        self.injector = FaultInjector(
+            env, faults, instances={n: s.instances for n, s in self.services.items()},
+            zones=system.zones, edges=frozenset(self.edge_stats), network=self.network,
+            discovery=self.discovery, orchestrator=self.orchestrator, streams=streams,
+            duration=duration)
+        self.phases = Phases(self._spans(faults), duration, self.warmup, self.timeline) \
+            if faults else None
+        self.monitors: list[Monitor] = self._build_monitors()
+
+    # --- assembly -----------------------------------------------------------------------------
+
+    def _build_instances(self) -> None:
+        self.services: dict[str, ServiceRuntime] = {}
+        self.instances: list[Instance] = []
+        fault_rng = self.streams("errors")
+        uid = itertools.count()
+        for name, service in self.system.services.items():
+            runtime = ServiceRuntime(name, service.workers)
+            for index, zone in enumerate(service.zones):
+                instance = Instance(self.env, self.network, name, index, zone, next(uid),
+                                    workers=service.workers, concurrency=service.concurrency,
+                                    queue=service.queue, fault_rng=fault_rng)
+                runtime.instances.append(instance)
+                self.instances.append(instance)
+            for endpoint in service.endpoints.values():
+                sampler = endpoint.service_time.sampler(
+                    self.streams(f"service-time/{name}.{endpoint.name}"))
+                runtime.endpoints[endpoint.name] = EndpointRuntime(name, endpoint.name, sampler)
+            self.services[name] = runtime
+
+    def _deadlines(self, length: float) -> Deadlines:
+        if length not in self.deadlines:
+            self.deadlines[length] = Deadlines(self.env, length)
+        return self.deadlines[length]
+
+    def _balancer(self, caller: str, callee: str) -> Balancer:
+        edge = (caller, callee)
+        if edge not in self.balancers:
+            policy = self.system.services[callee].load_balancer
+            self.balancers[edge] = make_balancer(
+                policy, self.streams(f"balancer/{caller}->{callee}"), attrgetter("in_flight"))
+        return self.balancers[edge]
+
+    def _call_site(self, caller: str, call: Call, where: str) -> CallSite:
+        edge = (caller, call.service)
+        breaker = None
+        if call.circuit_breaker is not None:
+            # One breaker per edge; the first call on the edge that configures one sets it.
+            if edge not in self.breakers:
+                self.breakers[edge] = CircuitBreaker(breaker_policy(call.circuit_breaker))
+            breaker = self.breakers[edge]
+        stats = self.edge_stats.setdefault(edge, EdgeStats())
+        return CallSite(call, env=self.env, network=self.network,
+                        endpoint=self.services[call.service].endpoints[call.endpoint],
+                        callee_service=self.services[call.service],
+                        deadlines=self._deadlines(call.timeout),
+                        balancer=self._balancer(caller, call.service), breaker=breaker,
+                        edge=stats, rng=self.streams(f"call/{where}"))
+
+    def _compile_calls(self) -> None:
+        for name, service in self.system.services.items():
+            for endpoint in service.endpoints.values():
+                steps: list[Any] = []
+                for i, step in enumerate(endpoint.steps):
+                    where = f"{name}.{endpoint.name}/{i}"
+                    if isinstance(step, ParallelCalls):
+                        steps.append(tuple(self._call_site(name, c, f"{where}/{j}")
+                                           for j, c in enumerate(step.calls)))
+                    else:
+                        steps.append(self._call_site(name, step, where))
+                self.services[name].endpoints[endpoint.name].steps = tuple(steps)
+
+    def _build_workload(self) -> None:
+        system = self.system
+        names = list(system.entries)
+        for prop in system.properties:
+            if isinstance(prop, Availability | Latency) and prop.entry not in names:
+                names.append(prop.entry)
+        self.entries = {name: EntryStats(name, i, self.warmup, self.timeline)
+                        for i, name in enumerate(names)}
+        for stats in self.entries.values():
+            self.timeline.add_entry(stats)
+        ids = itertools.count()
+        self.arrivals: list[Arrivals] = []
+        for i, item in enumerate(system.workload):
+            policy = system.services[item.service].load_balancer
+            balancer = make_balancer(policy, self.streams(f"ingress/{i}"), attrgetter("in_flight"))
+            self.arrivals.append(Arrivals(
+                self.env, item, self.services[item.service].endpoints[item.endpoint],
+                self.discovery.live, balancer, self.entries[item.entry],
+                self.streams(f"arrivals/{i}"), ids,
+                None if item.timeout is None else self._deadlines(item.timeout), self.trace))
+
+    def _build_monitors(self) -> list[Monitor]:
+        monitors: list[Monitor] = []
+        for prop in self.system.properties:
+            if isinstance(prop, Availability):
+                monitors.append(AvailabilityMonitor(prop, self.entries[prop.entry],
+                                                    self.timeline, self.warmup))
+            elif isinstance(prop, Latency):
+                monitors.append(LatencyMonitor(prop, self.entries[prop.entry], self.timeline,
+                                               self.warmup))
+            elif isinstance(prop, BreakerReaction):
+                monitors.append(BreakerReactionMonitor(prop, self.injector.log, self.breakers,
+                                                       self.duration))
+            elif isinstance(prop, Staleness):
+                monitors.append(StalenessMonitor(prop, self.arrivals,
+                                                 self.discovery.staleness_bound()))
+        monitors.append(NoLostRequestsMonitor(self.arrivals, self.instances))
+        return monitors
+
+    def _spans(self, faults: tuple[Fault, ...]) -> list[tuple[str, float, float | None]]:
+        """When each fault acts, for the per-phase view (crashes include the restart)."""
+        spans = []
+        services = self.system.services
+        for fault in faults:
+            end = fault.end
+            if isinstance(fault, Crash) and fault.duration is None and fault.mttf is None:
+                instances, _ = self.injector.resolve(fault.target)
+                recover = [services[i.service].restart.delay for i in instances]
+                if recover and all(d is not None for d in recover):
+                    end = fault.at + max(d + services[i.service].readiness.period  # type: ignore[operator]
+                                         for d, i in zip(recover, instances, strict=True))
+            elif isinstance(fault, RollingRestart) and fault.duration is None:
+                service = services[fault.target.name]
+                end = (fault.at + fault.interval * (service.replicas - 1)
+                       + (service.restart.delay or 0.0) + service.readiness.period)
+            spans.append((describe(fault), fault.at, end))
+        return spans
+
+    # --- running ------------------------------------------------------------------------------
+
+    def run(self, progress: Progress | None = None) -> Run:
+        env = self.env
+        if self.cold_start:
+            self.orchestrator.cold_start(self.instances)
+        self.discovery.start()
+        for source in self.arrivals:
+            source.start()
+        self.injector.schedule()
+        if self.warmup > 0:
+            Timeout(env, self.warmup).callbacks.append(self._end_warmup)
+        if progress is None:
+            env.run(until=self.duration)
+        else:
+            for step in range(1, PROGRESS_STEPS + 1):
+                env.run(until=self.duration * step / PROGRESS_STEPS)
+                progress(env.now, self.duration)
+        for instance in self.instances:
+            instance.close_counters()
+        self.timeline.finish(self.duration)
+        return Run(self.summary(), self.timeline, self.breakers, self.trace)
+
+    def _end_warmup(self, _event: object) -> None:
+        for instance in self.instances:
+            instance.reset_counters()
+        for service in self.services.values():
+            service.retries = 0
+        for stats in self.edge_stats.values():
+            stats.reset()
+
+    # --- results ------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        measured = self.duration - self.warmup
+        properties = [monitor.verdict() for monitor in self.monitors]
+        summary: dict[str, Any] = {
+            "system": self.system.name,
+            "scenario": self.scenario.name if self.scenario is not None else None,
+            "seed": self.seed,
+            "duration_s": self.duration,
+            "warmup_s": self.warmup,
+            "verdict": "holds" if all(p["status"] == "holds" for p in properties)
+            else "violated",
+            "entries": {name: stats.summary() for name, stats in self.entries.items()},
+            "services": {name: s.summary(measured) for name, s in self.services.items()},
+            "breakers": {
+                f"{caller}->{callee}": {
+                    "kind": "rate" if hasattr(b.policy, "failure_rate") else "consecutive",
+                    "state": b.state,
+                    "transitions": [[t, state] for t, state in b.transitions],
+                }
+                for (caller, callee), b in self.breakers.items()
+            },
+            "calls": {f"{caller}->{callee}": s.summary()
+                      for (caller, callee), s in self.edge_stats.items()},
+            "properties": properties,
+            "requests": properties[-1]["requests"],
+            "faults": [record.to_json() for record in self.injector.log],
+        }
+        if self.phases is not None:
+            summary["phases"] = self.phases.summary(self.breakers)
+        return _clean(summary)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def simulate(system: System | str | os.PathLike[str], scenario: str | Scenario | None = None,
+             *, duration: float | str | None = None, seed: int = 0, trace: bool = False,
+             progress: Progress | None = None, cold_start: bool = False) -> Run:
+    """Run ``system`` (a System or a spec path) through ``scenario`` and return the ``Run``.
+
+    ``scenario``: None (the workload, no faults), a scenario name of the spec, or a Scenario.
+    ``duration``: seconds or a duration string; default: the scenario's own, else 60 s.
+    ``trace``: keep one record per workload request (``Run.requests``).
+    ``progress``: called as ``progress(simulated, total)`` a few hundred times.
+    ``cold_start``: start every instance at time 0 instead of in steady state.
+    """
+    if not isinstance(system, System):
+        system = model.load(Path(system))
+    chosen = resolve_scenario(system, scenario)
+    if duration is not None:
+        seconds = parse_duration(duration)
+    elif chosen is not None and chosen.duration is not None:
+        seconds = chosen.duration
+    else:
+        seconds = DEFAULT_DURATION
+    if seconds <= 0:
+        raise ValueError("the duration must be positive")
+    simulation = Simulation(system, chosen, duration=seconds, seed=seed, trace=trace,
+                            cold_start=cold_start)
+    return simulation.run(progress)

@@ -1,0 +1,118 @@
+"""Jobs: one request being handled by an instance, and the endpoints they run.
+
+A job waits in its instance's queue for a worker, holds it for the endpoint's service time,
+releases it, then runs the endpoint's steps in order: a call, or a parallel group of calls
+joined when all have finished. Asynchronous calls are fired and not waited for; a call with a
+``probability`` below 1 is made only that often. The first step that fails (a non-optional call
+failing after its retries) fails the job with ``dependency failed``; a job whose steps all
+succeed succeeds. Either way it ends at its instance, which sends the response.
+
+An ``EndpointRuntime`` is an endpoint compiled for the run: its service-time sampler and its
+steps, each a ``CallSite`` (``simulations.calls``) or a tuple of them for a parallel group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simulations.outcomes import DEPENDENCY_FAILED
+
+if TYPE_CHECKING:
+    from simulations.calls import CallSite
+    from simulations.instances import Instance, Waiter
+
+class EndpointRuntime:
+    """An endpoint of a service, ready to run: ``service_time()`` draws one service time."""
+
+    __slots__ = ("name", "service", "service_time", "steps", "target")
+
+    def __init__(self, service: str, name: str, service_time: Callable[[], float]) -> None:
+        self.service = service
+        self.name = name
+        self.target = f"{service}.{name}"
+        self.service_time = service_time
+        self.steps: tuple[Any, ...] = ()  # CallSite | tuple[CallSite, ...], set once compiled
+
+    def __repr__(self) -> str:
+        return f"<Endpoint {self.target}>"
+
+
+class Job:
+    """One request at one instance: queued, served, then making its calls."""
+
+    __slots__ = ("alive", "caller", "endpoint", "failure", "instance", "key", "pending",
+                 "queued_at", "step", "token", "waiter")
+
+    def __init__(self, instance: Instance, endpoint: EndpointRuntime, waiter: Waiter, token: int,
+                 key: int, caller: Instance | None) -> None:
+        self.instance = instance
+        self.endpoint = endpoint
+        self.waiter = waiter
+        self.token = token
+        self.key = key  # identifies the workload request (consistent hashing)
+        self.caller = caller
+        self.alive = True
+        self.step = 0
+        self.pending = 0  # calls of the current parallel group still out
+        self.failure: str | None = None  # root cause of the group's first failed call
+        # queued_at: set when the job has to wait for a worker.
+
+    def served(self, _event: object) -> None:
+        """The service time is over (SimPy callback)."""
+        if not self.alive:  # the instance died meanwhile
+            return
+        self.instance.release()
+        self.next_step()
+
+    def next_step(self) -> None:
+        steps = self.endpoint.steps
+        index = self.step
+        while index < len(steps):
+            step = steps[index]
+            index += 1
+            self.step = index
+            if step.__class__ is not tuple:
+                if step.sometimes and not step.chosen():
+                    continue
+                if step.asynchronous:
+                    step.call(self.instance, None, self.key)
+                    continue
+                step.call(self.instance, self, self.key)
+                return
+            if self._fan_out(step):
+                return
+        self.instance.finish(self, True, None, None)
+
+    def _fan_out(self, group: tuple[CallSite, ...]) -> bool:
+        """Start a parallel group; False if none of its calls is waited for."""
+        instance = self.instance
+        chosen = [site for site in group if not site.sometimes or site.chosen()]
+        waited = [site for site in chosen if not site.asynchronous]
+        for site in chosen:
+            if site.asynchronous:
+                site.call(instance, None, self.key)
+        if not waited:
+            return False
+        # Set before starting: a call may finish at once (an open circuit, say).
+        self.pending = len(waited)
+        for site in waited:
+            site.call(instance, self, self.key)
+        return True
+
+    def call_done(self, ok: bool, root: str | None) -> None:
+        """A call of the current step finished (an optional call that failed counts as ok)."""
+        if not self.alive:
+            return
+        if self.pending:
+            self.pending -= 1
+            if not ok and self.failure is None:
+                self.failure = root
+            if self.pending:
+                return
+            if self.failure is not None:
+                ok, root, self.failure = False, self.failure, None
+        if ok:
+            self.next_step()
+        else:
+            self.instance.finish(self, False, DEPENDENCY_FAILED, root)

@@ -1,0 +1,150 @@
+"""A run as pictures and a self-contained ``report.html`` that opens in any browser.
+
+``write_report(run, directory, system)`` saves the PNG plots of ``simulations.plots`` and an
+HTML page embedding them (base64, no external files or scripts) with the summary tables and
+the property verdicts. Files are written atomically; the caller decides about overwriting.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simulations import plots
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from model.system import System
+    from simulations.results import Run
+
+FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
+
+
+def figures(run: Run, system: System) -> dict[str, Figure]:
+    """The report's figures by file name."""
+    utilization = {name: s["utilization"] for name, s in run.summary["services"].items()
+                   if s.get("utilization") is not None}
+    return {
+        "timeline.png": plots.timeline(run),
+        "breakers.png": plots.breaker_states(run),
+        "latency.png": plots.latency_distribution(run),
+        "topology.png": plots.topology(system, utilization=utilization,
+                                       title=f"{system.name}: utilisation"),
+    }
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_report(run: Run, directory: str | os.PathLike[str], system: System) -> list[Path]:
+    """Write the PNG figures and report.html into ``directory``; returns the paths."""
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    images = {name: _png(fig) for name, fig in figures(run, system).items()}
+    written = []
+    for name, data in images.items():
+        _write_atomic(target / name, data)
+        written.append(target / name)
+    page = render_html(run, images)
+    _write_atomic(target / "report.html", page.encode("utf-8"))
+    written.append(target / "report.html")
+    return written
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3%}"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.1f} ms"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def summary_tables(summary: dict[str, Any]) -> str:
+    """Entries, services, breakers and properties as HTML tables."""
+    entries = [[html.escape(name), str(e["requests"]), str(e["ok"]), str(e["failed"]),
+                _percent(e["availability"]), _ms(e["latency_s"]["p50"]),
+                _ms(e["latency_s"]["p90"]), _ms(e["latency_s"]["p99"])]
+               for name, e in summary["entries"].items()]
+    services = [[html.escape(name), _percent(s.get("utilization")), str(s.get("requests", 0)),
+                 str(s.get("rejected", 0)), str(s.get("retries", 0))]
+                for name, s in summary["services"].items()]
+    breakers = [[html.escape(edge), html.escape(", ".join(f"{t:.1f}s {state}"
+                                                          for t, state in b["transitions"]))]
+                for edge, b in summary.get("breakers", {}).items()]
+    properties = []
+    for p in summary["properties"]:
+        colour = "#1e8449" if p["status"] == "holds" else "#c0392b"
+        violations = p.get("violations", [])
+        first = html.escape(str(violations[0])) if violations else ""
+        properties.append([html.escape(p["name"]),
+                           f"<b style='color:{colour}'>{html.escape(p['status'])}</b>",
+                           str(len(violations)), first])
+    parts = [
+        "<h2>Entries</h2>",
+        _table(["entry", "requests", "ok", "failed", "availability", "p50", "p90", "p99"],
+               entries),
+        "<h2>Services</h2>",
+        _table(["service", "utilisation", "requests", "rejected", "retries"], services),
+        "<h2>Properties</h2>",
+        _table(["property", "status", "violations", "first violation"], properties),
+    ]
+    if breakers:
+        parts += ["<h2>Circuit breakers</h2>", _table(["edge", "transitions"], breakers)]
+    return "\n".join(parts)
+
+
+def render_html(run: Run, images: dict[str, bytes]) -> str:
+    summary = run.summary
+    scenario = summary.get("scenario") or "no faults"
+    title = f"{summary['system']} — {scenario}"
+    figures_html = "\n".join(
+        f"<figure><img alt='{name[:-4]}' src='data:image/png;base64,"
+        f"{base64.b64encode(data).decode('ascii')}'><figcaption>{name[:-4]}</figcaption></figure>"
+        for name, data in images.items()
+    )
+    verdict = summary.get("verdict", "")
+    colour = "#1e8449" if verdict == "holds" else "#c0392b"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
+th {{ background: #f4f6f8; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
+figcaption {{ color: #666; font-size: 0.85em; }}
+</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>seed {summary['seed']}, {summary['duration_s']:g} s simulated, warm-up
+{summary.get('warmup_s', 0):g} s — verdict:
+<b style="color:{colour}">{html.escape(str(verdict))}</b></p>
+{summary_tables(summary)}
+<h2>Figures</h2>
+{figures_html}
+</body></html>
+"""

@@ -1,0 +1,149 @@
+"""A finished run: its JSON summary, and its timeline, breakers and traces as DataFrames.
+
+``Run.summary`` is the ``simulate --json`` object of the design (``system``, ``scenario``,
+``seed``, ``duration_s``, ``entries``, ``services``, ``breakers``, ``properties``) plus extra
+keys: ``warmup_s``, ``verdict``, ``requests`` (the ledger), ``calls`` (per edge), ``faults``
+and ``phases`` (the per-phase view). DataFrames are built on first use (pandas is imported
+only then): ``timeline`` (one row per bin and entry), ``breakers`` (one row per transition),
+``requests`` (one row per workload request; needs ``trace=True``). ``save(directory)`` writes
+all of them, each file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simulations.breakers import CircuitBreaker
+    from simulations.metrics import RequestTrace, Timeline
+
+OUTPUT_FILES = ("summary.json", "timeline.parquet", "breakers.parquet", "requests.parquet")
+
+
+class OutputExists(FileExistsError):
+    """``save`` would overwrite earlier results."""
+
+
+class Run:
+    """The results of one simulation run."""
+
+    def __init__(self, summary: dict[str, Any], timeline: Timeline,
+                 breakers: dict[tuple[str, str], CircuitBreaker],
+                 trace: RequestTrace | None) -> None:
+        self.summary = summary
+        self._timeline = timeline
+        self._breakers = breakers
+        self._trace = trace
+
+    # --- verdicts -----------------------------------------------------------------------------
+
+    @property
+    def properties(self) -> list[dict[str, Any]]:
+        return self.summary["properties"]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every monitored property holds."""
+        return all(p["status"] == "holds" for p in self.properties)
+
+    @property
+    def violated(self) -> list[str]:
+        return [p["name"] for p in self.properties if p["status"] != "holds"]
+
+    def entry(self, name: str | None = None) -> dict[str, Any]:
+        """The summary of one entry (the only one when ``name`` is omitted)."""
+        entries = self.summary["entries"]
+        if name is None:
+            if len(entries) != 1:
+                raise ValueError(f"this run has entries {sorted(entries)}; name one")
+            return next(iter(entries.values()))
+        return entries[name]
+
+    # --- tables -------------------------------------------------------------------------------
+
+    @cached_property
+    def timeline(self) -> Any:
+        """Per-bin metrics per entry: requests, ok, errors, timeouts, rejected, p50/p90/p99."""
+        return self._timeline.frame()
+
+    @cached_property
+    def breakers(self) -> Any:
+        """Every circuit breaker transition: ``time_s``, ``edge``, ``state``."""
+        import pandas as pd
+
+        rows = [(t, f"{caller}->{callee}", state)
+                for (caller, callee), breaker in self._breakers.items()
+                for t, state in breaker.transitions]
+        rows.sort(key=lambda row: row[0])
+        return pd.DataFrame(rows, columns=["time_s", "edge", "state"])
+
+    @cached_property
+    def requests(self) -> Any:
+        """One row per workload request (needs ``simulate(..., trace=True)``)."""
+        if self._trace is None:
+            raise ValueError("per-request traces are off; run simulate(..., trace=True)")
+        return self._trace.frame()
+
+    @property
+    def traced(self) -> bool:
+        return self._trace is not None
+
+    # --- output -------------------------------------------------------------------------------
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.summary, indent=indent, allow_nan=False)
+
+    def save(self, directory: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
+        """Write summary.json, timeline.parquet, breakers.parquet (and requests.parquet when
+        traced) into ``directory``; refuses to overwrite earlier results unless ``force``."""
+        target = Path(directory)
+        names = [n for n in OUTPUT_FILES if n != "requests.parquet" or self.traced]
+        if not force:
+            existing = [n for n in OUTPUT_FILES if (target / n).exists()]
+            if existing:
+                raise OutputExists(f"{target} already holds {', '.join(existing)}; "
+                                   "use another directory or --force to overwrite")
+        target.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in names:
+            path = target / name
+            if name == "summary.json":
+                _atomic(path, lambda tmp: tmp.write_text(self.to_json() + "\n", encoding="utf-8"))
+            else:
+                frame = {"timeline.parquet": lambda: self.timeline,
+                         "breakers.parquet": lambda: self.breakers,
+                         "requests.parquet": lambda: self.requests}[name]()
+                _atomic(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+            written.append(path)
+        if force and not self.traced and (target / "requests.parquet").exists():
+            (target / "requests.parquet").unlink()  # stale traces of an earlier run
+        return written
+
+    # --- display ------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        s = self.summary
+        entries = ", ".join(
+            f"{name}: {e['requests']} requests, availability "
+            + ("n/a" if e["availability"] is None else f"{e['availability']:.3%}")
+            for name, e in s["entries"].items())
+        scenario = s["scenario"] or "no faults"
+        return (f"<Run {s['system']} ({scenario}, seed {s['seed']}, {s['duration_s']:g}s): "
+                f"{s['verdict']}; {entries}>")
+
+
+def _atomic(path: Path, write: Any) -> None:
+    """Write via a temporary file in the same directory, then rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

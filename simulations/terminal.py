@@ -1,0 +1,195 @@
+"""The terminal view of a run: a ``Run.summary`` as rich tables.
+
+Per entry: requests, ok, failed, availability, latency quantiles, and the root causes of the
+failures. Per service: utilization, requests, rejected, retries, instances up. The circuit
+breakers: how often each opened, when first, when last closed, and its final state. For
+scenarios with faults, the per-phase view: each stretch between fault boundaries with every
+entry's availability and p99 and the breakers' moves in it, so the outage's impact, the
+breakers opening and closing, and the recovery read top to bottom. Last, the property verdicts
+with their first violations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from simulations.faults import seconds
+
+STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
+
+
+def ms(value: float | None) -> str:
+    """A latency for people: ``850µs``, ``12.4ms``, ``1.32s``."""
+    if value is None:
+        return "-"
+    if value < 1e-3:
+        return f"{value * 1e6:.0f}µs"
+    if value < 1:
+        return f"{value * 1e3:.3g}ms"
+    return f"{value:.3g}s"
+
+
+def percent(value: float | None) -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    style = "green" if value >= 0.999 else "yellow" if value >= 0.99 else "bold red"
+    digits = 3 if 0.99 <= value < 1 else 1
+    return Text(f"{value * 100:.{digits}f}%", style=style)
+
+
+def _top(counts: dict[str, int], limit: int = 3) -> str:
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return ", ".join(f"{name} {n:,}" for name, n in ranked)
+
+
+def _table(title: str, caption: str | None = None) -> Table:
+    return Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left",
+                 title_style="bold", caption_justify="left", pad_edge=False,
+                 collapse_padding=True)
+
+
+def entries_table(summary: dict[str, Any]) -> Table:
+    table = _table("Entries")
+    table.add_column("entry", no_wrap=True)
+    for name in ("requests", "ok", "failed", "avail.", "p50", "p90", "p99"):
+        table.add_column(name, justify="right", no_wrap=True)
+    notes = []
+    for name, e in summary["entries"].items():
+        latency = e["latency_s"]
+        table.add_row(name, f"{e['requests']:,}", f"{e['ok']:,}",
+                      Text(f"{e['failed']:,}", style="red" if e["failed"] else ""),
+                      percent(e["availability"]), ms(latency["p50"]), ms(latency["p90"]),
+                      ms(latency["p99"]))
+        if e["failed"]:
+            notes.append(f"{name}: {_top(e.get('root_causes', {}))}")
+    if notes:
+        table.caption = "root causes of failures: " + "; ".join(notes)
+    return table
+
+
+def services_table(summary: dict[str, Any]) -> Table:
+    table = _table("Services", "instances up: up for the whole measured time")
+    for name in ("service", "utilization", "requests", "rejected", "retries", "instances up"):
+        table.add_column(name, justify="left" if name == "service" else "right", no_wrap=True)
+    measured = summary["duration_s"] - (summary.get("warmup_s") or 0.0)
+    for name, s in summary["services"].items():
+        utilization = s["utilization"]
+        style = "bold red" if utilization >= 0.9 else "yellow" if utilization >= 0.7 else ""
+        instances = s.get("instances", {})
+        full = sum(1 for i in instances.values() if i["up_s"] >= measured - 1e-9)
+        up = Text(f"{full}/{len(instances)}", style="" if full == len(instances) else "yellow")
+        table.add_row(name, Text(f"{utilization:.1%}", style=style), f"{s['requests']:,}",
+                      Text(f"{s['rejected']:,}", style="red" if s["rejected"] else ""),
+                      f"{s['retries']:,}", up)
+    return table
+
+
+def breakers_table(summary: dict[str, Any]) -> Table | None:
+    breakers = summary.get("breakers", {})
+    if not breakers:
+        return None
+    table = _table("Circuit breakers")
+    table.add_column("edge", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for name in ("opened", "first open", "last closed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("final state", no_wrap=True)
+    for edge, b in breakers.items():
+        moves = b["transitions"]
+        opens = [t for t, state in moves if state == "open"]
+        closes = [t for t, state in moves if state == "closed"]
+        final = b.get("state", "closed")
+        table.add_row(edge, b.get("kind", ""), str(len(opens)),
+                      seconds(opens[0]) if opens else "-", seconds(closes[-1]) if closes else "-",
+                      Text(final, style=STATE_STYLE.get(final, "")))
+    return table
+
+
+def phases_view(summary: dict[str, Any]) -> Text | None:
+    """Each phase on its own lines: label, every entry's availability and p99, breaker moves."""
+    phases = summary.get("phases")
+    if not phases:
+        return None
+    text = Text()
+    text.append("Phases\n", style="bold")
+    for phase in phases:
+        label = phase["label"]
+        text.append(f" {seconds(phase['from']):>7} → {seconds(phase['to']):<7} ")
+        text.append(label, style="dim" if label == "warm-up"
+                    else "bold yellow" if phase["faults"] else "green")
+        text.append("\n")
+        cells = []
+        for entry, e in phase["entries"].items():
+            cell = Text(f"{entry} ")
+            if e["requests"]:
+                cell.append_text(percent(e["availability"]))
+                cell.append(f" p99 {ms(e['p99'])}", style="dim")
+            else:
+                cell.append("no requests", style="dim")
+            cells.append(cell)
+        if cells:
+            text.append("   ")
+            text.append_text(Text("   ").join(cells))
+            text.append("\n")
+        if phase["breakers"]:
+            text.append("   breakers: ", style="dim")
+            moves = []
+            for edge, counts in phase["breakers"].items():
+                move = Text(f"{edge} ")
+                opened, closed = counts.get("open", 0), counts.get("closed", 0)
+                move.append(" ".join(f"{state}×{n}" for state, n in counts.items()),
+                            style="red" if opened > closed else "green" if closed else "yellow")
+                moves.append(move)
+            text.append_text(Text(" · ").join(moves))
+            text.append("\n")
+    return text
+
+
+def properties_view(summary: dict[str, Any]) -> Group:
+    table = _table("Properties")
+    for name in ("property", "verdict", "violations", "first at"):
+        table.add_column(name, justify="right" if name in ("violations", "first at") else "left",
+                         no_wrap=True)
+    details = Text()
+    for p in summary["properties"]:
+        holds = p["status"] == "holds"
+        first = p["violations"][0] if p["violations"] else None
+        at = first["at"] if first else None
+        table.add_row(p["name"], Text(p["status"], style="green" if holds else "bold red"),
+                      f"{p.get('violation_count', len(p['violations'])):,}",
+                      seconds(at) if at is not None else ("-" if first is None else "run"))
+        for violation in p["violations"][:3]:
+            details.append(" ✗ ", style="bold red")
+            details.append(f"{p['name']}: ", style="bold")
+            details.append(f"{violation['detail']}\n")
+        hidden = p.get("violation_count", 0) - min(3, len(p["violations"]))
+        if hidden > 0:
+            details.append(f"   … and {hidden:,} more\n", style="dim")
+    return Group(table, details) if details else Group(table)
+
+
+def render(summary: dict[str, Any], console: Console, elapsed: float | None = None) -> None:
+    """Print the summary of a run."""
+    scenario = summary["scenario"] or "no faults"
+    head = Text()
+    head.append(f"{summary['system']}", style="bold")
+    head.append(f" · {scenario} · seed {summary['seed']} · {seconds(summary['duration_s'])} "
+                "simulated")
+    if summary.get("warmup_s"):
+        head.append(f" (warm-up {seconds(summary['warmup_s'])})")
+    if elapsed is not None:
+        head.append(f" in {elapsed:.1f}s", style="dim")
+    parts: list[Any] = [head, entries_table(summary), services_table(summary)]
+    for part in (breakers_table(summary), phases_view(summary)):
+        if part is not None:
+            parts.append(part)
+    parts.append(properties_view(summary))
+    verdict = summary["verdict"]
+    parts.append(Text(f"verdict: {verdict}",
+                      style="bold green" if verdict == "holds" else "bold red"))
+    console.print(Group(*parts))
