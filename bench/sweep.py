@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
                                      args.workers),
                                     (f"dask LocalCluster, {args.workers} workers", "dask",
                                      args.workers)):
+        load = os.getloadavg()[0]
         start = time.perf_counter()
         result = run_sweep(args.spec, backend=backend, workers=workers, **common)
         seconds = time.perf_counter() - start
         results[backend] = result.records
-        rows.append((label, seconds))
+        rows.append((label, seconds, load))
         console.print(f"  {label}: {seconds:.2f} s")
     serial = rows[0][1]
     table = Table(title="sweep backends (wall clock, same runs)", title_justify="left")
@@ -64,10 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("seconds", justify="right")
     table.add_column("runs/s", justify="right")
     table.add_column("speed-up vs serial", justify="right")
-    for label, seconds in rows:
+    table.add_column("load avg before", justify="right")
+    for label, seconds, load in rows:
         table.add_row(label, f"{seconds:.2f}", f"{runs / seconds:.2f}",
-                      f"{serial / seconds:.2f}x")
+                      f"{serial / seconds:.2f}x", f"{load:.2f}")
     console.print(table)
+    if max(load for _, _, load in rows) > 0.5:
+        console.print("note: the machine was busy (load average above 0.5); parallel speed-ups "
+                      "are understated when other processes share the CPUs")
     same = results["serial"] == results["local"] == results["dask"]
     console.print(f"per-run results identical across backends: {'yes' if same else 'NO'}")
     return 0 if same else 1

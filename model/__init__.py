@@ -1,19 +1,16 @@
 """The formal model of a microservice system M = (S, C, D, O).
 
 ``load(path) -> System`` reads a spec; ``verify(system) -> Report`` proves or refutes its
-properties with Z3. Nothing here imports SimPy or matplotlib.
+properties with Z3 (Z3 itself loads only when a checker needs it). Nothing here imports SimPy
+or matplotlib.
 """
 
 from model.spec import SpecError, SpecErrors, dump, json_schema, load, loads
 from model.system import System
 
-__all__ = ["SpecError", "SpecErrors", "System", "dump", "json_schema", "load", "loads", "verify"]
+# Imported last and by name: ``model.verify`` must be the function, not the subpackage of the
+# same name that this import loads.
+from model.verify import Report, Verdict, verify
 
-
-def __getattr__(name: str) -> object:
-    # The verifier pulls in Z3; import it only when asked for.
-    if name == "verify":
-        from model.verify import verify
-
-        return verify
-    raise AttributeError(name)
+__all__ = ["Report", "SpecError", "SpecErrors", "System", "Verdict", "dump", "json_schema", "load",
+           "loads", "verify"]

@@ -38,25 +38,60 @@ class FrozenMap(dict):  # type: ignore[type-arg]
 # ---------------------------------------------------------------------------------------------
 
 
+def _check(condition: bool, message: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"{message}, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class RateBreakerPolicy:
-    """Resilience4j-style, count-based sliding window."""
+    """A rate-based breaker (Resilience4j, COUNT_BASED sliding window).
+
+    Rates are fractions in ``(0, 1]``; times are seconds.
+    """
 
     failure_rate: float = 0.5
+    """Open when the failure rate of the window is at least this (Resilience4j: > 0, <= 100%)."""
     window: int = 100
+    """Size of the count-based sliding window, in calls."""
     min_calls: int = 100
+    """Calls needed in the window before rates are evaluated (capped at ``window``)."""
     open_for: float = 60.0
+    """Seconds to stay open before the first probe is allowed."""
     half_open_calls: int = 10
+    """Probe calls permitted while half-open."""
     slow_call_duration: float | None = None
+    """A call lasting strictly longer than this is slow; None disables slow-call tracking."""
     slow_call_rate: float = 1.0
+    """Open when the slow-call rate of the window is at least this."""
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.failure_rate <= 1.0, "failure_rate must be in (0, 1]", self.failure_rate)
+        _check(self.window >= 1, "window must be at least 1 call", self.window)
+        _check(self.min_calls >= 1, "min_calls must be at least 1", self.min_calls)
+        _check(self.open_for >= 0.0, "open_for must not be negative", self.open_for)
+        _check(self.half_open_calls >= 1, "half_open_calls must be at least 1",
+               self.half_open_calls)
+        if self.slow_call_duration is not None:
+            _check(self.slow_call_duration >= 0.0, "slow_call_duration must not be negative",
+                   self.slow_call_duration)
+        _check(0.0 < self.slow_call_rate <= 1.0, "slow_call_rate must be in (0, 1]",
+               self.slow_call_rate)
 
 
 @dataclass(frozen=True, slots=True)
 class ConsecutiveBreakerPolicy:
-    """pybreaker-style: open after N consecutive failures, one trial call when half-open."""
+    """A consecutive-failures breaker (pybreaker's ``fail_max`` and ``reset_timeout``)."""
 
     consecutive_failures: int = 5
+    """The consecutive failure that opens the breaker (pybreaker's ``fail_max``)."""
     open_for: float = 60.0
+    """Seconds to stay open before the trial call is allowed (``reset_timeout``)."""
+
+    def __post_init__(self) -> None:
+        _check(self.consecutive_failures >= 1, "consecutive_failures must be at least 1",
+               self.consecutive_failures)
+        _check(self.open_for >= 0.0, "open_for must not be negative", self.open_for)
 
 
 BreakerPolicy = RateBreakerPolicy | ConsecutiveBreakerPolicy

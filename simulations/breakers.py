@@ -1,8 +1,8 @@
 """Circuit breakers: the pure state machines a caller consults before each call.
 
 This module holds the two documented kinds of circuit breaker and nothing else: no I/O, no
-SimPy, no imports from the rest of faultmesh, so the same code is simulated, unit tested and
-model checked.
+SimPy, nothing from faultmesh but the policy values of ``model.system`` (the very objects a
+loaded spec carries), so the same code is simulated, unit tested and model checked.
 
 * :class:`RateBreakerPolicy` -- rate based, with Resilience4j semantics (COUNT_BASED sliding
   window, ``CircuitBreakerStateMachine`` and ``CircuitBreakerMetrics``).
@@ -53,8 +53,9 @@ Consecutive kind (pybreaker):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
+
+from model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy
 
 __all__ = [
     "CLOSED",
@@ -78,65 +79,6 @@ HALF_OPEN: Final = "half_open"
 TransitionCallback: TypeAlias = Callable[[float, BreakerState], None]
 
 _INFINITY: Final = float("inf")
-
-
-@dataclass(frozen=True, slots=True)
-class RateBreakerPolicy:
-    """A rate-based breaker (Resilience4j, COUNT_BASED sliding window).
-
-    Rates are fractions in ``(0, 1]``; times are seconds.
-    """
-
-    failure_rate: float
-    """Open when the failure rate of the window is at least this (Resilience4j: > 0, <= 100%)."""
-    window: int
-    """Size of the count-based sliding window, in calls."""
-    min_calls: int
-    """Calls needed in the window before rates are evaluated (capped at ``window``)."""
-    open_for: float
-    """Seconds to stay open before the first probe is allowed."""
-    half_open_calls: int
-    """Probe calls permitted while half-open."""
-    slow_call_duration: float | None = None
-    """A call lasting strictly longer than this is slow; None disables slow-call tracking."""
-    slow_call_rate: float = 1.0
-    """Open when the slow-call rate of the window is at least this."""
-
-    def __post_init__(self) -> None:
-        _check(0.0 < self.failure_rate <= 1.0, "failure_rate must be in (0, 1]", self.failure_rate)
-        _check(self.window >= 1, "window must be at least 1 call", self.window)
-        _check(self.min_calls >= 1, "min_calls must be at least 1", self.min_calls)
-        _check(self.open_for >= 0.0, "open_for must not be negative", self.open_for)
-        _check(self.half_open_calls >= 1, "half_open_calls must be at least 1",
-               self.half_open_calls)
-        if self.slow_call_duration is not None:
-            _check(self.slow_call_duration >= 0.0, "slow_call_duration must not be negative",
-                   self.slow_call_duration)
-        _check(0.0 < self.slow_call_rate <= 1.0, "slow_call_rate must be in (0, 1]",
-               self.slow_call_rate)
-
-
-@dataclass(frozen=True, slots=True)
-class ConsecutiveBreakerPolicy:
-    """A consecutive-failures breaker (pybreaker's ``fail_max`` and ``reset_timeout``)."""
-
-    consecutive_failures: int
-    """The consecutive failure that opens the breaker (pybreaker's ``fail_max``)."""
-    open_for: float
-    """Seconds to stay open before the trial call is allowed (``reset_timeout``)."""
-
-    def __post_init__(self) -> None:
-        _check(self.consecutive_failures >= 1, "consecutive_failures must be at least 1",
-               self.consecutive_failures)
-        _check(self.open_for >= 0.0, "open_for must not be negative", self.open_for)
-
-
-BreakerPolicy: TypeAlias = RateBreakerPolicy | ConsecutiveBreakerPolicy
-
-
-def _check(condition: bool, message: str, value: object) -> None:
-    if not condition:
-        raise ValueError(f"{message}, got {value!r}")
 
 
 class CircuitBreaker:

@@ -28,9 +28,8 @@ from simpy.events import Timeout
 import model
 from model.faults import Crash, Fault, RollingRestart, Scenario
 from model.properties import Availability, BreakerReaction, Latency, Staleness
-from model.system import BreakerPolicy, Call, ParallelCalls, RateBreakerPolicy, System
+from model.system import Call, ParallelCalls, RateBreakerPolicy, System
 from model.units import parse_duration
-from simulations import breakers
 from simulations.balancers import Balancer, make_balancer
 from simulations.breakers import CircuitBreaker
 from simulations.calls import CallSite, EdgeStats
@@ -73,16 +72,6 @@ class UnknownScenario(ValueError):
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listing = ", ".join(known) if known else "none"
         super().__init__(f"unknown scenario {name!r}{hint} (scenarios: {listing})")
-
-
-def breaker_policy(policy: BreakerPolicy) -> Any:
-    """The policy as ``simulations.breakers`` types it (the same class, or a field-for-field
-    copy while that module still declares its own policy classes)."""
-    kind = breakers.RateBreakerPolicy if isinstance(policy, RateBreakerPolicy) \
-        else breakers.ConsecutiveBreakerPolicy
-    if isinstance(policy, kind):
-        return policy
-    return kind(**{name: getattr(policy, name) for name in policy.__dataclass_fields__})
 
 
 def resolve_scenario(system: System, scenario: str | Scenario | None) -> Scenario | None:
@@ -173,7 +162,7 @@ class Simulation:
         if call.circuit_breaker is not None:
             # One breaker per edge; the first call on the edge that configures one sets it.
             if edge not in self.breakers:
-                self.breakers[edge] = CircuitBreaker(breaker_policy(call.circuit_breaker))
+                self.breakers[edge] = CircuitBreaker(call.circuit_breaker)
             breaker = self.breakers[edge]
         stats = self.edge_stats.setdefault(edge, EdgeStats())
         return CallSite(call, env=self.env, network=self.network,
@@ -302,7 +291,7 @@ class Simulation:
             "services": {name: s.summary(measured) for name, s in self.services.items()},
             "breakers": {
                 f"{caller}->{callee}": {
-                    "kind": "rate" if hasattr(b.policy, "failure_rate") else "consecutive",
+                    "kind": "rate" if isinstance(b.policy, RateBreakerPolicy) else "consecutive",
                     "state": b.state,
                     "transitions": [[t, state] for t, state in b.transitions],
                 }

@@ -57,8 +57,7 @@ class Violations:
             return
         current = self._open
         if current is None:
-            self.add(time, time, value, detail)
-            self._open = self.items[-1] if self.items else None
+            self._open = self.add(time, time, value, detail)
             return
         current["until"] = time
         if (value > current["value"]) == worse and value != current["value"]:
@@ -66,11 +65,14 @@ class Violations:
             current["detail"] = detail
 
     def add(self, at: float | None, until: float | None, value: float | None,
-            detail: str) -> None:
+            detail: str) -> dict[str, Any]:
+        """A new violation (listed while fewer than ``MAX_VIOLATIONS`` are)."""
         self.count += 1
         self._open = None
+        item = {"at": at, "until": until, "value": value, "detail": detail}
         if len(self.items) < MAX_VIOLATIONS:
-            self.items.append({"at": at, "until": until, "value": value, "detail": detail})
+            self.items.append(item)
+        return item
 
     def verdict(self, name: str, kind: str, **extra: Any) -> dict[str, Any]:
         return {"name": name, "kind": kind, "status": "violated" if self.count else "holds",
@@ -124,7 +126,7 @@ class AvailabilityMonitor(_WindowMonitor):
             value = self.ok / self.ended
             self.violations.check(
                 end, value < self.prop.at_least, value,
-                f"availability {value:.3%} over the {self.window:g}s to {end:g}s "
+                f"availability {value:.3%} in the {self.window:g}s window ending at {end:g}s "
                 f"({self.ended - self.ok} of {self.ended} failed), below "
                 f"{self.prop.at_least:.3%}", worse=False)
 
@@ -162,8 +164,8 @@ class LatencyMonitor(_WindowMonitor):
             value = quantiles(self.counts, self.total, (self.prop.quantile,), COARSE)[0]
             self.violations.check(
                 end, value > self.prop.threshold, value,
-                f"{self.label} {value * 1000:.4g}ms over the {self.window:g}s to {end:g}s, "
-                f"above {self.prop.threshold * 1000:.4g}ms")
+                f"{self.label} {value * 1000:.4g}ms in the {self.window:g}s window ending at "
+                f"{end:g}s, above {self.prop.threshold * 1000:.4g}ms")
 
     def _merge(self, latency: dict[int, int], sign: int) -> None:
         counts = self.counts
@@ -266,9 +268,9 @@ class StalenessMonitor:
             current["detail"] = (f"{current['value']:g} requests failed: routed to an instance "
                                  f"that was down but still in the caller's view")
             return
-        self.violations.add(time, time, 1, f"{entry} failed: routed to an instance that was "
-                            "down but still in the caller's view")
-        self.current = self.violations.items[-1] if self.violations.items else None
+        self.current = self.violations.add(
+            time, time, 1, f"{entry} failed: routed to an instance that was down but still in "
+            "the caller's view")
 
     def verdict(self) -> dict[str, Any]:
         return self.violations.verdict(self.name, self.kind, failed_requests=self.failures,

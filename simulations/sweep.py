@@ -31,8 +31,13 @@ Results: ``sweep()`` returns one row per run; ``summarize()`` gives per-point me
 Student-t confidence intervals across seeds; ``plot()`` draws metric-vs-parameter (one
 parameter) or heatmaps (two).
 
-Note: ``simulations.sweep`` is this module's ``sweep`` function; to reach the module itself use
-``from simulations.sweep import ...`` or ``sys.modules["simulations.sweep"]``.
+The resolved document repeats a few values, and a sweep keeps them consistent: a new
+``services.S.replicas`` (or new ``zones``) drops the dumped placement unless it is set too, a
+new ``orchestration.restart``/``readiness`` reaches the services that had the old one, and
+``defaults.*`` is refused (already resolved into every call; set the call's own key).
+
+Note: ``simulations.sweep`` is this module's ``sweep`` function; ``from simulations.sweep
+import ...`` reaches the module (which, should it be bound there instead, is callable too).
 """
 
 from __future__ import annotations
@@ -92,11 +97,17 @@ class SweepInputError(ValueError):
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C (or a KeyboardInterrupt) stopped a sweep; finished runs are kept."""
 
-    def __init__(self, done: int, total: int, out: Path | None):
+    def __init__(self, done: int, total: int, out: Path | None,
+                 records: dict[str, dict[str, Any]] | None = None):
         self.done, self.total, self.out = done, total, out
-        where = f" in {out / 'runs'}; run again with --resume to finish" if out else \
-            " (in memory only: pass an output directory to keep runs)"
-        super().__init__(f"interrupted: {done} of {total} runs kept{where}")
+        self.records = records or {}  # the finished runs' records, by run-id
+        if out is not None:
+            message = (f"interrupted: {done} of {total} runs kept in {out / 'runs'}; run again "
+                       "with --resume to finish")
+        else:
+            message = (f"interrupted after {done} of {total} runs; without an output directory "
+                       "(--out) none is kept")
+        super().__init__(message)
 
 
 class SweepFailed(RuntimeError):
@@ -1158,7 +1169,7 @@ class SweepResult:
 def run_sweep(system_or_path: System | str | os.PathLike[str], *,
               scenario: str | Iterable[str] | None = None, duration: float | str | None = None,
               seeds: int = 5, grid: Mapping[str, Iterable[Any]] | None = None,
-              base_seed: int = 0, backend: str = "local", workers: int | None = None,
+              base_seed: int = 0, backend: Backend = "local", workers: int | None = None,
               scheduler: str | None = None, out: str | os.PathLike[str] | None = None,
               resume: bool = False, force: bool = False,
               progress: bool | ProgressCallback | None = True, plots: bool = True) -> SweepResult:
@@ -1192,7 +1203,7 @@ def run_sweep(system_or_path: System | str | os.PathLike[str], *,
     except KeyboardInterrupt:
         # Leaving the executor on Ctrl-C has cancelled what was pending and stopped workers.
         raise SweepInterrupted(len(records), len(the_plan.runs),
-                               store.out if store else None) from None
+                               store.out if store else None, records) from None
     if failures:
         raise SweepFailed(failures, len(the_plan.runs))
     # The table comes from the run records on disk when there is an OUT: one per run-id.
@@ -1232,7 +1243,7 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 def sweep(system_or_path: System | str | os.PathLike[str], *,
           scenario: str | Iterable[str] | None = None, duration: float | str | None = None,
           seeds: int = 5, grid: Mapping[str, Iterable[Any]] | None = None, base_seed: int = 0,
-          backend: str = "local", workers: int | None = None, scheduler: str | None = None,
+          backend: Backend = "local", workers: int | None = None, scheduler: str | None = None,
           out: str | os.PathLike[str] | None = None, resume: bool = False, force: bool = False,
           progress: bool | ProgressCallback | None = True) -> pd.DataFrame:
     """Run a spec over a grid of parameter values times ``seeds`` replications.

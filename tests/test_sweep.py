@@ -458,3 +458,52 @@ def test_plots_for_one_and_two_parameters(mm1: Path, tmp_path: Path) -> None:
     [heatmap] = [f for f in two.files if f.suffix == ".png"]
     assert heatmap.name.startswith("heatmap_") and _is_png(heatmap)
     assert {f.name for f in two.files} >= {"runs.parquet", "table.parquet"}
+
+
+def _interrupt(task: RunTask) -> dict[str, Any]:
+    if task.replication == 1:
+        raise KeyboardInterrupt
+    return simulate_run(task)
+
+
+def _fail(task: RunTask) -> dict[str, Any]:
+    if task.replication == 1:
+        raise ValueError("the engine broke")
+    return simulate_run(task)
+
+
+def test_cli_ctrl_c_keeps_runs_and_exits_130(capsys: pytest.CaptureFixture[str], mm1: Path,
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SWEEP, "run_one", _interrupt)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, str(mm1), "--seeds", "3", "--duration", "5s", "--backend",
+                           "serial", "--out", str(out))
+    assert code == 130
+    assert "interrupted: 1 of 3 runs kept" in err and "--resume" in err
+    assert len(list((out / "runs").glob("*.json"))) == 1
+
+
+def test_cli_failed_runs_are_reported_and_the_others_kept(
+        capsys: pytest.CaptureFixture[str], mm1: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SWEEP, "run_one", _fail)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, str(mm1), "--seeds", "3", "--duration", "5s", "--backend",
+                           "serial", "--out", str(out))
+    assert code == 1
+    assert "1 of 3 runs failed" in err and "ValueError: the engine broke" in err
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    monkeypatch.setattr(SWEEP, "run_one", simulate_run)
+    code, _, _ = run_cli(capsys, str(mm1), "--seeds", "3", "--duration", "5s", "--backend",
+                         "serial", "--out", str(out), "--resume")
+    assert code == 0
+
+
+def test_simulations_sweep_is_the_function(mm1: Path) -> None:
+    import simulations
+
+    assert callable(simulations.sweep) and simulations.summarize is summarize
+    frame = simulations.sweep(mm1, seeds=2, duration="5s", backend="serial", progress=False)
+    assert len(frame) == 2 and frame["seed"].is_unique
+    assert callable(SWEEP)  # the module too, whichever of the two ends up bound there

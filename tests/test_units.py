@@ -438,7 +438,7 @@ def test_lognormal_quantile_and_mean() -> None:
 
 
 def test_lognormal_at_the_largest_possible_ratio() -> None:
-    mu, sigma = lognormal_parameters(1.0, LOGNORMAL_MAX_RATIO)
+    _, sigma = lognormal_parameters(1.0, LOGNORMAL_MAX_RATIO)
     assert sigma == pytest.approx(Z99, rel=1e-6)
 
 

@@ -49,7 +49,7 @@ def check(system: System, seconds: float = 60) -> Any:
 
 def bound(dist: Any) -> Fraction:
     upper = dist.upper
-    return Fraction(upper if math.isfinite(upper) else dist.quantile(0.999))
+    return Fraction(repr(upper if math.isfinite(upper) else dist.quantile(0.999)))
 
 
 def backoff_delays(call: Call) -> Fraction:
@@ -59,7 +59,7 @@ def backoff_delays(call: Call) -> Fraction:
         if b.strategy == "none":
             continue
         delay = b.base if b.strategy == "constant" else b.base * 2 ** (n - 1)
-        total += Fraction(min(delay, b.cap))
+        total += Fraction(repr(min(delay, b.cap)))
     return total
 
 
@@ -101,14 +101,14 @@ def key_path(site: tuple[str, int, int], system: System) -> str:
 
 def oracle(system: System) -> tuple[set[str], dict[str, float]]:
     """(key paths of offending timeouts, least whole-millisecond repair)."""
-    timeout = {k: Fraction(c.timeout) for k, c in sites(system)}
+    timeout = {k: Fraction(repr(c.timeout)) for k, c in sites(system)}
     offending = set()
     for k, call in sites(system):
-        if awaited(call) and timeout[k] < worst(system, call.target, timeout) - Fraction(1, 10**9):
+        if awaited(call) and timeout[k] < worst(system, call.target, timeout):
             offending.add(key_path(k, system))
     for n, w in enumerate(system.workload):
         if w.timeout is not None and \
-                Fraction(w.timeout) < worst(system, w.entry, timeout) - Fraction(1, 10**9):
+                Fraction(repr(w.timeout)) < worst(system, w.entry, timeout):
             offending.add(f"workload[{n}].timeout")
     if not offending:
         return offending, {}
@@ -132,7 +132,7 @@ def oracle(system: System) -> tuple[set[str], dict[str, float]]:
                     changes[key_path(k, system)] = float(new)
     for n, w in enumerate(system.workload):
         if w.timeout is not None:
-            new = raise_to(Fraction(w.timeout), worst(system, w.entry, least))
+            new = raise_to(Fraction(repr(w.timeout)), worst(system, w.entry, least))
             if new is not None:
                 changes[f"workload[{n}].timeout"] = float(new)
     return offending, changes

@@ -265,6 +265,8 @@ def read_yaml(text: str, file: str) -> Source:
         if context and start is not None and end is not None and start.line != end.line:
             context = f" ({exc.context} started at line {start.line + 1}, " \
                       f"column {start.column + 1})"
+        if "'\\t'" in problem:
+            context += "; indent with spaces: YAML does not allow tabs there"
         raise SpecErrors([SpecError(file, line, column, "",
                                     f"invalid YAML: {problem}{context}")]) from None
     except yaml.YAMLError as exc:

@@ -47,7 +47,10 @@ is under both thresholds; in half-open, *elapsed* holds and permits left + probe
 ``rank`` is the most progress events that can still happen before the breaker is closed for
 good. ``B`` is the largest rank over states satisfying the other invariants (z3 Optimize).
 
-Unknown when k-induction has not closed by the time the deadline passes.
+Every event has a successor from every state meeting the invariants (checked with a
+quantified query before the induction), so the induction cannot succeed by a model that
+blocks the events that would break a claim. Unknown when k-induction has not closed by the
+time the deadline passes (a deeper bounded search then looks for a real violation).
 """
 
 from __future__ import annotations
@@ -378,6 +381,10 @@ def prove(policy: BreakerPolicy, deadline: Deadline) -> Proof:
     m = machine(policy)
     if not m.compute_bound(deadline):
         return Proof("unknown", why="could not compute the recovery bound in time")
+    total = _total(m, deadline)
+    if total is not True:
+        why = "solver timeout" if total is None else "an event has no successor (model error)"
+        return Proof("unknown", bound=m.bound, why=why)
     states = [m.state(0)]
     inputs: list[State] = []
     for k in range(1, MAX_K + 1):
@@ -419,6 +426,23 @@ def prove(policy: BreakerPolicy, deadline: Deadline) -> Proof:
         if verdict == z3.unknown:
             return Proof("unknown", bound=m.bound, why="solver timeout in the inductive step")
     return _search(m, deadline)
+
+
+def _total(m: Machine, deadline: Deadline) -> bool | None:
+    """Does every event have a successor from every state meeting the invariants?
+
+    Without this an invariant could be "preserved" by a model that simply blocks the events
+    that would break it; with it, the induction covers every run of the real breaker.
+    """
+    s, i, t = m.state(0), m.inputs(0), m.state(1)
+    solver = _solver(deadline)
+    solver.add(m.invariant(s), *m.properties(s).values(), i["ev"] >= ALLOW, i["ev"] <= IDLE,
+               z3.Implies(z3.Or(s["rec"], i["rec_in"]),
+                          z3.And(z3.Not(i["fail"]), z3.Not(i["slow"]))))
+    solver.add(z3.ForAll([i["ef"], i["es"], i["allowed"], *t.values()],
+                         z3.Not(m.trans(s, i, t))))
+    verdict = solver.check()
+    return None if verdict == z3.unknown else verdict == z3.unsat
 
 
 def _search(m: Machine, deadline: Deadline) -> Proof:

@@ -20,9 +20,10 @@ case, so "no retries" always passes it, and a value of 27 reads "one call can be
 
 Violated when some service's amplification exceeds ``max``, or when a call cycle containing a
 retrying call is reachable from an entry (going round it multiplies without bound).
-Counterexample: the worst path, with ``{"attempts", "max"}``. Repair: the smallest total
-reduction of ``retries`` that brings every path within ``max``, found with z3 Optimize (one
-integer per retrying call; a path product becomes linear by case-splitting each retry count).
+Counterexample: the worst path, with ``{"attempts", "max"}`` (for a cycle: the path into it and
+round it). Repair: the smallest total reduction of ``retries`` that brings every path within
+``max`` -- and so takes every retry off a reachable cycle -- found with z3 Optimize (one integer
+per retrying call; a path product becomes linear by case-splitting each retry count).
 """
 
 from __future__ import annotations
@@ -162,13 +163,17 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
                 prop.name, prop.kind, "violated",
                 f"the call cycle {' -> '.join(cycle)} retries on the way round: a request "
                 f"reaching {node} can cause unboundedly many attempts (max {limit:g})",
-                Counterexample(chain=(*prefix[:-1], *cycle), numbers={"max": limit}))
+                Counterexample(chain=(*prefix[:-1], *cycle), numbers={"max": limit}),
+                _repair(nodes, entries, out, limit, sites, deadline))
     best = worst_paths(entries, out, nodes)
     per_service: dict[str, Worst] = {}
     for node, worst in best.items():
         service = node.partition(".")[0]
         if service not in per_service or worst.attempts > per_service[service].attempts:
             per_service[service] = worst
+    if not per_service:
+        return Verdict(prop.name, prop.kind, "holds",
+                       "no entry: no workload, and every endpoint is called by another")
     top_service, top = max(per_service.items(), key=lambda kv: kv[1].attempts)
     if top.attempts <= limit:
         return Verdict(prop.name, prop.kind, "holds",
@@ -181,20 +186,26 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
                    f"(max {limit:g}): {top.text()}{tail}")
     cex = Counterexample(chain=top.path,
                          numbers={"attempts": top.attempts, "max": limit})
-    repair = None
     if limit < 1:
         explanation += "; no retry setting reaches a maximum below 1"
-    elif not deadline.expired():
-        changes = repair_retries(nodes, entries, out, limit, deadline)
-        if changes:
-            ordered = sorted(changes.items(), key=lambda kv: sites.index(kv[0]))
-            words = ", ".join(f"{s.describe()} from {s.call.retries} to {r}"
-                              for s, r in ordered[:3])
-            if len(ordered) > 3:
-                words += f" (and {len(ordered) - 3} more calls)"
-            repair = Repair(f"reduce retries on {words}",
-                            {s.key("retries"): r for s, r in ordered})
-    return Verdict(prop.name, prop.kind, "violated", explanation, cex, repair)
+    return Verdict(prop.name, prop.kind, "violated", explanation, cex,
+                   _repair(nodes, entries, out, limit, sites, deadline))
+
+
+def _repair(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]], limit: float,
+            sites: list[CallSite], deadline: Deadline) -> Repair | None:
+    """The retry reductions as a Repair (a cycle's retries all go: its product must be 1)."""
+    if limit < 1 or deadline.expired():
+        return None
+    changes = repair_retries(nodes, entries, out, limit, deadline)
+    if not changes:
+        return None
+    position = {site: i for i, site in enumerate(sites)}
+    ordered = sorted(changes.items(), key=lambda kv: position[kv[0]])
+    words = ", ".join(f"{s.describe()} from {s.call.retries} to {r}" for s, r in ordered[:3])
+    if len(ordered) > 3:
+        words += f" (and {len(ordered) - 3} more calls)"
+    return Repair(f"reduce retries on {words}", {s.key("retries"): r for s, r in ordered})
 
 
 __all__ = ["Worst", "check_retry_amplification", "repair_retries", "worst_paths"]

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import networkx as nx
+
 from model.system import Call, ParallelCalls, System
 
 
@@ -113,24 +115,36 @@ def shortest_cycle(successors: Mapping[str, Iterable[str]],
                    order: Iterable[str]) -> list[str] | None:
     """A shortest directed cycle ``[v0, v1, ..., v0]`` (first in ``order`` among the shortest).
 
-    Breadth-first search from every node: the shortest cycle through ``v`` is a shortest path
-    from ``v`` back to ``v``. Quadratic, which is fine for the graphs a spec describes.
+    A cycle lies inside one strongly connected component, so only nodes of components with a
+    cycle are searched, each by breadth-first search within its component (the shortest cycle
+    through ``v`` is a shortest path from ``v`` back to ``v``). Acyclic graphs cost one
+    linear pass; the quadratic search only runs over the cyclic parts.
     """
+    graph = nx.DiGraph()
+    graph.add_nodes_from(order)
+    graph.add_edges_from((u, v) for u, vs in successors.items() for v in vs)
+    component: dict[str, int] = {}
+    for index, members in enumerate(nx.strongly_connected_components(graph)):
+        if len(members) > 1 or any(graph.has_edge(m, m) for m in members):
+            component.update(dict.fromkeys(members, index))
     best: list[str] | None = None
     for start in order:
+        if start not in component:
+            continue
+        home = component[start]
         parent: dict[str, str] = {}
+        depth = {start: 0}
         queue: deque[str] = deque([start])
         found: str | None = None
-        depth = {start: 0}
         while queue and found is None:
             node = queue.popleft()
             if best is not None and depth[node] + 1 >= len(best) - 1:
                 break
-            for nxt in successors.get(node, ()):
+            for nxt in graph.successors(node):
                 if nxt == start:
                     found = node
                     break
-                if nxt not in depth:
+                if nxt not in depth and component.get(nxt) == home:
                     depth[nxt] = depth[node] + 1
                     parent[nxt] = node
                     queue.append(nxt)

@@ -20,16 +20,19 @@ dependency below hangs, e's caller still waits long enough to get e's answer. (B
 attempt by ``min(timeout, worst(callee) + network)`` instead would only describe a healthy
 system, where timeouts never fire.)
 
+Arithmetic is exact, in the decimals the spec was written in (a float ``0.2`` is read as 1/5,
+not as the binary number nearest it), so a repair to 3.4 s is checked as 3.4 s.
+
 ``bound(d)`` is a distribution's upper bound when finite (constant, uniform, empirical) and its
 99.9th percentile otherwise (exponential, log-normal, normal): an unbounded distribution has
 no worst case, and p99.9 is the usual engineering stand-in. Time spent queueing for a worker is
 not included: it is unbounded without a queue limit and is what ``capacity`` is about.
 
-Violated when some call's timeout is below ``worst(callee)`` (with a 1 ns tolerance for floating
-point), or a workload item's ``timeout`` is below ``worst(entry)``. Counterexample: the chain
-from an entry to the worst offending call, with ``{"timeout", "callee_worst"}``. A synchronous
-call cycle is violated outright: a request can go round until some timeout cuts it, so around
-a cycle the timeouts cannot nest (``call_cycles`` reports the cycle too); no repair is offered.
+Violated when some call's timeout is below ``worst(callee)``, or a workload item's ``timeout``
+is below ``worst(entry)``. Counterexample: the chain from an entry to the worst offending call,
+with ``{"timeout", "callee_worst"}``. Around a synchronous call cycle the timeouts cannot all
+nest unless no time is spent on the way (each would have to exceed itself plus the service
+times round the cycle); then no repair exists (``call_cycles`` reports the cycle).
 
 Repair: the smallest raises of timeouts (in whole milliseconds) that make every timeout nest,
 found with z3 Optimize over the timeouts involved: the offending ones and every timeout whose
@@ -63,7 +66,6 @@ from model.verify.sites import (
 from model.verify.verdict import Counterexample, Repair, Verdict
 
 QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
-TOLERANCE = 1e-9  # seconds: floating-point slack when comparing a timeout with a worst case
 GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds
 
 
@@ -96,26 +98,24 @@ def awaited(call: Call) -> bool:
     return not call.asynchronous and call.probability > 0
 
 
-def backoff_total(call: Call) -> float:
-    return sum(call.backoff.max_delay(r) for r in range(1, call.retries + 1))
-
-
-def call_worst(call: Call) -> float:
+def call_worst(call: Call) -> Fraction:
     """How long the caller can wait on this call: every attempt times out, full backoff."""
     if not awaited(call):
-        return 0.0
-    return call.repeat * (call.attempts * call.timeout + backoff_total(call))
+        return Fraction(0)
+    backoff = sum((decimal(call.backoff.max_delay(r)) for r in range(1, call.retries + 1)),
+                  Fraction(0))
+    return call.repeat * (call.attempts * decimal(call.timeout) + backoff)
 
 
-def worst_cases(system: System) -> dict[str, float]:
-    """worst(e) for every endpoint."""
-    worst: dict[str, float] = {}
+def worst_cases(system: System) -> dict[str, Fraction]:
+    """worst(e) for every endpoint, exactly (in the decimals the spec was written in)."""
+    worst: dict[str, Fraction] = {}
     for name in endpoints(system):
         endpoint = system.endpoint(name)
-        total = bound(endpoint.service_time)
+        total = decimal(bound(endpoint.service_time))
         for step in endpoint.steps:
             if isinstance(step, ParallelCalls):
-                total += max((call_worst(c) for c in step.calls), default=0.0)
+                total += max((call_worst(c) for c in step.calls), default=Fraction(0))
             else:
                 total += call_worst(step)
         worst[name] = total
@@ -129,28 +129,38 @@ class Offence:
     key: str  # spec key path of the timeout
     caller: str  # ``service.endpoint``, or ``workload`` for a workload item
     callee: str
-    timeout: float
-    callee_worst: float
+    timeout: Fraction
+    callee_worst: Fraction
     site: CallSite | None  # None for a workload item
 
 
-def offences(system: System, worst: dict[str, float]) -> list[Offence]:
+def offences(system: System, worst: dict[str, Fraction]) -> list[Offence]:
+    """Every timeout below the worst case of what it waits for, in spec order."""
     found = []
     for site in call_sites(system):
         call = site.call
-        if awaited(call) and call.timeout < worst[call.target] - TOLERANCE:
-            found.append(Offence(site.key("timeout"), site.caller, call.target, call.timeout,
-                                 worst[call.target], site))
+        if awaited(call) and decimal(call.timeout) < worst[call.target]:
+            found.append(Offence(site.key("timeout"), site.caller, call.target,
+                                 decimal(call.timeout), worst[call.target], site))
     for i, w in enumerate(system.workload):
-        if w.timeout is not None and w.timeout < worst[w.entry] - TOLERANCE:
-            found.append(Offence(f"workload[{i}].timeout", w.source, w.entry, w.timeout,
-                                 worst[w.entry], None))
+        if w.timeout is not None and decimal(w.timeout) < worst[w.entry]:
+            found.append(Offence(f"workload[{i}].timeout", w.source, w.entry,
+                                 decimal(w.timeout), worst[w.entry], None))
     return found
 
 
-def _exact(x: float) -> z3.ArithRef:
-    q = Fraction(x)
+def decimal(x: float) -> Fraction:
+    """A float as the decimal it was written as (``0.2`` is 1/5, not the binary nearest it):
+    spec durations are decimals, and repairs should not read 3.401 s for 3.4 s."""
+    return Fraction(repr(x))
+
+
+def _fraction(q: Fraction) -> z3.ArithRef:
     return z3.RealVal(f"{q.numerator}/{q.denominator}")
+
+
+def _exact(x: float) -> z3.ArithRef:
+    return _fraction(decimal(x))
 
 
 def repair_timeouts(system: System, found: list[Offence],
@@ -184,7 +194,7 @@ def repair_timeouts(system: System, found: list[Offence],
         ms = z3.Int(f"ms[{key}]")
         new = z3.ToReal(ms) / GRANULARITY
         olds[key] = old
-        grid = Fraction(old) * GRANULARITY
+        grid = decimal(old) * GRANULARITY
         if grid.denominator == 1:
             opt.add(ms >= int(grid))
             return new
@@ -204,12 +214,15 @@ def repair_timeouts(system: System, found: list[Offence],
     worst: dict[str, z3.ArithRef] = {}
 
     def callee_worst(target: str) -> z3.ArithRef:
-        return worst[target] if target in grows else _exact(const[target])
+        return worst[target] if target in grows else _fraction(const[target])
 
-    def call_worst(site: CallSite) -> z3.ArithRef:
+    def site_worst(site: CallSite) -> z3.ArithRef:
         call = site.call
-        t = timeout.get(site.key("timeout"), _exact(call.timeout))
-        return call.repeat * (call.attempts * t + _exact(backoff_total(call)))
+        key = site.key("timeout")
+        if key not in timeout:
+            return _fraction(call_worst(call))
+        backoff = call_worst(call) / call.repeat - call.attempts * decimal(call.timeout)
+        return call.repeat * (call.attempts * timeout[key] + _fraction(backoff))
 
     by_step: dict[tuple[str, int], list[CallSite]] = {}
     for s in sites:
@@ -218,7 +231,7 @@ def repair_timeouts(system: System, found: list[Offence],
         endpoint = system.endpoint(name)
         terms: list[z3.ArithRef] = [_exact(bound(endpoint.service_time))]
         for index in range(len(endpoint.steps)):
-            members = [call_worst(s) for s in by_step.get((name, index), [])]
+            members = [site_worst(s) for s in by_step.get((name, index), [])]
             if not members:
                 continue
             if len(members) == 1:
@@ -245,7 +258,7 @@ def repair_timeouts(system: System, found: list[Offence],
     for key, old in olds.items():
         value = model.eval(timeout[key], model_completion=True)
         new = Fraction(value.numerator_as_long(), value.denominator_as_long())
-        if new != Fraction(old):
+        if new != decimal(old):
             changes[key] = float(new)
     return changes
 
@@ -261,7 +274,8 @@ def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) ->
         return Verdict(prop.name, prop.kind, "holds",
                        f"every timeout covers its callee's worst case ({calls} synchronous "
                        f"calls checked)")
-    top = max(found, key=lambda o: (o.callee_worst - o.timeout, -found.index(o)))
+    _, top = max(enumerate(found), key=lambda io: (io[1].callee_worst - io[1].timeout, -io[0]))
+    timeout_s, worst_s = float(top.timeout), float(top.callee_worst)
     succ = successors_of(call_sites(system), lambda s: awaited(s.call))
     if top.site is not None:
         prefix = path_from_entries(succ, system.entries, top.caller) or [top.caller]
@@ -272,11 +286,10 @@ def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) ->
         what = f"the {top.caller} workload on {top.callee}"
     more = len(found) - 1
     tail = f" (and {more} more timeout{'s' if more > 1 else ''} too short)" if more else ""
-    shown_timeout, shown_worst = two_durations(top.timeout, top.callee_worst)
+    shown_timeout, shown_worst = two_durations(timeout_s, worst_s)
     explanation = (f"{what}: timeout {shown_timeout} < {shown_worst}, the worst case of "
                    f"{top.callee}, which keeps working for a caller that gave up{tail}")
-    cex = Counterexample(chain=chain, numbers={"timeout": top.timeout,
-                                               "callee_worst": top.callee_worst})
+    cex = Counterexample(chain=chain, numbers={"timeout": timeout_s, "callee_worst": worst_s})
     repair = None
     if not deadline.expired():
         changes = repair_timeouts(system, found, deadline)

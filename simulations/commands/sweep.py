@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -62,6 +62,7 @@ def sweep_command(
     bad input, 130 when interrupted (finished runs are kept in --out; --resume finishes).
     """
     from simulations.sweep import (
+        Backend,
         SweepFailed,
         SweepInputError,
         SweepInterrupted,
@@ -74,7 +75,7 @@ def sweep_command(
         grid = parse_grid(settings or [])
         result = run_sweep(
             system, scenario=scenario or None, duration=duration, seeds=seeds, grid=grid,
-            base_seed=seed, backend=backend or ("dask" if scheduler else "local"),
+            base_seed=seed, backend=cast("Backend", backend or ("dask" if scheduler else "local")),
             workers=workers, scheduler=scheduler, out=output, resume=resume, force=force,
             progress=True)
     except SweepInputError as exc:
@@ -123,7 +124,9 @@ def _fmt(mean: float, ci: float, kind: str) -> str:
         return "-"
     if kind == "availability":
         return f"{mean * 100:.3f}%" if math.isnan(ci) else f"{mean * 100:.3f} ± {ci * 100:.3f}%"
-    return f"{mean * 1000:.1f}ms" if math.isnan(ci) else f"{mean * 1000:.1f} ± {ci * 1000:.1f}ms"
+    scale, unit, digits = (1.0, "s", 3) if abs(mean) >= 1 else (1000.0, "ms", 1)
+    text = f"{mean * scale:.{digits}f}"
+    return f"{text}{unit}" if math.isnan(ci) else f"{text} ± {ci * scale:.{digits}f}{unit}"
 
 
 def _print_table(table: Any, params: list[str]) -> None:

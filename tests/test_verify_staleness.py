@@ -1,0 +1,163 @@
+"""``staleness`` against an oracle that walks the spec data itself (not the System): which
+required calls go to a replicated service, which of them can retry onto another replica, and
+the window ``ttl + refresh``. Repairs are applied to the document and re-verified.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from model import properties as P
+from model.spec import from_document, load, to_document
+from model.strategies import spec_documents
+from model.units import parse_duration
+from model.verify import Deadline, verify
+from model.verify.sites import apply_changes
+from model.verify.staleness import check_staleness
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+MANY = settings(max_examples=300, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROP = P.Staleness()
+EXPECTED = {  # hotelReservation is client-side with ttl 1h, but every service is one replica
+    "chain": "holds", "dsb_hotel_reservation": "holds", "dsb_social_network": "holds",
+    "mm1": "holds", "mmc": "holds", "online_boutique": "holds",
+    "online_boutique_hardened": "holds", "sock_shop": "holds", "zone_outage_shop": "holds",
+}
+
+
+def check(system: Any, seconds: float = 60) -> Any:
+    return check_staleness(system, PROP, Deadline(seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# The oracle: straight from the spec document
+# ---------------------------------------------------------------------------------------------
+
+
+def replicas(service: dict[str, Any]) -> int:
+    if "placement" in service and "replicas" not in service:
+        return sum(service["placement"].values())
+    return int(service.get("replicas", 1))
+
+
+def call_items(endpoint: dict[str, Any]) -> list[Any]:
+    items = []
+    for item in endpoint.get("calls", []):
+        if isinstance(item, dict) and "parallel" in item:
+            items.extend(item["parallel"])
+        else:
+            items.append(item)
+    return items
+
+
+def oracle(doc: dict[str, Any]) -> tuple[bool, list[str]]:
+    """(client-side discovery?, uncovered "caller -> callee" calls)."""
+    if doc.get("discovery", {}).get("mode", "server") != "client":
+        return False, []
+    default_retries = doc.get("defaults", {}).get("call", {}).get("retries", 0)
+    default_lb = doc.get("defaults", {}).get("load_balancer", "round_robin")
+    uncovered = []
+    for name, service in doc["services"].items():
+        for ep_name, endpoint in service["endpoints"].items():
+            for item in call_items(endpoint):
+                item = {"call": item} if isinstance(item, str) else item
+                callee = item["call"].partition(".")[0]
+                if item.get("async") or item.get("optional") or item.get("probability") == 0:
+                    continue
+                if replicas(doc["services"][callee]) < 2:
+                    continue
+                retries = item.get("retries", default_retries)
+                lb = doc["services"][callee].get("load_balancer", default_lb)
+                if retries < 1 or lb == "consistent_hash":
+                    uncovered.append(f"{name}.{ep_name} -> {item['call']}")
+    return True, uncovered
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> dict[str, Any]:
+    doc = draw(spec_documents(max_services=6, scenarios=False, properties=False))
+    if draw(st.integers(0, 3)):
+        doc["discovery"] = {"mode": "client",
+                            "ttl": f"{draw(st.integers(1, 90))}s",
+                            "refresh": f"{draw(st.integers(1, 60))}s"}
+    else:
+        doc["discovery"] = {"mode": "server"}
+    for service in doc["services"].values():
+        if draw(st.integers(0, 3)) == 0:
+            service["load_balancer"] = draw(st.sampled_from(
+                ["random", "consistent_hash", "least_request", "round_robin"]))
+    if draw(st.booleans()):
+        doc["defaults"]["call"]["retries"] = draw(st.integers(0, 1))
+    return doc
+
+
+@MANY
+@given(documents())
+def test_staleness_matches_the_document(doc: dict[str, Any]) -> None:
+    system = from_document(doc)
+    client, uncovered = oracle(doc)
+    verdict = check(system)
+    assert verdict.status == ("violated" if uncovered else "holds")
+    if not client:
+        assert "server-side" in verdict.explanation
+        return
+    window = parse_duration(doc["discovery"]["ttl"]) + parse_duration(doc["discovery"]["refresh"])
+    if not uncovered:
+        return
+    numbers = verdict.counterexample.numbers
+    assert numbers["window_s"] == pytest.approx(window)
+    chain = verdict.counterexample.chain
+    assert f"{chain[-2]} -> {chain[-1]}" == uncovered[0]
+    assert numbers["replicas"] == replicas(doc["services"][chain[-1].partition(".")[0]])
+    more = len(uncovered) - 1
+    assert (f"and {more} more" in verdict.explanation) == (more > 0)
+    changed = apply_changes(to_document(system), verdict.repair.changes)
+    assert check(from_document(changed)).status == "holds"
+    assert oracle(changed)[1] == []
+
+
+def test_breaker_alone_does_not_cover_and_consistent_hash_pins() -> None:
+    doc: dict[str, Any] = {"system": "t", "discovery": {"mode": "client"}, "services": {
+        "web": {"endpoints": {"home": {"calls": [
+            {"call": "cart.Get", "circuit_breaker": {"consecutive_failures": 3,
+                                                     "open_for": "10s"}},
+            {"call": "session.Get", "retries": 2},
+            {"call": "ads.Get", "optional": True},
+            {"call": "audit.Log", "async": True}]}}},
+        "cart": {"replicas": 3, "endpoints": {"Get": {}}},
+        "session": {"replicas": 2, "load_balancer": "consistent_hash",
+                    "endpoints": {"Get": {}}},
+        "ads": {"replicas": 2, "endpoints": {"Get": {}}},
+        "audit": {"replicas": 2, "endpoints": {"Log": {}}}},
+        "workload": [{"entry": "web.home", "rate": 1}]}
+    verdict = check(from_document(doc))
+    assert verdict.status == "violated"
+    assert verdict.counterexample.chain == ("web.home", "cart.Get")
+    assert verdict.counterexample.numbers == {"window_s": 60.0, "replicas": 3}
+    assert "up to 60 s (ttl 30 s + refresh 30 s)" in verdict.explanation
+    assert "(and 1 more call)" in verdict.explanation
+    assert verdict.repair.changes == {"services.web.endpoints.home.calls[0].retries": 1,
+                                      "services.session.load_balancer": "round_robin"}
+
+
+@pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_specs(path: Path) -> None:
+    system = load(path)
+    verdict = verify(system, [PROP]).verdicts[0]
+    assert verdict.status == EXPECTED.get(path.stem, verdict.status)
+    _, uncovered = oracle(to_document(system))
+    assert verdict.status == ("violated" if uncovered else "holds")
+
+
+def test_every_shipped_spec_has_an_expectation() -> None:
+    assert {p.stem for p in SPECS.glob("*.yaml")} <= set(EXPECTED)
+
+
+def test_deadline_zero_is_unknown() -> None:
+    assert check(load(SPECS / "online_boutique_hardened.yaml"), 0).status == "unknown"
