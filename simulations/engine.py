@@ -264,7 +264,8 @@ class Simulation:
         for instance in self.instances:
             instance.close_counters()
         self.timeline.finish(self.duration)
-        return Run(self.summary(), self.timeline, self.breakers, self.trace)
+        return Run(self.summary(), self.timeline, self.breakers, self.trace,
+                   latency={name: stats.latency for name, stats in self.entries.items()})
 
     def _end_warmup(self, _event: object) -> None:
         for instance in self.instances:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from simulations.breakers import CircuitBreaker
-    from simulations.metrics import RequestTrace, Timeline
+    from simulations.metrics import Histogram, RequestTrace, Timeline
 
 OUTPUT_FILES = ("summary.json", "timeline.parquet", "breakers.parquet", "requests.parquet")
 
@@ -33,11 +33,13 @@ class Run:
 
     def __init__(self, summary: dict[str, Any], timeline: Timeline,
                  breakers: dict[tuple[str, str], CircuitBreaker],
-                 trace: RequestTrace | None) -> None:
+                 trace: RequestTrace | None,
+                 latency: dict[str, Histogram] | None = None) -> None:
         self.summary = summary
         self._timeline = timeline
         self._breakers = breakers
         self._trace = trace
+        self._latency = latency or {}
 
     # --- verdicts -----------------------------------------------------------------------------
 
@@ -87,6 +89,17 @@ class Run:
         if self._trace is None:
             raise ValueError("per-request traces are off; run simulate(..., trace=True)")
         return self._trace.frame()
+
+    def latency_buckets(self, entry: str) -> list[tuple[float, int]]:
+        """(latency in seconds, count) per histogram bucket of the entry's successful requests
+        after warm-up; available with traces off (bounded relative error per bucket)."""
+        from simulations.metrics import bucket_value
+
+        histogram = self._latency.get(entry)
+        if histogram is None:
+            return []
+        return [(min(bucket_value(key, histogram.per_octave), histogram.max), count)
+                for key, count in sorted(histogram.counts.items())]
 
     @property
     def traced(self) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import networkx as nx
 import z3
 
 from model import properties as P
@@ -66,11 +67,14 @@ class Worst:
     path: tuple[str, ...]
     sites: tuple[CallSite, ...]
 
-    def text(self) -> str:
+    def text(self, keep: int = 6) -> str:
         parts = [self.path[0]]
         for site in self.sites:
             tag = f" (x{site.call.attempts})" if site.call.retries else ""
             parts.append(f"{site.callee}{tag}")
+        if len(parts) > keep:
+            hidden = len(parts) - keep + 1
+            parts = [*parts[:keep // 2], f"... {hidden} more ...", *parts[-(keep - keep // 2 - 1):]]
         return " -> ".join(parts)
 
 
@@ -79,25 +83,59 @@ def worst_paths(entries: list[str], out: dict[str, list[CallSite]],
     """For every endpoint reachable from ``entries``, a path with the largest product.
 
     Call only when no reachable cycle multiplies (every retrying call is off cycles): then
-    going round a cycle never increases a product, the largest one is attained on a simple
-    path, and relaxing edges until nothing improves finds it (longest path, Bellman-Ford).
+    going round a cycle never increases a product and the largest one is attained on a simple
+    path. One pass in topological order when the reachable graph is acyclic; otherwise edges
+    are relaxed until nothing improves (longest path, Bellman-Ford).
     """
-    best = {e: Worst(1, (e,), ()) for e in entries}
+    value = dict.fromkeys(entries, 1)
+    via: dict[str, CallSite] = {}
+    order = _topological(nodes, out)
+    rounds = [order] if order is not None else None
     changed = True
     while changed:
         changed = False
-        for node in sorted(nodes):
-            here = best.get(node)
+        for node in (rounds.pop() if rounds else sorted(nodes)):
+            here = value.get(node)
             if here is None:
                 continue
             for site in out.get(node, ()):
-                product = here.attempts * site.call.attempts
-                old = best.get(site.callee)
-                if old is None or product > old.attempts:
-                    best[site.callee] = Worst(product, (*here.path, site.callee),
-                                              (*here.sites, site))
-                    changed = True
+                product = here * site.call.attempts
+                if product > value.get(site.callee, 0):
+                    value[site.callee] = product
+                    via[site.callee] = site
+                    changed = order is None
+    best = {}
+    for target, attempts in value.items():
+        sites: list[CallSite] = []
+        node, seen = target, {target}
+        while node in via:  # predecessors form a tree at convergence; ``seen`` guards anyway
+            site = via[node]
+            sites.append(site)
+            node = site.caller
+            if node in seen:
+                break
+            seen.add(node)
+        sites.reverse()
+        path = (node, *(s.callee for s in sites))
+        best[target] = Worst(attempts, path, tuple(sites))
     return best
+
+
+def _topological(nodes: set[str], out: dict[str, list[CallSite]]) -> list[str] | None:
+    indegree = dict.fromkeys(nodes, 0)
+    for node in nodes:
+        for site in out.get(node, ()):
+            indegree[site.callee] += 1
+    ready = sorted(n for n, d in indegree.items() if d == 0)
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for site in out.get(node, ()):
+            indegree[site.callee] -= 1
+            if indegree[site.callee] == 0:
+                ready.append(site.callee)
+    return order if len(order) == len(nodes) else None
 
 
 def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]],
@@ -151,12 +189,19 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
     nodes = _reachable(entries, out)
     retrying = {n: [s.callee for s in out.get(n, ()) if s.call.retries > 0] for n in nodes}
     plain = {n: [s.callee for s in out.get(n, ())] for n in nodes}
-    # A reachable cycle through a retrying call multiplies without bound.
+    # A reachable cycle through a retrying call multiplies without bound: such a call has both
+    # ends in one strongly connected component.
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from((n, callee) for n in nodes for callee in plain[n])
+    component = {n: i for i, members in enumerate(nx.strongly_connected_components(graph))
+                 for n in members}
     for node in sorted(nodes):
         for callee in retrying[node]:
-            back = path_from_entries(plain, [callee], node)
-            if back is None:
+            if component[callee] != component[node]:
                 continue
+            back = path_from_entries(plain, [callee], node)
+            assert back is not None
             cycle = [node, *back]
             prefix = path_from_entries(plain, entries, node) or [node]
             return Verdict(

@@ -39,7 +39,9 @@ found with z3 Optimize over the timeouts involved: the offending ones and every 
 callee's worst case grows when those are raised (a raised timeout lengthens its caller's worst
 case, which may then need its own caller's timeout raised, up the chain). The objective is the
 total increase; since worst cases only grow with timeouts, the optimum is the pointwise least
-solution, which the tests check independently. (Lowering inner timeouts is the other way to
+solution, which the tests check independently; beyond 2,000 timeouts involved (a 10,000-service
+topology), building the Optimize instance costs more than it is worth and that least solution
+is computed directly, bottom-up. (Lowering inner timeouts is the other way to
 make budgets nest, but it can make healthy calls time out, so it is not proposed.)
 """
 
@@ -67,6 +69,7 @@ from model.verify.verdict import Counterexample, Repair, Verdict
 
 QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
 GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds
+OPTIMIZE_LIMIT = 2000  # beyond this many timeouts involved, the least solution is computed
 
 
 def seconds_text(x: float, digits: int = 3) -> str:
@@ -183,6 +186,8 @@ def repair_timeouts(system: System, found: list[Offence],
             frontier.extend(callers.get(node, ()))
     offending = {o.key for o in found}
     involved = [s for s in sites if s.callee in grows or s.key("timeout") in offending]
+    if len(involved) > OPTIMIZE_LIMIT:
+        return least_timeouts(system)
     opt = z3.Optimize()
     opt.set("timeout", deadline.z3_ms())
     timeout: dict[str, z3.ArithRef] = {}
@@ -228,6 +233,8 @@ def repair_timeouts(system: System, found: list[Offence],
     for s in sites:
         by_step.setdefault((s.caller, s.step), []).append(s)
     for name in sorted(grows):
+        if deadline.expired():
+            return None
         endpoint = system.endpoint(name)
         terms: list[z3.ArithRef] = [_exact(bound(endpoint.service_time))]
         for index in range(len(endpoint.steps)):
@@ -260,6 +267,61 @@ def repair_timeouts(system: System, found: list[Offence],
         new = Fraction(value.numerator_as_long(), value.denominator_as_long())
         if new != decimal(old):
             changes[key] = float(new)
+    return changes
+
+
+def _ceil_ms(need: Fraction) -> Fraction:
+    return Fraction(math.ceil(need * GRANULARITY), GRANULARITY)
+
+
+def least_timeouts(system: System) -> dict[str, float] | None:
+    """The pointwise least whole-millisecond raises, bottom-up (None around a call cycle).
+
+    What the Optimize objective attains, computed directly: callees first, each offending
+    timeout is raised to its callee's (final) worst case rounded up to the millisecond.
+    """
+    sites = [s for s in call_sites(system) if awaited(s.call)]
+    by_caller: dict[str, list[CallSite]] = {}
+    indegree = dict.fromkeys(endpoints(system), 0)
+    for site in sites:
+        by_caller.setdefault(site.caller, []).append(site)
+        indegree[site.callee] += 1
+    order: list[str] = []
+    ready = [e for e, d in indegree.items() if d == 0]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for site in by_caller.get(node, ()):
+            indegree[site.callee] -= 1
+            if indegree[site.callee] == 0:
+                ready.append(site.callee)
+    if len(order) != len(indegree):
+        return None
+    timeout = {site: decimal(site.call.timeout) for site in sites}
+    worst: dict[str, Fraction] = {}
+    changes: dict[str, float] = {}
+    for name in reversed(order):  # callees first
+        for site in by_caller.get(name, ()):
+            if timeout[site] < worst[site.callee]:
+                timeout[site] = _ceil_ms(worst[site.callee])
+                changes[site.key("timeout")] = float(timeout[site])
+        endpoint = system.endpoint(name)
+        total = decimal(bound(endpoint.service_time))
+        mine = {(s.step, s.member): s for s in by_caller.get(name, ())}
+        for index, step in enumerate(endpoint.steps):
+            members = step.calls if isinstance(step, ParallelCalls) else (step,)
+            costs = []
+            for j, call in enumerate(members):
+                site = mine.get((index, j if isinstance(step, ParallelCalls) else None))
+                if site is None:
+                    continue
+                fixed = call_worst(call) - call.repeat * call.attempts * decimal(call.timeout)
+                costs.append(fixed + call.repeat * call.attempts * timeout[site])
+            total += max(costs, default=Fraction(0))
+        worst[name] = total
+    for i, w in enumerate(system.workload):
+        if w.timeout is not None and decimal(w.timeout) < worst[w.entry]:
+            changes[f"workload[{i}].timeout"] = float(_ceil_ms(worst[w.entry]))
     return changes
 
 

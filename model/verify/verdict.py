@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from model.faults import Crash, Scenario, parse_target
+
+if TYPE_CHECKING:
+    from model.system import System
 
 Status = Literal["holds", "violated", "unknown"]
 
@@ -44,6 +47,14 @@ class Repair:
 
     description: str
     changes: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, system: System) -> System:
+        """The system with this repair's changes written into its spec."""
+        from model.spec import from_document, to_document
+        from model.spec.edit import apply_changes
+
+        return from_document(apply_changes(to_document(system), self.changes),
+                             f"<{system.name} repaired>")
 
     def to_json(self) -> dict[str, Any]:
         return {"description": self.description, "changes": dict(self.changes)}
