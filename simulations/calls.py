@@ -118,7 +118,7 @@ class CallRun:
 class CallSite:
     """One call of one endpoint, with its policies resolved and its edge's shared parts."""
 
-    __slots__ = ("asynchronous", "attempts", "backoff", "backoff_rng", "balancer", "breaker",
+    __slots__ = ("asynchronous", "attempts", "backoff", "balancer", "breaker",
                  "callee", "callee_service", "deadlines", "edge", "endpoint", "env", "network",
                  "optional", "probability", "repeat", "rng", "sometimes")
 
@@ -137,12 +137,11 @@ class CallSite:
         self.edge = edge
         self.attempts = call.attempts
         self.backoff = call.backoff
-        self.backoff_rng = rng
         self.optional = call.optional
         self.asynchronous = call.asynchronous
         self.probability = call.probability
         self.sometimes = call.probability < 1.0
-        self.rng = rng
+        self.rng = rng  # draws the probability and the backoff jitter
         self.repeat = call.repeat
 
     def __repr__(self) -> str:
@@ -212,7 +211,7 @@ class CallSite:
     def failed(self, run: CallRun, cause: str, root: str) -> None:
         """An attempt failed: retry after the backoff, or fail the call."""
         if run.attempt < self.attempts and run.caller.generation == run.generation:
-            delay = backoff_delay(self.backoff, run.attempt, self.backoff_rng)
+            delay = backoff_delay(self.backoff, run.attempt, self.rng)
             if delay > 0:
                 Timeout(self.env, delay).callbacks.append(run.retry)
             else:

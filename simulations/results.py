@@ -3,10 +3,12 @@
 ``Run.summary`` is the ``simulate --json`` object of the design (``system``, ``scenario``,
 ``seed``, ``duration_s``, ``entries``, ``services``, ``breakers``, ``properties``) plus extra
 keys: ``warmup_s``, ``verdict``, ``requests`` (the ledger), ``calls`` (per edge), ``faults``
-and ``phases`` (the per-phase view). DataFrames are built on first use (pandas is imported
-only then): ``timeline`` (one row per bin and entry), ``breakers`` (one row per transition),
-``requests`` (one row per workload request; needs ``trace=True``). ``save(directory)`` writes
-all of them, each file atomically.
+and ``phases`` (the per-phase view). Entry statistics count the requests that arrived after
+the warm-up and ended before the end of the run; ``latency_s`` is over the successful ones.
+
+DataFrames are built on first use (pandas is imported only then): ``timeline`` (one row per
+bin and entry), ``breakers`` (one row per transition), ``requests`` (one row per workload
+request; needs ``trace=True``). ``save(directory)`` writes all of them, each file atomically.
 """
 
 from __future__ import annotations

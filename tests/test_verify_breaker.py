@@ -271,7 +271,7 @@ def test_exploration_catches_broken_breakers() -> None:
 
 
 def test_model_checker_catches_a_broken_model() -> None:
-    import model.verify.breaker as breaker
+    from model.verify import breaker
 
     class Leaky(RateMachine):
         def __init__(self, policy: RateBreakerPolicy) -> None:

@@ -47,6 +47,10 @@ is under both thresholds; in half-open, *elapsed* holds and permits left + probe
 ``rank`` is the most progress events that can still happen before the breaker is closed for
 good. ``B`` is the largest rank over states satisfying the other invariants (z3 Optimize).
 
+A violated claim comes with a counterexample whose ``chain`` is the run that breaks it, one
+event per step (``failure -> closed``, ``allow -> half_open``, ...), found by the base case or
+a deeper bounded search.
+
 Every event has a successor from every state meeting the invariants (checked with a
 quantified query before the induction), so the induction cannot succeed by a model that
 blocks the events that would break a claim. Unknown when k-induction has not closed by the

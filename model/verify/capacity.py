@@ -26,7 +26,7 @@ from model.system import Service, System
 from model.verify import checker
 from model.verify.deadline import Deadline
 from model.verify.failures import FailureKinds, removal_profile, worst_removal, zone_counts
-from model.verify.load import offered_load
+from model.verify.load import exact, offered_load
 from model.verify.repairs import (
     PlacementChange,
     PlacementSolver,
@@ -77,7 +77,7 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
         return out_of_time(prop)
     kinds = FailureKinds.of(prop.of)
     budget = prop.failures
-    limit = Fraction(prop.utilization)
+    limit = exact(prop.utilization)
     load = offered_load(system)
     if deadline.expired():
         return out_of_time(prop)
@@ -141,9 +141,9 @@ def _violation_text(p: Pressure, units: tuple[str, ...], limit: Fraction) -> str
 
 
 def _numbers_text(p: Pressure) -> str:
-    return (f"demand {number(p.demand)} busy workers ({number(p.load)} requests/s) on "
-            f"{p.surviving} of {p.service.replicas} replicas x {p.service.workers} workers "
-            f"= {p.capacity}")
+    return (f"{number(p.load)} requests/s keep {number(p.demand)} workers busy; "
+            f"{p.surviving} of {plural(p.service.replicas, 'replica')} left x "
+            f"{plural(p.service.workers, 'worker')} = capacity {p.capacity}")
 
 
 def _repair(system: System, overloaded: list[Pressure], kinds: FailureKinds, budget: int,

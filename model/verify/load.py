@@ -7,12 +7,13 @@ made), and the weights multiply along a chain. So the load of endpoint e is
     load(e) = entry rate at e + sum over calls c into e of load(caller) x weight(c).
 
 Arithmetic is exact (``Fraction``): capacity compares ``demand`` with ``utilization x
-capacity`` and a tie decided by float rounding would not be a proof. Components of the call
-graph are solved callers-first; a call cycle is the linear system ``x = b + M x`` of its
-component, solved exactly. Its expected load is finite iff the spectral radius of M is below 1,
-which for the Z-matrix ``I - M`` holds iff ``I - M`` is invertible with a non-negative inverse
-(M-matrix theory); otherwise the endpoints of that cycle, and everything they call, receive an
-unbounded load.
+capacity`` and a tie decided by float rounding would not be a proof. Spec numbers are read as
+the decimals the user wrote (``exact``: 0.8 is 4/5, not the binary float nearest to it).
+Components of the call graph are solved callers-first; a call cycle is the linear system
+``x = b + M x`` of its component, solved exactly. Its expected load is finite iff the spectral
+radius of M is below 1, which for the Z-matrix ``I - M`` holds iff ``I - M`` is invertible
+with a non-negative inverse (M-matrix theory); otherwise the endpoints of that cycle, and
+everything they call, receive an unbounded load.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from fractions import Fraction
 
 from model.system import System
 from model.verify.cones import strongly_connected
+
+
+def exact(x: float) -> Fraction:
+    """The decimal a float prints as, exactly (``10ms`` -> 1/100, ``80%`` -> 4/5)."""
+    return Fraction(repr(float(x)))
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class OfferedLoad:
             target = f"{name}.{ep_name}"
             rate = self.endpoints.get(target, Fraction(0))
             load += rate
-            demand += rate * Fraction(endpoint.service_time.mean)
+            demand += rate * exact(endpoint.service_time.mean)
             unbounded |= target in self.unbounded
         return load, demand, unbounded
 
@@ -60,7 +66,7 @@ def offered_load(system: System) -> OfferedLoad:
         for endpoint in service.endpoints.values():
             out: dict[int, Fraction] = {}
             for call in endpoint.calls():
-                weight = Fraction(call.probability) * call.repeat * call.attempts
+                weight = exact(call.probability) * call.repeat * call.attempts
                 if weight > 0:
                     target = index[call.target]
                     out[target] = out.get(target, Fraction(0)) + weight
@@ -68,7 +74,7 @@ def offered_load(system: System) -> OfferedLoad:
 
     inflow = [Fraction(0)] * len(names)
     for w in system.workload:
-        inflow[index[w.entry]] += Fraction(w.rate)
+        inflow[index[w.entry]] += exact(w.rate)
     unbounded_in = [False] * len(names)
     load = [Fraction(0)] * len(names)
     unbounded = [False] * len(names)
@@ -138,4 +144,4 @@ def _invert(a: list[list[Fraction]]) -> list[list[Fraction]] | None:
     return [row[n:] for row in m]
 
 
-__all__ = ["OfferedLoad", "offered_load"]
+__all__ = ["OfferedLoad", "exact", "offered_load"]

@@ -23,7 +23,9 @@ retrying call is reachable from an entry (going round it multiplies without boun
 Counterexample: the worst path, with ``{"attempts", "max"}`` (for a cycle: the path into it and
 round it). Repair: the smallest total reduction of ``retries`` that brings every path within
 ``max`` -- and so takes every retry off a reachable cycle -- found with z3 Optimize (one integer
-per retrying call; a path product becomes linear by case-splitting each retry count).
+per retrying call; a path product becomes linear by case-splitting each retry count). Beyond
+2,000 retrying calls no repair is searched for: the optimisation is hard in general and a
+topology that size needs a retry policy, not a list of edits.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from model.verify.sites import (
     path_from_entries,
 )
 from model.verify.verdict import Counterexample, Repair, Verdict
+
+OPTIMIZE_LIMIT = 2000  # retrying calls beyond which no optimal repair is searched for
 
 
 def _reachable(entries: Iterable[str], out: dict[str, list[CallSite]]) -> set[str]:
@@ -240,7 +244,8 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
 def _repair(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]], limit: float,
             sites: list[CallSite], deadline: Deadline) -> Repair | None:
     """The retry reductions as a Repair (a cycle's retries all go: its product must be 1)."""
-    if limit < 1 or deadline.expired():
+    retrying = sum(1 for n in nodes for site in out.get(n, ()) if site.call.retries)
+    if limit < 1 or deadline.expired() or retrying > OPTIMIZE_LIMIT:
         return None
     changes = repair_retries(nodes, entries, out, limit, deadline)
     if not changes:

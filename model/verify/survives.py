@@ -88,7 +88,7 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     failed = FailureSet(units)
     unavailable = graph.unavailable(failed.services_down(system))
     down = tuple(e for e in entries if graph.index[e] in unavailable)
-    explanation = (f"{victim.name} has {_weakness(victim, kinds)}: {', '.join(units)} down "
+    explanation = (f"{victim.name} has {_weakness(victim, kinds, budget)}: {', '.join(units)} down "
                    f"takes {listing(down)} down")
     if len(chain) > 1:
         explanation += f" (via {arrow(chain)})"
@@ -140,17 +140,18 @@ def _placement(service: Service) -> str:
     return f"{service.replicas} replicas: " + ", ".join(f"{z}: {n}" for z, n in counts.items())
 
 
-def _weakness(service: Service, kinds: FailureKinds) -> str:
+def _weakness(service: Service, kinds: FailureKinds, budget: int) -> str:
     """Why the service is easy to kill, in words ("all 2 replicas in zone a")."""
     counts = zone_counts(service)
     if service.replicas == 1:
         return f"its only replica {service.name}-0 (zone {service.zones[0]})"
     if not kinds.zones:
-        return f"only {service.replicas} replicas"
+        return f"only {service.replicas} replicas, no more than the {budget} failures allowed"
     if len(counts) == 1:
         return f"all {service.replicas} replicas in zone {service.zones[0]}"
     spread = ", ".join(f"{z}: {n}" for z, n in counts.items())
-    return f"its {service.replicas} replicas in only {len(counts)} zones ({spread})"
+    return (f"its {service.replicas} replicas in {len(counts)} zones ({spread}), no more than "
+            f"the {budget} failures allowed")
 
 
 __all__ = ["check"]

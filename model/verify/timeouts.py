@@ -25,7 +25,8 @@ not as the binary number nearest it), so a repair to 3.4 s is checked as 3.4 s.
 
 ``bound(d)`` is a distribution's upper bound when finite (constant, uniform, empirical) and its
 99.9th percentile otherwise (exponential, log-normal, normal): an unbounded distribution has
-no worst case, and p99.9 is the usual engineering stand-in. Time spent queueing for a worker is
+no worst case, and p99.9 is the usual engineering stand-in; bounds are rounded up to the
+microsecond. Time spent queueing for a worker is
 not included: it is unbounded without a queue limit and is what ``capacity`` is about.
 
 Violated when some call's timeout is below ``worst(callee)``, or a workload item's ``timeout``
@@ -69,6 +70,7 @@ from model.verify.verdict import Counterexample, Repair, Verdict
 
 QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
 GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds
+MICRO = 10**6  # service-time bounds are rounded up to the microsecond
 OPTIMIZE_LIMIT = 2000  # beyond this many timeouts involved, the least solution is computed
 
 
@@ -90,10 +92,22 @@ def two_durations(a: float, b: float) -> tuple[str, str]:
     return left, right
 
 
+def decimal(x: float) -> Fraction:
+    """A float as the decimal it was written as (``0.2`` is 1/5, not the binary nearest it):
+    spec durations are decimals, and repairs should not read 3.401 s for 3.4 s."""
+    return Fraction(repr(x))
+
+
 def bound(dist: Distribution) -> float:
     """The distribution's upper bound if finite, else its 99.9th percentile."""
     upper = dist.upper
     return upper if math.isfinite(upper) else dist.quantile(QUANTILE)
+
+
+def service_bound(dist: Distribution) -> Fraction:
+    """``bound(dist)`` exactly, rounded up to the microsecond (a p99.9 has 17 digits that
+    carry no information and would make the repair's integers needlessly huge)."""
+    return Fraction(math.ceil(decimal(bound(dist)) * MICRO), MICRO)
 
 
 def awaited(call: Call) -> bool:
@@ -115,7 +129,7 @@ def worst_cases(system: System) -> dict[str, Fraction]:
     worst: dict[str, Fraction] = {}
     for name in endpoints(system):
         endpoint = system.endpoint(name)
-        total = decimal(bound(endpoint.service_time))
+        total = service_bound(endpoint.service_time)
         for step in endpoint.steps:
             if isinstance(step, ParallelCalls):
                 total += max((call_worst(c) for c in step.calls), default=Fraction(0))
@@ -152,25 +166,15 @@ def offences(system: System, worst: dict[str, Fraction]) -> list[Offence]:
     return found
 
 
-def decimal(x: float) -> Fraction:
-    """A float as the decimal it was written as (``0.2`` is 1/5, not the binary nearest it):
-    spec durations are decimals, and repairs should not read 3.401 s for 3.4 s."""
-    return Fraction(repr(x))
-
-
-def _fraction(q: Fraction) -> z3.ArithRef:
-    return z3.RealVal(f"{q.numerator}/{q.denominator}")
-
-
-def _exact(x: float) -> z3.ArithRef:
-    return _fraction(decimal(x))
-
-
 def repair_timeouts(system: System, found: list[Offence],
                     deadline: Deadline) -> dict[str, float] | None:
     """The smallest whole-millisecond timeout raises that make all timeouts nest (z3 Optimize).
 
-    Returns key path -> new timeout (seconds), or None if the solver ran out of time.
+    The instance is pure integer arithmetic: every quantity is scaled by one common
+    denominator ``scale`` (the spec's decimals make it a power of ten), so the solver works in
+    linear integer arithmetic, where its optimisation is robust (mixing integer timeouts with
+    real-valued worst cases made it stall now and then). Returns key path -> new timeout
+    (seconds), or None if the solver ran out of time.
     """
     sites = [s for s in call_sites(system) if awaited(s.call)]
     callers: dict[str, set[str]] = {}
@@ -188,46 +192,50 @@ def repair_timeouts(system: System, found: list[Offence],
     involved = [s for s in sites if s.callee in grows or s.key("timeout") in offending]
     if len(involved) > OPTIMIZE_LIMIT:
         return least_timeouts(system)
+    workload_items = [(i, w) for i, w in enumerate(system.workload) if w.timeout is not None
+                      and (w.entry in grows or f"workload[{i}].timeout" in offending)]
+    const = worst_cases(system)
+    olds = {s.key("timeout"): decimal(s.call.timeout) for s in involved}
+    olds.update({f"workload[{i}].timeout": decimal(w.timeout) for i, w in workload_items
+                 if w.timeout is not None})
+    numbers = [*olds.values(), *const.values(), *(call_worst(s.call) for s in sites),
+               *(decimal(s.call.timeout) for s in sites),
+               *(service_bound(system.endpoint(e).service_time) for e in grows)]
+    scale = GRANULARITY
+    for q in numbers:
+        scale = math.lcm(scale, q.denominator)
+    unit = scale // GRANULARITY
+
+    def scaled(q: Fraction) -> int:
+        value = q * scale
+        assert value.denominator == 1
+        return value.numerator
+
     opt = z3.Optimize()
     opt.set("timeout", deadline.z3_ms())
     timeout: dict[str, z3.ArithRef] = {}
-    olds: dict[str, float] = {}
-
-    def variable(key: str, old: float) -> z3.ArithRef:
-        # A timeout on the millisecond grid is one integer variable; one off the grid (rare:
-        # sub-millisecond digits) either keeps its value or moves onto the grid above it.
+    for key, old in olds.items():
+        # On the millisecond grid a timeout is one integer variable; off it (sub-millisecond
+        # digits) it either keeps its value or moves onto the grid above it.
         ms = z3.Int(f"ms[{key}]")
-        new = z3.ToReal(ms) / GRANULARITY
-        olds[key] = old
-        grid = decimal(old) * GRANULARITY
-        if grid.denominator == 1:
-            opt.add(ms >= int(grid))
-            return new
+        grid = old * GRANULARITY
         opt.add(ms >= math.ceil(grid))
-        up = z3.Bool(f"raise[{key}]")
-        return z3.If(up, new, _exact(old))
-
-    for s in involved:
-        timeout[s.key("timeout")] = variable(s.key("timeout"), s.call.timeout)
-    workload_items = [(i, w) for i, w in enumerate(system.workload) if w.timeout is not None
-                      and (w.entry in grows or f"workload[{i}].timeout" in offending)]
-    for i, w in workload_items:
-        assert w.timeout is not None
-        timeout[f"workload[{i}].timeout"] = variable(f"workload[{i}].timeout", w.timeout)
-
-    const = worst_cases(system)
+        if grid.denominator == 1:
+            timeout[key] = ms * unit
+        else:
+            timeout[key] = z3.If(z3.Bool(f"raise[{key}]"), ms * unit, scaled(old))
     worst: dict[str, z3.ArithRef] = {}
 
     def callee_worst(target: str) -> z3.ArithRef:
-        return worst[target] if target in grows else _fraction(const[target])
+        return worst[target] if target in grows else z3.IntVal(scaled(const[target]))
 
     def site_worst(site: CallSite) -> z3.ArithRef:
         call = site.call
         key = site.key("timeout")
         if key not in timeout:
-            return _fraction(call_worst(call))
-        backoff = call_worst(call) / call.repeat - call.attempts * decimal(call.timeout)
-        return call.repeat * (call.attempts * timeout[key] + _fraction(backoff))
+            return z3.IntVal(scaled(call_worst(call)))
+        fixed = call_worst(call) - call.repeat * call.attempts * decimal(call.timeout)
+        return call.repeat * call.attempts * timeout[key] + scaled(fixed)
 
     by_step: dict[tuple[str, int], list[CallSite]] = {}
     for s in sites:
@@ -236,7 +244,7 @@ def repair_timeouts(system: System, found: list[Offence],
         if deadline.expired():
             return None
         endpoint = system.endpoint(name)
-        terms: list[z3.ArithRef] = [_exact(bound(endpoint.service_time))]
+        terms: list[z3.ArithRef] = [z3.IntVal(scaled(service_bound(endpoint.service_time)))]
         for index in range(len(endpoint.steps)):
             members = [site_worst(s) for s in by_step.get((name, index), [])]
             if not members:
@@ -246,26 +254,25 @@ def repair_timeouts(system: System, found: list[Offence],
                 continue
             # The max of a parallel group: any upper bound will do, since a larger worst case
             # only tightens the constraints of a minimisation; the optimum takes the max.
-            group = z3.Real(f"group[{name}#{index}]")
+            group = z3.Int(f"group[{name}#{index}]")
             for m in members:
                 opt.add(group >= m)
             terms.append(group)
-        w = z3.Real(f"worst[{name}]")
+        w = z3.Int(f"worst[{name}]")
         opt.add(w == z3.Sum(terms))
         worst[name] = w
     for s in involved:
         opt.add(timeout[s.key("timeout")] >= callee_worst(s.callee))
     for i, w_item in workload_items:
         opt.add(timeout[f"workload[{i}].timeout"] >= callee_worst(w_item.entry))
-    opt.minimize(z3.Sum([*timeout.values()]) if timeout else z3.RealVal(0))
+    opt.minimize(z3.Sum([*timeout.values()]) if timeout else z3.IntVal(0))
     if opt.check() != z3.sat:
         return None
     model = opt.model()
     changes: dict[str, float] = {}
     for key, old in olds.items():
-        value = model.eval(timeout[key], model_completion=True)
-        new = Fraction(value.numerator_as_long(), value.denominator_as_long())
-        if new != decimal(old):
+        new = Fraction(model.eval(timeout[key], model_completion=True).as_long(), scale)
+        if new != old:
             changes[key] = float(new)
     return changes
 
@@ -306,7 +313,7 @@ def least_timeouts(system: System) -> dict[str, float] | None:
                 timeout[site] = _ceil_ms(worst[site.callee])
                 changes[site.key("timeout")] = float(timeout[site])
         endpoint = system.endpoint(name)
-        total = decimal(bound(endpoint.service_time))
+        total = service_bound(endpoint.service_time)
         mine = {(s.step, s.member): s for s in by_caller.get(name, ())}
         for index, step in enumerate(endpoint.steps):
             members = step.calls if isinstance(step, ParallelCalls) else (step,)
