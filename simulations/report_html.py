@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from simulations.results import Run
 
 FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
+REPORT_FILES = (*FIGURES, "report.html")
 
 
 def figures(run: Run, system: System) -> dict[str, Figure]:

@@ -140,6 +140,37 @@ class Run:
 
     # --- display ------------------------------------------------------------------------------
 
+    # --- pictures (matplotlib Figures; Jupyter shows them inline) -------------------------------
+
+    def plot_timeline(self, entries: list[str] | None = None) -> Any:
+        """Availability and latency percentiles over time, fault windows shaded."""
+        from simulations import plots
+
+        return plots.timeline(self, entries)
+
+    def plot_breakers(self) -> Any:
+        """Each circuit breaker's state over time."""
+        from simulations import plots
+
+        return plots.breaker_states(self)
+
+    def plot_latency(self, entries: list[str] | None = None) -> Any:
+        """Latency histogram and CDF per entry."""
+        from simulations import plots
+
+        return plots.latency_distribution(self, entries)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from simulations.report_html import summary_tables
+
+        s = self.summary
+        scenario = html.escape(s["scenario"] or "no faults")
+        return (f"<div><b>{html.escape(s['system'])}</b> — {scenario}, seed {s['seed']}, "
+                f"{s['duration_s']:g}s: <b>{html.escape(s['verdict'])}</b>"
+                f"{summary_tables(s)}</div>")
+
     def __repr__(self) -> str:
         s = self.summary
         entries = ", ".join(

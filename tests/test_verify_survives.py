@@ -355,7 +355,8 @@ def assert_repair_works(system: System, verdict: Any, budget: int,
     assert verdict.repair is not None, verdict.explanation
     repaired = apply_changes(system, verdict.repair.changes)
     assert survives(repaired, budget, of).status == "holds"
-    assert oracle_holds(repaired, of, budget) if len(oracle_units(repaired, of)) < 40 else True
+    if len(oracle_units(repaired, of)) < 40:  # the oracle too, where enumeration is cheap
+        assert oracle_holds(repaired, of, budget)
     return repaired
 
 

@@ -20,6 +20,7 @@ from simulations.commands.base import (
     load_spec,
     out,
 )
+from simulations.report_html import REPORT_FILES, write_report
 
 PROGRESS_AFTER = 2.0  # seconds of wall-clock time before a progress bar appears
 
@@ -87,7 +88,8 @@ def simulate(
     except UnknownScenario as exc:
         bad_input(f"{spec}: {exc}")
     if out_dir is not None and not force:
-        existing = [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+        existing = [name for name in (*OUTPUT_FILES, *REPORT_FILES)
+                    if (out_dir / name).exists()]
         if existing:
             bad_input(f"{out_dir} already holds {', '.join(existing)}; choose another "
                       "directory or pass --force to overwrite")
@@ -109,6 +111,7 @@ def simulate(
             bad_input(str(exc))
         except OSError as exc:
             bad_input(f"cannot write to {out_dir}: {exc.strerror or exc}")
+        written += write_report(run, out_dir, system)
         names = ", ".join(path.name for path in written)
         (err if as_json else out).print(f"wrote {names} to {out_dir}", markup=False)
     if as_json:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -22,6 +22,9 @@ from model.graph import to_dot, to_mermaid
 from model.system import System
 from model.verify import Report, Verdict, properties_to_verify, verify
 from simulations.commands.base import SpecArg, app, bad_input, load_spec, out
+
+if TYPE_CHECKING:
+    from simulations.replay import Replay
 
 STATUS_STYLE = {"holds": "bold green", "violated": "bold red", "unknown": "bold yellow"}
 
@@ -118,6 +121,9 @@ def verify_command(
     graph: Annotated[str | None, typer.Option(
         "--graph", help="draw each counterexample's chain: dot or mermaid",
         show_default=False)] = None,
+    replay_runs: Annotated[bool, typer.Option(
+        "--replay", help="simulate each survives/capacity counterexample and compare")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="random seed for --replay")] = 0,
 ) -> None:
     """Prove or refute the spec's properties (plus the always-on ones) with Z3."""
     if failures is not None and failures < 0:
@@ -131,8 +137,12 @@ def verify_command(
                   "`faultmesh graph SPEC --highlight SERVICE` on the JSON's chain instead")
     system = load_spec(spec)
     report = verify(system, choose(system, names, failures), timeout=timeout)
+    replays = _replays(system, report, seed) if replay_runs else []
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
+        body = report.to_json()
+        if replay_runs:
+            body["replays"] = [r.to_json() for r in replays]
+        print(json.dumps(body, indent=2))
         raise typer.Exit(report.exit_code)
     _print_table(report)
     for v in report.verdicts:
@@ -146,4 +156,36 @@ def verify_command(
                           markup=False)
                 drawing = to_dot(system, marked) if graph == "dot" else to_mermaid(system, marked)
                 out.print(drawing, markup=False, end="")
+    for result in replays:
+        _print_replay(result)
     raise typer.Exit(report.exit_code)
+
+
+REPLAYED_KINDS = ("survives", "capacity")
+
+
+def _replays(system: System, report: Report, seed: int) -> list[Replay]:
+    """Simulate every replayable counterexample (a failure set) of the report."""
+    from simulations.replay import replay
+
+    return [replay(system, v, seed=seed) for v in report.verdicts
+            if v.kind in REPLAYED_KINDS and v.status == "violated" and v.counterexample
+            and v.counterexample.failures]
+
+
+def _print_replay(result: Replay) -> None:
+    """What the proof predicted next to what the simulation showed, entry by entry."""
+    failures = ", ".join(result.verdict.counterexample.failures)  # type: ignore[union-attr]
+    start, end = result.window
+    table = Table(title=f"replay of {result.verdict.name}: {failures} down, measured "
+                        f"{start:g}-{end:g}s", title_justify="left")
+    for column in ("entry", "proof says", "availability in window", ""):
+        table.add_column(column)
+    for e in result.entries:
+        shown = "no requests" if e.availability is None else f"{e.availability:.2%}"
+        mark = "[green]agrees[/]" if e.agrees else "[red]disagrees[/]"
+        table.add_row(e.entry, "down" if e.predicted_down else "up", shown, mark)
+    out.print()
+    out.print(table)
+    verdict = "agrees with" if result.agrees else "DISAGREES with"
+    out.print(f"the simulation {verdict} the proof", markup=False)

@@ -1,0 +1,113 @@
+"""Plots, the HTML report, Jupyter displays and `verify --replay`, as a user meets them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from matplotlib.patches import Polygon, Rectangle
+
+import model
+import simulations
+from simulations import plots
+from simulations.report_html import FIGURES
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = ROOT / "specs" / "zone_outage_shop.yaml"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def faultmesh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "simulations.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def outage_run() -> simulations.Run:
+    return simulations.simulate(model.load(SHOP), "zone-a-outage", duration=400, seed=5)
+
+
+def test_simulate_out_writes_report_and_figures(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = faultmesh("simulate", str(SHOP), "--scenario", "zone-a-outage", "--duration", "400s",
+                     "--seed", "4", "--out", str(out))
+    assert done.returncode == 1, done.stderr  # checkout's availability is violated
+    for name in FIGURES:
+        assert (out / name).read_bytes().startswith(PNG), name
+    page = (out / "report.html").read_text(encoding="utf-8")
+    images = re.findall(r"<img alt='([a-z]+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>",
+                        page)
+    assert sorted(alt for alt, _ in images) == sorted(name[:-4] for name in FIGURES)
+    for _, data in images:  # self-contained: every figure is embedded, not linked
+        assert base64.b64decode(data).startswith(PNG)
+    assert "http" not in page.replace("https://", "").split("<style>")[0]
+    for text in ("frontend.checkout", "frontend.browse", "availability:frontend.checkout",
+                 "violated", "frontend-&gt;checkout", "Entries"):
+        assert text in page, text
+    # A second run into the same directory must not overwrite the report without --force.
+    again = faultmesh("simulate", str(SHOP), "--duration", "30s", "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_timeline_shades_every_fault_window(outage_run: simulations.Run) -> None:
+    fig = outage_run.plot_timeline()
+    top, bottom = fig.axes[:2]
+    spans = [p for p in top.patches if isinstance(p, Polygon | Rectangle)]
+    faults = outage_run.summary["faults"]
+    assert len(spans) == len(faults) + 1  # the warm-up and each fault
+    labels = {line.get_label() for line in top.get_lines()}
+    assert labels == set(outage_run.summary["entries"])
+    # The outage shows: checkout's availability touches zero while browse stays at 100%.
+    checkout = next(line for line in top.get_lines() if line.get_label() == "frontend.checkout")
+    assert min(checkout.get_ydata()) == 0
+    assert bottom.get_yscale() == "log"
+
+
+def test_breaker_lanes_show_open_periods(outage_run: simulations.Run) -> None:
+    fig = outage_run.plot_breakers()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == sorted(outage_run.summary["breakers"])
+    red = [bar for bar in ax.patches if bar.get_facecolor()[:3] == pytest.approx(
+        (0xC0 / 255, 0x39 / 255, 0x2B / 255), abs=1e-3) and bar.get_width() > 0]
+    assert red, "the outage opens at least one breaker"
+
+
+def test_latency_distribution_without_traces(outage_run: simulations.Run) -> None:
+    assert not outage_run.traced
+    buckets = outage_run.latency_buckets("frontend.browse")
+    ok = outage_run.summary["entries"]["frontend.browse"]["ok"]
+    assert sum(count for _, count in buckets) <= ok and sum(c for _, c in buckets) > 0.8 * ok
+    fig = outage_run.plot_latency()
+    hist, cdf = fig.axes[:2]
+    assert hist.patches and cdf.get_lines()
+
+
+def test_topology_colours_down_services() -> None:
+    system = model.load(SHOP)
+    fig = plots.topology(system, down=["payment", "checkout"], failed=["zone:a"])
+    assert "zone:a" in fig.axes[0].get_title()
+
+
+def test_jupyter_displays() -> None:
+    system = model.load(SHOP)
+    report = model.verify(system, kinds=["survives"])
+    assert "violated" in report._repr_html_() and "payment" in report._repr_html_()
+    run = simulations.simulate(system, duration=20, seed=1)
+    assert "<table>" in run._repr_html_() and "frontend.browse" in run._repr_html_()
+
+
+def test_verify_replay_cli_agrees_with_the_proof() -> None:
+    done = faultmesh("verify", str(SHOP), "--property", "survives", "--replay", "--json")
+    assert done.returncode == 1, done.stderr
+    body = json.loads(done.stdout)
+    (replay,) = body["replays"]
+    assert replay["agrees"] and replay["failures"] == ["zone:a"]
+    predicted = {e["entry"]: e["predicted"] for e in replay["entries"]}
+    assert predicted == {"frontend.checkout": "down", "frontend.browse": "up"}
+    text = faultmesh("verify", str(SHOP), "--property", "survives", "--replay")
+    assert "agrees with the proof" in text.stdout
