@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from model import properties as P
 from model.spec import from_document, load, to_document
+from model.spec.edit import apply_changes
 from model.strategies import spec_documents
 from model.system import Call, ParallelCalls, System
 from model.verify import Deadline, verify
 from model.verify.retries import check_retry_amplification
-from model.verify.sites import apply_changes
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,

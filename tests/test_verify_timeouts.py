@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from model import properties as P
 from model.spec import from_document, load, to_document
+from model.spec.edit import apply_changes
 from model.strategies import spec_documents
 from model.system import Call, ParallelCalls, System
 from model.verify import Deadline, verify
-from model.verify.sites import apply_changes
 from model.verify.timeouts import check_timeouts_nest, least_timeouts
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

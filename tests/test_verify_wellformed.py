@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from model import properties as P
 from model.graph import call_graph
 from model.spec import from_document, load, to_document
+from model.spec.edit import apply_changes
 from model.strategies import spec_documents
 from model.system import Call, ParallelCalls, System
 from model.verify import Deadline, verify
-from model.verify.sites import apply_changes
 from model.verify.wellformed import (
     check_call_cycles,
     check_errors_covered,

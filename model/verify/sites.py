@@ -7,8 +7,9 @@ fields, the form a ``Repair`` uses for its changes::
     services.frontend.endpoints.home.calls[0].timeout
     services.cart.endpoints.GetCart.calls[2].parallel[1].retries
 
-``apply_changes`` writes such changes into spec data (``model.spec.to_document``), so a repair
-can be applied and the result loaded again with ``model.spec.from_document``.
+``model.spec.edit.apply_changes`` writes such changes into spec data
+(``model.spec.to_document``), so a repair can be applied and the result loaded again with
+``model.spec.from_document``.
 
 ``path_from_entries`` finds a shortest chain of calls from a workload entry to an endpoint, the
 prefix a counterexample's chain starts with so a person sees how a request gets there.
@@ -18,15 +19,13 @@ A call made with probability 0 never happens; ``call_sites`` leaves such calls o
 
 from __future__ import annotations
 
-import copy
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import networkx as nx
 
+from model.spec.edit import apply_changes, parse_key
 from model.system import Call, ParallelCalls, System
 
 
@@ -168,53 +167,6 @@ def successors_of(sites: Iterable[CallSite],
             targets = out.setdefault(site.caller, [])
             if site.callee not in targets:
                 targets.append(site.callee)
-    return out
-
-
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def parse_key(path: str) -> list[str | int]:
-    """``services.a.endpoints.x.calls[0].timeout`` -> ``['services', 'a', ..., 0, 'timeout']``."""
-    steps: list[str | int] = []
-    position = 0
-    for match in _STEP.finditer(path):
-        gap = path[position:match.start()]
-        if gap not in ("", ".") or (gap == "." and (match.group(1) is None or not steps)) \
-                or (gap == "" and steps and match.group(1) is not None):
-            raise ValueError(f"cannot read key path {path!r}")
-        steps.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
-        position = match.end()
-    if not steps or position != len(path):
-        raise ValueError(f"cannot read key path {path!r}")
-    return steps
-
-
-def apply_changes(document: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of spec data with each ``key path -> value`` change written in.
-
-    A call written as a bare ``"svc.endpoint"`` string is expanded to ``{call: ...}`` first, so
-    a field can be set on it. Missing mapping keys are created; list indices must exist.
-    """
-    out: dict[str, Any] = copy.deepcopy(dict(document))
-    for path, value in changes.items():
-        steps = parse_key(path)
-        node: Any = out
-        for i, step in enumerate(steps[:-1]):
-            following = steps[i + 1]
-            if isinstance(step, int):
-                if not isinstance(node, list) or not 0 <= step < len(node):
-                    raise KeyError(f"{path}: no item {step}")
-                if isinstance(node[step], str) and isinstance(following, str):
-                    node[step] = {"call": node[step]}
-                node = node[step]
-            else:
-                if not isinstance(node, dict):
-                    raise KeyError(f"{path}: {step!r} is not in a mapping")
-                if step not in node or node[step] is None:
-                    node[step] = [] if isinstance(following, int) else {}
-                node = node[step]
-        node[steps[-1]] = copy.deepcopy(value)
     return out
 
 
