@@ -424,3 +424,16 @@ def test_large_layered_topology_is_decided_exactly() -> None:
     assert verdict.status == "violated" and len(verdict.counterexample.failures) == 3
     assert verdict.counterexample.down == ("s0.h",)
     assert verdict.repair is not None and verdict.repair.changes["zones"] == ["a", "b", "c", "d"]
+
+
+def test_a_spec_without_zones_only_fails_instances_by_default() -> None:
+    """The implicit zone is not a failure domain: the repair adds replicas, not a zone."""
+    system = load(SPECS / "online_boutique.yaml")
+    (prop,) = [p for p in system.properties if p.kind == "survives"]
+    assert prop.of == ("instance",)
+    verdict = verify(system, kinds=["survives"]).verdicts[0]
+    assert verdict.status == "violated"
+    assert verdict.counterexample.failures == ("instance:frontend-0",)
+    assert "zones" not in verdict.repair.changes
+    repaired = verdict.repair.apply(system)
+    assert verify(repaired, kinds=["survives"]).verdicts[0].status == "holds"

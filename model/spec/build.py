@@ -287,10 +287,15 @@ class Builder:
         name = spec.name
         if kind in ("availability", "latency") and not self.check_ref(spec.entry, (*path, "entry")):
             return None
-        if kind == "survives":
-            return P.Survives(name=name or kind, failures=spec.failures, of=tuple(spec.of))
-        if kind == "capacity":
-            return P.Capacity(name=name or kind, failures=spec.failures, of=tuple(spec.of),
+        if kind in ("survives", "capacity"):
+            # A spec that declares no zones has one implicit zone; losing it is losing
+            # everything, which no topology survives. Unless the user says otherwise, only
+            # instances fail there.
+            of = tuple(spec.of) if "of" in spec.model_fields_set or self.spec.zones \
+                else ("instance",)
+            if kind == "survives":
+                return P.Survives(name=name or kind, failures=spec.failures, of=of)
+            return P.Capacity(name=name or kind, failures=spec.failures, of=of,
                               utilization=spec.utilization)
         if kind == "timeouts_nest":
             return P.TimeoutsNest(name=name or kind)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from model import properties as P
+from model.spec.build import DEFAULT_ZONE
 from model.system import System
 from model.verify.deadline import Deadline
 from model.verify.verdict import Counterexample, Repair, Report, Verdict
@@ -39,7 +40,10 @@ def properties_to_verify(
         chosen = [replace(p, failures=failures) if isinstance(p, P.Survives | P.Capacity) else p
                   for p in chosen]
         if not any(isinstance(p, P.Survives) for p in chosen):
-            chosen.append(P.Survives(failures=failures))
+            # As the loader does for spec properties: the implicit zone is not a failure.
+            implicit_zone = system.zones == (DEFAULT_ZONE,)
+            chosen.append(P.Survives(failures=failures,
+                                     of=("instance",) if implicit_zone else P.FAILURE_KINDS))
     if kinds is not None:
         wanted = set(kinds)
         chosen = [p for p in chosen if p.kind in wanted or p.name in wanted]
