@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     results = {}
     for label, backend, workers in (("serial", "serial", None),
-                                    (f"local pool, {args.workers} workers", "local",
+                                    (f"local pool ({args.workers} workers)", "local",
                                      args.workers),
-                                    (f"dask LocalCluster, {args.workers} workers", "dask",
+                                    (f"dask LocalCluster ({args.workers} workers)", "dask",
                                      args.workers)):
         load = os.getloadavg()[0]
         start = time.perf_counter()
@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(label, f"{seconds:.2f}", f"{runs / seconds:.2f}",
                       f"{serial / seconds:.2f}x", f"{load:.2f}")
     console.print(table)
-    if max(load for _, _, load in rows) > 0.5:
-        console.print("note: the machine was busy (load average above 0.5); parallel speed-ups "
-                      "are understated when other processes share the CPUs")
+    if rows[0][2] > 0.5:
+        console.print("note: the machine was busy before the benchmark (1-minute load average "
+                      f"{rows[0][2]:.2f}); parallel speed-ups are understated when other "
+                      "processes share the CPUs (later loads include this benchmark's own runs)")
     same = results["serial"] == results["local"] == results["dask"]
     console.print(f"per-run results identical across backends: {'yes' if same else 'NO'}")
     return 0 if same else 1

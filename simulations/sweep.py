@@ -70,6 +70,7 @@ import yaml
 
 import model
 from model.spec import SpecErrors, from_document, to_document
+from model.spec.edit import parse_key
 from model.spec.errors import format_path
 from model.system import System
 from model.units import parse_duration
@@ -123,24 +124,16 @@ class SweepFailed(RuntimeError):
 # Key paths and --set parsing
 # ---------------------------------------------------------------------------------------------
 
-_SEGMENT = re.compile(r"([A-Za-z0-9_\-]+)((?:\[\d+\])*)$")
-_INDEX = re.compile(r"\[(\d+)\]")
-
-
 def parse_path(text: str) -> KeyPath:
-    """``services.a.calls[0].timeout`` -> ``('services', 'a', 'calls', 0, 'timeout')``."""
-    if not text or not text.strip():
-        raise SweepInputError("empty key path")
-    path: list[str | int] = []
-    for part in text.strip().split("."):
-        match = _SEGMENT.match(part)
-        if not match:
-            raise SweepInputError(
-                f"cannot read key path {text!r}: {part!r} is not a key (letters, digits, '_', "
-                "'-'), optionally followed by [index]")
-        path.append(match[1])
-        path.extend(int(i) for i in _INDEX.findall(match[2]))
-    return tuple(path)
+    """``services.a.calls[0].timeout`` -> ``('services', 'a', 'calls', 0, 'timeout')``.
+
+    The grammar is ``model.spec.edit``'s, which repairs speak too.
+    """
+    try:
+        return tuple(parse_key(text.strip()))
+    except ValueError as exc:
+        raise SweepInputError(f"{exc}: write keys separated by '.', list items as [index], "
+                              "e.g. services.cart.endpoints.get.calls[0].timeout") from None
 
 
 def split_values(text: str) -> list[str]:

@@ -1,7 +1,7 @@
 """``faultmesh graph`` and ``faultmesh validate`` as a user runs them.
 
 The Online Boutique picture must show every caller->callee pair of the upstream call graph
-(shared/topologies/online_boutique.csv); dot output must parse as a graph; optional calls are
+(specs/topologies/online_boutique.csv); dot output must parse as a graph; optional calls are
 dashed, asynchronous ones dotted; ``--highlight`` marks services; usage errors exit 2.
 """
 
@@ -26,7 +26,7 @@ from model.spec import load, loads
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 BOUTIQUE = ROOT / "specs" / "online_boutique.yaml"
-TOPOLOGIES = ROOT.parent / "shared" / "topologies"
+TOPOLOGIES = ROOT / "specs" / "topologies"
 
 
 def faultmesh(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

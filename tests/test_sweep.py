@@ -116,7 +116,7 @@ def test_parse_path_reads_keys_and_indexes() -> None:
         "services", "a", "endpoints", "b", "calls", 0, "timeout")
     assert parse_path("workload[0].rate") == ("workload", 0, "rate")
     assert parse_path("zones") == ("zones",)
-    for bad in ("", "services..a", "workload[x].rate", "a.b[0", "a b"):
+    for bad in ("", "services..a", "workload[x].rate", "a.b[0", "a.[1]"):
         with pytest.raises(SweepInputError):
             parse_path(bad)
 
