@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from simulations.engine import UnknownScenario, simulate
     from simulations.results import Run
-    from simulations.sweep import summarize, sweep
+    from simulations.sweeps import summarize, sweep
 
 __all__ = ["Run", "UnknownScenario", "simulate", "summarize", "sweep"]
 
@@ -27,10 +27,7 @@ def __getattr__(name: str) -> Any:
 
         return Run
     if name in ("sweep", "summarize"):
-        # The function, not the submodule of the same name (which importing binds here first).
-        import importlib
+        from simulations import sweeps
 
-        value = getattr(importlib.import_module("simulations.sweep"), name)
-        globals()[name] = value
-        return value
+        return getattr(sweeps, name)
     raise AttributeError(f"module 'simulations' has no attribute {name!r}")

@@ -61,7 +61,7 @@ def sweep_command(
     point. Exit 0 when every property held in every run, 1 when some run violated one, 2 for
     bad input, 130 when interrupted (finished runs are kept in --out; --resume finishes).
     """
-    from simulations.sweep import (
+    from simulations.sweeps import (
         Backend,
         SweepFailed,
         SweepInputError,

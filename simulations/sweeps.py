@@ -36,8 +36,8 @@ The resolved document repeats a few values, and a sweep keeps them consistent: a
 new ``orchestration.restart``/``readiness`` reaches the services that had the old one, and
 ``defaults.*`` is refused (already resolved into every call; set the call's own key).
 
-Note: ``simulations.sweep`` is this module's ``sweep`` function; ``from simulations.sweep
-import ...`` reaches the module (which, should it be bound there instead, is callable too).
+``simulations.sweep`` is this module's ``sweep`` function (the module is named ``sweeps`` so
+that the two never clash).
 """
 
 from __future__ import annotations
@@ -53,10 +53,8 @@ import math
 import os
 import re
 import signal
-import sys
 import tempfile
 import traceback
-import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -1258,20 +1256,6 @@ def sweep(system_or_path: System | str | os.PathLike[str], *,
                      scheduler=scheduler, out=out, resume=resume, force=force,
                      progress=progress).runs
 
-
-class _SweepModule(types.ModuleType):
-    """This module, callable as ``sweep()``.
-
-    ``simulations.sweep`` is meant to be the function; but importing this submodule (``from
-    simulations.sweep import summarize``) before that name is first used binds the module there
-    instead. Calling the module then still runs a sweep.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _SweepModule
 
 __all__ = [
     "BACKENDS",
