@@ -14,8 +14,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulations import plots
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -28,6 +26,8 @@ REPORT_FILES = (*FIGURES, "report.html")
 
 def figures(run: Run, system: System) -> dict[str, Figure]:
     """The report's figures by file name."""
+    from simulations import plots  # matplotlib loads only when a report is written
+
     utilization = {name: s["utilization"] for name, s in run.summary["services"].items()
                    if s.get("utilization") is not None}
     return {
