@@ -8,7 +8,6 @@ counted directly, utilization compared exactly.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from fractions import Fraction
 from pathlib import Path
@@ -243,7 +242,7 @@ def test_every_shipped_spec_is_decided_like_the_oracle(path: Path) -> None:
     assert verdict.status == ("holds" if expected is None else "violated")
     if expected is not None:
         assert len(verdict.counterexample.failures) == expected
-        repaired = apply_changes(system, verdict.repair.changes)
+        repaired = verdict.repair.apply(system)
         assert capacity(repaired, 1, ("instance", "zone")).status == "holds"
         assert oracle_minimum(repaired, ("instance", "zone"), 1, 1.0) is None
 
@@ -256,17 +255,6 @@ def test_online_boutique_hardened_has_the_capacity_for_one_failure() -> None:
 # ---------------------------------------------------------------------------------------------
 # Repairs
 # ---------------------------------------------------------------------------------------------
-
-
-def apply_changes(system: System, changes: dict[str, Any]) -> System:
-    doc = copy.deepcopy(to_document(system))
-    for path, value in changes.items():
-        *parents, key = path.split(".")
-        node = doc
-        for part in parents:
-            node = node[part]
-        node[key] = value
-    return from_document(doc)
 
 
 def slots(system: System) -> int:
@@ -339,7 +327,7 @@ def test_repairs_make_it_hold_and_nothing_cheaper_does(doc: dict[str, Any], budg
     if verdict.status == "holds":
         return
     assert verdict.repair is not None, verdict.explanation
-    repaired = apply_changes(system, verdict.repair.changes)
+    repaired = verdict.repair.apply(system)
     assert capacity(repaired, budget, of, limit).status == "holds"
     assert oracle_minimum(repaired, of, budget, limit) is None
     added = slots(repaired) - slots(system)

@@ -8,7 +8,6 @@ endpoint availability by greatest-fixpoint iteration straight from the System's 
 
 from __future__ import annotations
 
-import copy
 import itertools
 from pathlib import Path
 from typing import Any
@@ -335,17 +334,6 @@ def test_online_boutique_hardened_holds_at_one_failure() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def apply_changes(system: System, changes: dict[str, Any]) -> System:
-    doc = copy.deepcopy(to_document(system))
-    for path, value in changes.items():
-        *parents, key = path.split(".")
-        node = doc
-        for part in parents:
-            node = node[part]
-        node[key] = value
-    return from_document(doc)
-
-
 def added_replicas(system: System, repaired: System) -> int:
     return sum(repaired.services[n].replicas - s.replicas for n, s in system.services.items())
 
@@ -353,7 +341,7 @@ def added_replicas(system: System, repaired: System) -> int:
 def assert_repair_works(system: System, verdict: Any, budget: int,
                         of: tuple[str, ...]) -> System:
     assert verdict.repair is not None, verdict.explanation
-    repaired = apply_changes(system, verdict.repair.changes)
+    repaired = verdict.repair.apply(system)
     assert survives(repaired, budget, of).status == "holds"
     if len(oracle_units(repaired, of)) < 40:  # the oracle too, where enumeration is cheap
         assert oracle_holds(repaired, of, budget)
