@@ -160,11 +160,7 @@ def _repair(system: System, overloaded: list[Pressure], kinds: FailureKinds, bud
     zones = system.zones
     if kinds.zones and budget >= len(zones):
         zones = zones + extra_zones(zones, budget + 1 - len(zones))
-    load = dict.fromkeys(zones, 0)
-    for service in system.services.values():
-        for zone in service.zones:
-            load[zone] += 1
-    solver = PlacementSolver(zones, load, deadline)
+    solver = PlacementSolver.for_system(system, zones, deadline)
     plan: list[PlacementChange] = []
     try:
         for p in overloaded:

@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import z3
 
+from model.system import System
 from model.verify.deadline import Deadline
 from model.verify.failures import FailureKinds
 from model.verify.verdict import Repair
@@ -102,6 +103,17 @@ class PlacementSolver:
         self.zone_load = zone_load
         self.deadline = deadline
         self._cache: dict[tuple[object, ...], tuple[int, ...] | None] = {}
+
+    @classmethod
+    def for_system(cls, system: System, zones: tuple[str, ...],
+                   deadline: Deadline) -> PlacementSolver:
+        """A solver over ``zones`` (the system's, plus any new ones), loaded with how many
+        instances each zone already holds, so ties go to the emptier zone."""
+        load = dict.fromkeys(zones, 0)
+        for service in system.services.values():
+            for zone in service.zones:
+                load[zone] += 1
+        return cls(zones, load, deadline)
 
     # --- shared --------------------------------------------------------------------------
 

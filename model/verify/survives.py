@@ -113,11 +113,7 @@ def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
         zones = zones + extra_zones(zones, budget + 1 - len(zones))
     needed = dict.fromkeys(graph.service[v] for v in sorted(graph.cone(entry_nodes)))
     weak = [name for name in needed if (c := cost[name]) is not None and c <= budget]
-    load = dict.fromkeys(zones, 0)
-    for service in system.services.values():
-        for zone in service.zones:
-            load[zone] += 1
-    solver = PlacementSolver(zones, load, deadline)
+    solver = PlacementSolver.for_system(system, zones, deadline)
     plan: list[PlacementChange] = []
     try:
         for name in weak:
