@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from model.properties import Availability, BreakerReaction, Latency, Staleness
-from simulations.metrics import COARSE, EntryStats, Timeline, quantiles
+from simulations.metrics import COARSE, EntryStats, Histogram, Timeline, quantiles
 from simulations.outcomes import INSTANCE_DOWN, OUTCOMES
 
 if TYPE_CHECKING:
@@ -150,32 +150,23 @@ class LatencyMonitor(_WindowMonitor):
         super().__init__(prop.name, entry, timeline, prop.window, warmup)
         self.prop = prop
         self.recent: deque[dict[int, int]] = deque()
-        self.counts: dict[int, int] = {}
-        self.total = 0
+        # The window's latencies: per-bin bucket counts merged in and out as the window slides.
+        self.window_latency = Histogram(COARSE)
         self.label = f"p{prop.quantile * 100:g}".replace(".", "")
 
     def bin(self, end: float, counts: list[int], latency: dict[int, int]) -> None:
         latency = dict(latency)  # the timeline may reuse its mapping
         self.recent.append(latency)
-        self._merge(latency, 1)
+        self.window_latency.merge_counts(latency)
         if len(self.recent) > self.bins:
-            self._merge(self.recent.popleft(), -1)
-        if len(self.recent) == self.bins and self.total:
-            value = quantiles(self.counts, self.total, (self.prop.quantile,), COARSE)[0]
+            self.window_latency.merge_counts(self.recent.popleft(), -1)
+        window = self.window_latency
+        if len(self.recent) == self.bins and window.count:
+            value = quantiles(window.counts, window.count, (self.prop.quantile,), COARSE)[0]
             self.violations.check(
                 end, value > self.prop.threshold, value,
                 f"{self.label} {value * 1000:.4g}ms in the {self.window:g}s window ending at "
                 f"{end:g}s, above {self.prop.threshold * 1000:.4g}ms")
-
-    def _merge(self, latency: dict[int, int], sign: int) -> None:
-        counts = self.counts
-        for key, n in latency.items():
-            left = counts.get(key, 0) + sign * n
-            if left:
-                counts[key] = left
-            else:
-                del counts[key]
-            self.total += sign * n
 
     def verdict(self) -> dict[str, Any]:
         histogram = self.entry.latency
