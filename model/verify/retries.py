@@ -45,6 +45,7 @@ from model.verify.sites import (
     call_sites,
     entries_or_roots,
     path_from_entries,
+    topological_order,
 )
 from model.verify.verdict import Counterexample, Repair, Verdict
 
@@ -93,7 +94,7 @@ def worst_paths(entries: list[str], out: dict[str, list[CallSite]],
     """
     value = dict.fromkeys(entries, 1)
     via: dict[str, CallSite] = {}
-    order = _topological(nodes, out)
+    order = topological_order(nodes, out)
     rounds = [order] if order is not None else None
     changed = True
     while changed:
@@ -123,23 +124,6 @@ def worst_paths(entries: list[str], out: dict[str, list[CallSite]],
         path = (node, *(s.callee for s in sites))
         best[target] = Worst(attempts, path, tuple(sites))
     return best
-
-
-def _topological(nodes: set[str], out: dict[str, list[CallSite]]) -> list[str] | None:
-    indegree = dict.fromkeys(nodes, 0)
-    for node in nodes:
-        for site in out.get(node, ()):
-            indegree[site.callee] += 1
-    ready = sorted(n for n, d in indegree.items() if d == 0)
-    order = []
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for site in out.get(node, ()):
-            indegree[site.callee] -= 1
-            if indegree[site.callee] == 0:
-                ready.append(site.callee)
-    return order if len(order) == len(nodes) else None
 
 
 def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]],

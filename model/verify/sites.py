@@ -158,6 +158,28 @@ def shortest_cycle(successors: Mapping[str, Iterable[str]],
     return best
 
 
+def topological_order(nodes: Iterable[str],
+                      out: Mapping[str, Iterable[CallSite]]) -> list[str] | None:
+    """Callers before callees over the ``caller -> sites`` map; None when there is a cycle.
+
+    Deterministic: ties are taken in reverse name order, so reports do not depend on hashing.
+    """
+    indegree = dict.fromkeys(nodes, 0)
+    for node in indegree:
+        for site in out.get(node, ()):
+            indegree[site.callee] += 1
+    ready = sorted(n for n, d in indegree.items() if d == 0)
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for site in out.get(node, ()):
+            indegree[site.callee] -= 1
+            if indegree[site.callee] == 0:
+                ready.append(site.callee)
+    return order if len(order) == len(indegree) else None
+
+
 def successors_of(sites: Iterable[CallSite],
                   keep: Callable[[CallSite], bool] = lambda site: True) -> dict[str, list[str]]:
     """``caller -> [callee, ...]`` (each callee once, in spec order) over the kept sites."""
@@ -171,4 +193,5 @@ def successors_of(sites: Iterable[CallSite],
 
 
 __all__ = ["CallSite", "apply_changes", "call_sites", "endpoints", "entries_or_roots",
-           "parse_key", "path_from_entries", "shortest_cycle", "successors_of"]
+           "parse_key", "path_from_entries", "shortest_cycle", "successors_of",
+           "topological_order"]

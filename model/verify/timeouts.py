@@ -65,6 +65,7 @@ from model.verify.sites import (
     endpoints,
     path_from_entries,
     successors_of,
+    topological_order,
 )
 from model.verify.verdict import Counterexample, Repair, Verdict
 
@@ -289,20 +290,10 @@ def least_timeouts(system: System) -> dict[str, float] | None:
     """
     sites = [s for s in call_sites(system) if awaited(s.call)]
     by_caller: dict[str, list[CallSite]] = {}
-    indegree = dict.fromkeys(endpoints(system), 0)
     for site in sites:
         by_caller.setdefault(site.caller, []).append(site)
-        indegree[site.callee] += 1
-    order: list[str] = []
-    ready = [e for e, d in indegree.items() if d == 0]
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for site in by_caller.get(node, ()):
-            indegree[site.callee] -= 1
-            if indegree[site.callee] == 0:
-                ready.append(site.callee)
-    if len(order) != len(indegree):
+    order = topological_order(endpoints(system), by_caller)
+    if order is None:
         return None
     timeout = {site: decimal(site.call.timeout) for site in sites}
     worst: dict[str, Fraction] = {}
