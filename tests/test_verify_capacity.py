@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from failure_units import oracle_units
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,16 +71,6 @@ def oracle_demand(system: System) -> tuple[dict[str, Fraction], dict[str, Fracti
         load[service] = load.get(service, Fraction(0)) + rate
         demand[service] = demand.get(service, Fraction(0)) + rate * mean
     return load, demand
-
-
-def oracle_units(system: System, of: tuple[str, ...]) -> list[str]:
-    units = []
-    if "instance" in of:
-        units += [f"instance:{name}-{i}" for name, s in system.services.items()
-                  for i in range(len(s.zones))]
-    if "zone" in of:
-        units += [f"zone:{z}" for z in system.zones]
-    return units
 
 
 def oracle_overloaded(system: System, failed: set[str], limit: float,

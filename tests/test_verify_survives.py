@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from failure_units import oracle_units
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,16 +34,6 @@ FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
 # ---------------------------------------------------------------------------------------------
 # The oracle (independent of model.verify)
 # ---------------------------------------------------------------------------------------------
-
-
-def oracle_units(system: System, of: tuple[str, ...]) -> list[str]:
-    units = []
-    if "instance" in of:
-        units += [f"instance:{name}-{i}" for name, s in system.services.items()
-                  for i in range(len(s.zones))]
-    if "zone" in of:
-        units += [f"zone:{z}" for z in system.zones]
-    return units
 
 
 def oracle_calls(system: System, target: str) -> list[Call]:
