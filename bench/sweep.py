@@ -23,7 +23,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulations.sweeps import run_sweep  # noqa: E402
+from faultmesh.simulations.sweeps import run_sweep  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     path, _, values = args.grid.partition("=")
-    from simulations.sweeps import parse_set
+    from faultmesh.simulations.sweeps import parse_set
 
     grid = dict([parse_set(f"{path}={values}")])
     common: dict[str, Any] = dict(duration=args.duration, seeds=args.seeds, grid=grid,

@@ -36,11 +36,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.distributions import Constant
-from model.properties import Survives
-from model.system import Call, Endpoint, FrozenMap, Service, System, Workload
-from model.verify import survives_z3, verify
-from model.verify.failures import FailureKinds
+from faultmesh.model.distributions import Constant
+from faultmesh.model.properties import Survives
+from faultmesh.model.system import Call, Endpoint, FrozenMap, Service, System, Workload
+from faultmesh.model.verify import survives_z3, verify
+from faultmesh.model.verify.failures import FailureKinds
 
 ZONES = ("a", "b", "c")
 

@@ -5,12 +5,12 @@ properties with Z3 (Z3 itself loads only when a checker needs it). Nothing here 
 or matplotlib.
 """
 
-from model.spec import SpecError, SpecErrors, dump, json_schema, load, loads
-from model.system import System
+from faultmesh.model.spec import SpecError, SpecErrors, dump, json_schema, load, loads
+from faultmesh.model.system import System
 
 # Imported last and by name: ``model.verify`` must be the function, not the subpackage of the
 # same name that this import loads.
-from model.verify import Report, Verdict, verify
+from faultmesh.model.verify import Report, Verdict, verify
 
 __all__ = ["Report", "SpecError", "SpecErrors", "System", "Verdict", "dump", "json_schema", "load",
            "loads", "verify"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from model.units import format_duration, parse_duration
+from faultmesh.model.units import format_duration, parse_duration
 
 Sampler = Callable[[], float]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from model.distributions import Distribution
+from faultmesh.model.distributions import Distribution
 
 TargetKind = Literal["zone", "service", "instance", "endpoint"]
 

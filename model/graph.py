@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from model.system import System
+from faultmesh.model.system import System
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from model.spec.load import from_document
-from model.system import System
+from faultmesh.model.spec.load import from_document
+from faultmesh.model.system import System
 
 ZONE_NAMES = ("a", "b", "c", "d", "e")
 ERRORS = ("Unavailable", "DeadlineExceeded", "NotFound", "InvalidArgument")

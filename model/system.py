@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from model.distributions import Constant, Distribution
-from model.faults import Fault, Scenario
-from model.properties import Property
+from faultmesh.model.distributions import Constant, Distribution
+from faultmesh.model.faults import Fault, Scenario
+from faultmesh.model.properties import Property
 
 
 class FrozenMap(dict):  # type: ignore[type-arg]

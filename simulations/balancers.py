@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from model.system import LoadBalancer
+from faultmesh.model.system import LoadBalancer
 
 
 class Named(Protocol):

@@ -55,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Literal, TypeAlias
 
-from model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy
+from faultmesh.model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy
 
 __all__ = [
     "CLOSED",

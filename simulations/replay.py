@@ -13,14 +13,14 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from model.verify.verdict import Verdict
-from simulations.engine import simulate
+from faultmesh.model.verify.verdict import Verdict
+from faultmesh.simulations.engine.simulation import simulate
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from model.system import System
-    from simulations.results import Run
+    from faultmesh.model.system import System
+    from faultmesh.simulations.observation.results import Run
 
 # An entry predicted down must serve at most this share of its requests in the window; an
 # entry predicted up at least this share. Far apart on purpose: the proof speaks of up/down,
@@ -68,7 +68,7 @@ class Replay:
         }
 
     def plot(self) -> Figure:
-        from simulations import plots
+        from faultmesh.simulations.presentation import plots
 
         return plots.timeline(self.run)
 

@@ -3,7 +3,7 @@ oracles of the survives and capacity tests (and by nothing in model.verify)."""
 
 from __future__ import annotations
 
-from model.system import System
+from faultmesh.model.system import System
 
 
 def oracle_units(system: System, of: tuple[str, ...]) -> list[str]:

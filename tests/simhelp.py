@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-import model
-from model.faults import Scenario
-from model.system import System
-from simulations import simulate
+from faultmesh import model
+from faultmesh.model.faults import Scenario
+from faultmesh.model.system import System
+from faultmesh.simulations import simulate
 
 
 def t_quantile(p: float, df: int) -> float:

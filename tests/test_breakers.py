@@ -24,7 +24,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from simulations.breakers import (
+from faultmesh.simulations.breakers import (
     CLOSED,
     HALF_OPEN,
     OPEN,

@@ -20,8 +20,8 @@ import networkx as nx
 import pytest
 from shop_example import SHOP_YAML
 
-from model.graph import call_graph, to_dot, to_mermaid
-from model.spec import load, loads
+from faultmesh.model.graph import call_graph, to_dot, to_mermaid
+from faultmesh.model.spec import load, loads
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -31,7 +31,7 @@ TOPOLOGIES = ROOT / "specs" / "topologies"
 
 def faultmesh(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("faultmesh")
-    command = [exe] if exe else [sys.executable, "-m", "simulations.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "faultmesh.cli"]
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120, check=False)
 

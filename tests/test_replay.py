@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import model
-from model.verify.cones import RequiredGraph
-from model.verify.verdict import Counterexample, Verdict
-from simulations.replay import DOWN_AT_MOST, UP_AT_LEAST, replay
+from faultmesh import model
+from faultmesh.model.verify.cones import RequiredGraph
+from faultmesh.model.verify.verdict import Counterexample, Verdict
+from faultmesh.simulations.replay import DOWN_AT_MOST, UP_AT_LEAST, replay
 
 SPECS = sorted(Path(__file__).resolve().parent.parent.glob("specs/*.yaml"))
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from matplotlib.patches import Polygon, Rectangle
 
-import model
-import simulations
-from simulations import plots
-from simulations.report_html import FIGURES
+from faultmesh import model
+from faultmesh import simulations
+from faultmesh.simulations.presentation import plots
+from faultmesh.simulations.presentation.report import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "specs" / "zone_outage_shop.yaml"
@@ -23,7 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def faultmesh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulations.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "faultmesh", *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=600)
 
 

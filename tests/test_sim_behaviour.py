@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from simhelp import spec
 
-from model.distributions import Constant
-from model.faults import (
+from faultmesh.model.distributions import Constant
+from faultmesh.model.faults import (
     Crash,
     ErrorFault,
     LatencyFault,
@@ -20,7 +20,7 @@ from model.faults import (
     Slowdown,
     parse_target,
 )
-from simulations import simulate
+from faultmesh.simulations import simulate
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulations.cli import main
+from faultmesh.cli import main
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SHOP = str(SPECS / "zone_outage_shop.yaml")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import simulations
-from model import loads
+from faultmesh import simulations
+from faultmesh.model import loads
 
 # Every source of randomness and every order-sensitive structure in one spec: client-side
 # discovery with caches, all balancers, both breaker kinds, retries with jitter, loss, latency
@@ -125,7 +125,7 @@ def test_same_seed_same_run_across_processes(spec_file: Path) -> None:
     for hash_seed in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         result = subprocess.run(
-            [sys.executable, "-m", "simulations.cli", "simulate", str(spec_file), "--scenario",
+            [sys.executable, "-m", "faultmesh", "simulate", str(spec_file), "--scenario",
              "storm", "--seed", "5", "--json"],
             capture_output=True, text=True, env=env, check=False)
         assert result.returncode in (0, 1), result.stderr

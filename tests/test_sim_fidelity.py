@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from simhelp import assert_within, interval, replicate
 
-import model
-
+from faultmesh import model
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEEDS = range(24)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import model
-from model.faults import Scenario
-from simulations import simulate
+from faultmesh import model
+from faultmesh.model.faults import Scenario
+from faultmesh.simulations import simulate
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 LENGTH = 40.0
@@ -57,7 +57,7 @@ def test_every_request_ends_once_with_a_cause(path: Path, scenario: str | None) 
 
 
 def test_the_monitor_catches_a_lost_response(monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulations.instances import Instance
+    from faultmesh.simulations.engine.instances import Instance
 
     original = Instance.reply
     dropped = []

@@ -12,12 +12,12 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.system import Backoff, LoadBalancer
-from simulations.balancers import ConsistentHash, LeastRequest, RoundRobin, make_balancer
-from simulations.calls import backoff_delay
-from simulations.metrics import FINE, Histogram, bucket, bucket_value, quantiles
-from simulations.streams import Streams
-from simulations.timeouts import Deadlines
+from faultmesh.model.system import Backoff, LoadBalancer
+from faultmesh.simulations.balancers import ConsistentHash, LeastRequest, RoundRobin, make_balancer
+from faultmesh.simulations.engine.calls import backoff_delay
+from faultmesh.simulations.observation.metrics import FINE, Histogram, bucket, bucket_value, quantiles
+from faultmesh.simulations.engine.streams import Streams
+from faultmesh.simulations.engine.timeouts import Deadlines
 
 
 @dataclass

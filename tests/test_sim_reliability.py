@@ -7,7 +7,7 @@ import math
 import pytest
 from simhelp import assert_within, replicate, spec
 
-from model.faults import Crash, ErrorFault, Scenario, parse_target
+from faultmesh.model.faults import Crash, ErrorFault, Scenario, parse_target
 
 RETRIES = """
 system: retries

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from model.spec import SpecErrors, load, loads
+from faultmesh.model.spec import SpecErrors, load, loads
 
 BASE = """\
 system: shop
@@ -75,7 +75,7 @@ def edited(*edits: tuple[str, str]) -> str:
 
 def faultmesh(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("faultmesh")
-    command = [exe] if exe else [sys.executable, "-m", "simulations.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "faultmesh.cli"]
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120, check=False)
 
@@ -436,7 +436,7 @@ def test_huge_integer_is_a_located_error_not_a_crash() -> None:
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
-    from model.spec.load import MAX_SPEC_BYTES
+    from faultmesh.model.spec.load import MAX_SPEC_BYTES
 
     spec = tmp_path / "big.yaml"
     with open(spec, "wb") as handle:

@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 from shop_example import SHOP_YAML
 
-from model import faults as F
-from model import properties as P
-from model.distributions import Constant, Exponential, LogNormal, Uniform
-from model.spec import SpecErrors, dump, from_document, json_schema, load, loads, to_document
-from model.system import (
+from faultmesh.model import faults as F
+from faultmesh.model import properties as P
+from faultmesh.model.distributions import Constant, Exponential, LogNormal, Uniform
+from faultmesh.model.spec import SpecErrors, dump, from_document, json_schema, load, loads, to_document
+from faultmesh.model.system import (
     Backoff,
     ConsecutiveBreakerPolicy,
     FrozenMap,
@@ -42,7 +42,7 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 
 def faultmesh(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("faultmesh")
-    command = [exe] if exe else [sys.executable, "-m", "simulations.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "faultmesh.cli"]
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120,
                           check=False)
 
@@ -369,7 +369,7 @@ def test_distributions_round_trip_through_dump() -> None:
 
 # --- property tests over generated Systems ----------------------------------------------------
 
-strategies = pytest.importorskip("model.strategies")
+strategies = pytest.importorskip("faultmesh.model.strategies")
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow,

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import model
-from model.spec import to_document
-from simulations.cli import main
-from simulations.sweeps import (
+from faultmesh import model
+from faultmesh.model.spec import to_document
+from faultmesh.cli import main
+from faultmesh.simulations.sweeps import (
     RunTask,
     SweepInputError,
     SweepInterrupted,
@@ -43,7 +43,7 @@ from simulations.sweeps import (
     t_quantile,
 )
 
-SWEEP = sys.modules["simulations.sweeps"]  # the module; ``simulations.sweep`` is the function
+SWEEP = sys.modules["faultmesh.simulations.sweeps"]  # the module; ``simulations.sweep`` is the function
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 DURATION = "30s"
 
@@ -501,8 +501,7 @@ def test_cli_failed_runs_are_reported_and_the_others_kept(
 
 
 def test_simulations_sweep_is_the_function(mm1: Path) -> None:
-    import simulations
-
+    from faultmesh import simulations
     assert simulations.sweep is SWEEP.sweep and simulations.summarize is summarize
     frame = simulations.sweep(mm1, seeds=2, duration="5s", backend="serial", progress=False)
     assert len(frame) == 2 and frame["seed"].is_unique

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.distributions import (
+from faultmesh.model.distributions import (
     Constant,
     Empirical,
     Exponential,
@@ -28,7 +28,7 @@ from model.distributions import (
     lognormal_parameters,
     parse_distribution,
 )
-from model.units import (
+from faultmesh.model.units import (
     DURATION_PATTERN,
     RATE_PATTERN,
     RATIO_PATTERN,

@@ -24,13 +24,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import simulations.breakers as sim
-from model import properties as P
-from model.spec import from_document, load
-from model.strategies import systems
-from model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy, System
-from model.verify import Deadline, verify
-from model.verify.breaker import RateMachine, check_breaker, prove
+import faultmesh.simulations.breakers as sim
+from faultmesh.model import properties as P
+from faultmesh.model.spec import from_document, load
+from faultmesh.model.strategies import systems
+from faultmesh.model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy, System
+from faultmesh.model.verify import Deadline, verify
+from faultmesh.model.verify.breaker import RateMachine, check_breaker, prove
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 COUNT_CAP = 64  # far above any bound the policies below have; beyond it (c) has failed
@@ -271,7 +271,7 @@ def test_exploration_catches_broken_breakers() -> None:
 
 
 def test_model_checker_catches_a_broken_model() -> None:
-    from model.verify import breaker
+    from faultmesh.model.verify import breaker
 
     class Leaky(RateMachine):
         def __init__(self, policy: RateBreakerPolicy) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from simulations.cli import main
+from faultmesh.cli import main
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

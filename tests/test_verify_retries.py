@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import properties as P
-from model.spec import from_document, load, to_document
-from model.spec.edit import apply_changes
-from model.strategies import spec_documents
-from model.system import Call, ParallelCalls, System
-from model.verify import Deadline, verify
-from model.verify.retries import check_retry_amplification
+from faultmesh.model import properties as P
+from faultmesh.model.spec import from_document, load, to_document
+from faultmesh.model.spec.edit import apply_changes
+from faultmesh.model.strategies import spec_documents
+from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.verify import Deadline, verify
+from faultmesh.model.verify.retries import check_retry_amplification
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,

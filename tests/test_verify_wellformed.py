@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import properties as P
-from model.graph import call_graph
-from model.spec import from_document, load, to_document
-from model.spec.edit import apply_changes
-from model.strategies import spec_documents
-from model.system import Call, ParallelCalls, System
-from model.verify import Deadline, verify
-from model.verify.wellformed import (
+from faultmesh.model import properties as P
+from faultmesh.model.graph import call_graph
+from faultmesh.model.spec import from_document, load, to_document
+from faultmesh.model.spec.edit import apply_changes
+from faultmesh.model.strategies import spec_documents
+from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.verify import Deadline, verify
+from faultmesh.model.verify.wellformed import (
     check_call_cycles,
     check_errors_covered,
     check_startup_order,

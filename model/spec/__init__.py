@@ -1,9 +1,9 @@
 """The spec language: YAML in (``load``), YAML out (``dump``), JSON Schema for editors."""
 
-from model.spec.dump import dump, to_document
-from model.spec.errors import SpecError, SpecErrors
-from model.spec.load import from_document, load, loads
-from model.spec.schema import json_schema
+from faultmesh.model.spec.dump import dump, to_document
+from faultmesh.model.spec.errors import SpecError, SpecErrors
+from faultmesh.model.spec.load import from_document, load, loads
+from faultmesh.model.spec.schema import json_schema
 
 __all__ = ["SpecError", "SpecErrors", "dump", "from_document", "json_schema", "load", "loads",
            "to_document"]

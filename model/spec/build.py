@@ -12,12 +12,12 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from model import faults as F
-from model import properties as P
-from model.spec import schema as S
-from model.spec.errors import SpecError
-from model.spec.yaml_source import Path, Source
-from model.system import (
+from faultmesh.model import faults as F
+from faultmesh.model import properties as P
+from faultmesh.model.spec import schema as S
+from faultmesh.model.spec.errors import SpecError
+from faultmesh.model.spec.yaml_source import Path, Source
+from faultmesh.model.system import (
     Backoff,
     BreakerPolicy,
     Call,

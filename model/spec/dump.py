@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from model import faults as F
-from model import properties as P
-from model.system import (
+from faultmesh.model import faults as F
+from faultmesh.model import properties as P
+from faultmesh.model.system import (
     Backoff,
     BreakerPolicy,
     Call,
@@ -25,7 +25,7 @@ from model.system import (
     Service,
     System,
 )
-from model.units import format_duration as dur
+from faultmesh.model.units import format_duration as dur
 
 
 def _backoff(b: Backoff) -> Any:

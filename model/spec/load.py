@@ -11,11 +11,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
 
-from model.spec import schema as S
-from model.spec.build import Builder
-from model.spec.errors import SpecError, SpecErrors
-from model.spec.yaml_source import Path, Source, read_yaml
-from model.system import System
+from faultmesh.model.spec import schema as S
+from faultmesh.model.spec.build import Builder
+from faultmesh.model.spec.errors import SpecError, SpecErrors
+from faultmesh.model.spec.yaml_source import Path, Source, read_yaml
+from faultmesh.model.system import System
 
 # Larger files are refused before parsing: no real topology needs this much YAML.
 MAX_SPEC_BYTES = 16 * 1024 * 1024

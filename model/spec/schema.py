@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from model.distributions import parse_distribution
-from model.units import (
+from faultmesh.model.distributions import parse_distribution
+from faultmesh.model.units import (
     DURATION_PATTERN,
     RATE_PATTERN,
     RATIO_PATTERN,
@@ -496,7 +496,7 @@ def _link_units(node: Any) -> Any:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the spec, for editors' YAML language servers."""
-    from model.distributions import distribution_json_schema
+    from faultmesh.model.distributions import distribution_json_schema
 
     schema = _link_units(Spec.model_json_schema(by_alias=True))
     schema.setdefault("$defs", {}).update(DEFINITIONS)

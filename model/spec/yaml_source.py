@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from model.spec.errors import SpecError, SpecErrors, format_path
+from faultmesh.model.spec.errors import SpecError, SpecErrors, format_path
 
 Path = tuple[Any, ...]
 

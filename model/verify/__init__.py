@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from model import properties as P
-from model.spec.build import DEFAULT_ZONE
-from model.system import System
-from model.verify.deadline import Deadline
-from model.verify.verdict import Counterexample, Repair, Report, Verdict
+from faultmesh.model import properties as P
+from faultmesh.model.spec.build import DEFAULT_ZONE
+from faultmesh.model.system import System
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.verdict import Counterexample, Repair, Report, Verdict
 
 Checker = Callable[[System, P.Property, Deadline], Verdict]
 CHECKERS: dict[str, Checker] = {}
@@ -82,9 +82,9 @@ def _load_checkers() -> None:
     for module in ("wellformed", "survives", "capacity", "timeouts", "retries", "staleness",
                    "breaker"):
         try:
-            importlib.import_module(f"model.verify.{module}")
+            importlib.import_module(f"faultmesh.model.verify.{module}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"model.verify.{module}":
+            if exc.name != f"faultmesh.model.verify.{module}":
                 raise
 
 

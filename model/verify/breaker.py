@@ -63,12 +63,12 @@ from dataclasses import dataclass
 
 import z3
 
-from model import properties as P
-from model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy, System
-from model.verify import checker
-from model.verify.deadline import Deadline
-from model.verify.sites import call_sites
-from model.verify.verdict import Counterexample, Verdict
+from faultmesh.model import properties as P
+from faultmesh.model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy, System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.sites import call_sites
+from faultmesh.model.verify.verdict import Counterexample, Verdict
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 STATE_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}

@@ -21,21 +21,21 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
-from model import properties as P
-from model.system import Service, System
-from model.verify import checker
-from model.verify.deadline import Deadline
-from model.verify.failures import FailureKinds, removal_profile, worst_removal, zone_counts
-from model.verify.load import exact, offered_load
-from model.verify.repairs import (
+from faultmesh.model import properties as P
+from faultmesh.model.system import Service, System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.failures import FailureKinds, removal_profile, worst_removal, zone_counts
+from faultmesh.model.verify.load import exact, offered_load
+from faultmesh.model.verify.repairs import (
     PlacementChange,
     PlacementSolver,
     RepairTimeout,
     as_repair,
     extra_zones,
 )
-from model.verify.verdict import Counterexample, Repair, Verdict
-from model.verify.wording import number, out_of_time, percent, plural
+from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.wording import number, out_of_time, percent, plural
 
 
 @dataclass(frozen=True)

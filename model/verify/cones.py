@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
-from model.system import Call, System
+from faultmesh.model.system import Call, System
 
 
 def is_required(call: Call) -> bool:

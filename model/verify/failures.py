@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from model.system import Service, System
+from faultmesh.model.system import Service, System
 
 INSTANCE = "instance"
 ZONE = "zone"

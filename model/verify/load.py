@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from model.system import System
-from model.verify.cones import strongly_connected
+from faultmesh.model.system import System
+from faultmesh.model.verify.cones import strongly_connected
 
 
 def exact(x: float) -> Fraction:

@@ -23,11 +23,11 @@ from fractions import Fraction
 
 import z3
 
-from model.system import System
-from model.verify.deadline import Deadline
-from model.verify.failures import FailureKinds
-from model.verify.verdict import Repair
-from model.verify.wording import LIST_LIMIT
+from faultmesh.model.system import System
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.failures import FailureKinds
+from faultmesh.model.verify.verdict import Repair
+from faultmesh.model.verify.wording import LIST_LIMIT
 
 
 class RepairTimeout(Exception):

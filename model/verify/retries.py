@@ -36,18 +36,18 @@ from dataclasses import dataclass
 import networkx as nx
 import z3
 
-from model import properties as P
-from model.system import System
-from model.verify import checker
-from model.verify.deadline import Deadline
-from model.verify.sites import (
+from faultmesh.model import properties as P
+from faultmesh.model.system import System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
     entries_or_roots,
     path_from_entries,
     topological_order,
 )
-from model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 OPTIMIZE_LIMIT = 2000  # retrying calls beyond which no optimal repair is searched for
 

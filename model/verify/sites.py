@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from model.spec.edit import apply_changes, parse_key
-from model.system import Call, ParallelCalls, System
+from faultmesh.model.spec.edit import apply_changes, parse_key
+from faultmesh.model.system import Call, ParallelCalls, System
 
 
 @dataclass(frozen=True, slots=True)

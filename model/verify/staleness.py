@@ -32,13 +32,13 @@ hashed callee (the smallest change that lets a retry reach another replica).
 
 from __future__ import annotations
 
-from model import properties as P
-from model.system import System
-from model.verify import checker
-from model.verify.deadline import Deadline
-from model.verify.sites import CallSite, call_sites, path_from_entries, successors_of
-from model.verify.timeouts import seconds_text
-from model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model import properties as P
+from faultmesh.model.system import System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.sites import CallSite, call_sites, path_from_entries, successors_of
+from faultmesh.model.verify.timeouts import seconds_text
+from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 
 def window(system: System) -> float:

@@ -24,21 +24,21 @@ from __future__ import annotations
 
 import math
 
-from model import properties as P
-from model.system import Service, System
-from model.verify import checker
-from model.verify.cones import RequiredGraph
-from model.verify.deadline import Deadline
-from model.verify.failures import FailureKinds, FailureSet, kill_cost, kill_set, zone_counts
-from model.verify.repairs import (
+from faultmesh.model import properties as P
+from faultmesh.model.system import Service, System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.cones import RequiredGraph
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.failures import FailureKinds, FailureSet, kill_cost, kill_set, zone_counts
+from faultmesh.model.verify.repairs import (
     PlacementChange,
     PlacementSolver,
     RepairTimeout,
     as_repair,
     extra_zones,
 )
-from model.verify.verdict import Counterexample, Repair, Verdict
-from model.verify.wording import arrow, listing, out_of_time, plural
+from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.wording import arrow, listing, out_of_time, plural
 
 
 @checker("survives")

@@ -27,9 +27,9 @@ from typing import Literal
 
 import z3
 
-from model.system import System
-from model.verify.cones import is_required, strongly_connected
-from model.verify.failures import FailureKinds
+from faultmesh.model.system import System
+from faultmesh.model.verify.cones import is_required, strongly_connected
+from faultmesh.model.verify.failures import FailureKinds
 
 Answer = Literal["holds", "violated", "unknown"]
 

@@ -54,12 +54,12 @@ from fractions import Fraction
 
 import z3
 
-from model import properties as P
-from model.distributions import Distribution
-from model.system import Call, ParallelCalls, System
-from model.verify import checker
-from model.verify.deadline import Deadline
-from model.verify.sites import (
+from faultmesh.model import properties as P
+from faultmesh.model.distributions import Distribution
+from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
     endpoints,
@@ -67,7 +67,7 @@ from model.verify.sites import (
     successors_of,
     topological_order,
 )
-from model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
 GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds

@@ -6,10 +6,10 @@ import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from model.faults import Crash, Scenario, parse_target
+from faultmesh.model.faults import Crash, Scenario, parse_target
 
 if TYPE_CHECKING:
-    from model.system import System
+    from faultmesh.model.system import System
 
 Status = Literal["holds", "violated", "unknown"]
 
@@ -50,8 +50,8 @@ class Repair:
 
     def apply(self, system: System) -> System:
         """The system with this repair's changes written into its spec."""
-        from model.spec import from_document, to_document
-        from model.spec.edit import apply_changes
+        from faultmesh.model.spec import from_document, to_document
+        from faultmesh.model.spec.edit import apply_changes
 
         return from_document(apply_changes(to_document(system), self.changes),
                              f"<{system.name} repaired>")

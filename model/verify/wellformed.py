@@ -49,11 +49,11 @@ from dataclasses import dataclass
 import networkx as nx
 import z3
 
-from model import properties as P
-from model.system import System
-from model.verify import checker
-from model.verify.deadline import Deadline
-from model.verify.sites import (
+from faultmesh.model import properties as P
+from faultmesh.model.system import System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
     endpoints,
@@ -61,7 +61,7 @@ from model.verify.sites import (
     shortest_cycle,
     successors_of,
 )
-from model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 TRANSPORT_ERRORS = ("Unavailable", "DeadlineExceeded")
 

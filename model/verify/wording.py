@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-from model import properties as P
-from model.verify.verdict import Verdict
+from faultmesh.model import properties as P
+from faultmesh.model.verify.verdict import Verdict
 
 # Long lists in one-line explanations are cut to this many items ("and 12 more").
 LIST_LIMIT = 5

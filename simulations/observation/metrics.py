@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from math import log2
 from typing import Any
 
-from simulations.outcomes import OK, OUTCOMES
+from faultmesh.simulations.outcomes import OK, OUTCOMES
 
 FINE = 128  # buckets per octave of the run-long histograms
 COARSE_SHIFT = 2  # per-bin histograms: FINE >> COARSE_SHIFT buckets per octave

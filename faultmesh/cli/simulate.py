@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from model.units import parse_duration
-from simulations.commands.base import (
+from faultmesh.model.units import parse_duration
+from faultmesh.cli.app import (
     EXIT_OK,
     EXIT_VIOLATED,
     SpecArg,
@@ -20,7 +20,7 @@ from simulations.commands.base import (
     load_spec,
     out,
 )
-from simulations.report_html import REPORT_FILES, write_report
+from faultmesh.simulations.presentation.report import REPORT_FILES, write_report
 
 PROGRESS_AFTER = 2.0  # seconds of wall-clock time before a progress bar appears
 
@@ -70,9 +70,9 @@ def simulate(
     force: Annotated[bool, typer.Option("--force", help="overwrite results in --out")] = False,
 ) -> None:
     """Simulate a spec under a scenario's faults; exit 1 if a monitored property is violated."""
-    from simulations.engine import UnknownScenario, resolve_scenario
-    from simulations.engine import simulate as run_simulation
-    from simulations.results import OUTPUT_FILES, OutputExists
+    from faultmesh.simulations.engine.simulation import UnknownScenario, resolve_scenario
+    from faultmesh.simulations.engine.simulation import simulate as run_simulation
+    from faultmesh.simulations.observation.results import OUTPUT_FILES, OutputExists
 
     system = load_spec(spec)
     seconds = None
@@ -117,7 +117,7 @@ def simulate(
     if as_json:
         print(json.dumps(run.summary, indent=2, allow_nan=False))
     else:
-        from simulations.terminal import render
+        from faultmesh.simulations.presentation.terminal import render
 
         render(run.summary, out, elapsed)
     raise typer.Exit(EXIT_OK if run.ok else EXIT_VIOLATED)

@@ -66,12 +66,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import yaml
 
-import model
-from model.spec import SpecErrors, from_document, to_document
-from model.spec.edit import parse_key
-from model.spec.errors import format_path
-from model.system import System
-from model.units import parse_duration
+from faultmesh import model
+from faultmesh.model.spec import SpecErrors, from_document, to_document
+from faultmesh.model.spec.edit import parse_key
+from faultmesh.model.spec.errors import format_path
+from faultmesh.model.system import System
+from faultmesh.model.units import parse_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -524,8 +524,7 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
 
 def simulate_run(task: RunTask) -> dict[str, Any]:
     """Run one task with the simulation engine; return its JSON summary."""
-    import simulations
-
+    from faultmesh import simulations
     run = simulations.simulate(task.system, task.scenario, duration=task.duration,
                                seed=task.seed)
     # Plain data only (what JSON holds), whatever types the engine used.
@@ -609,7 +608,7 @@ class _Local:
         import multiprocessing
 
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["simulations", "simulations.sweep"])
+        context.set_forkserver_preload(["faultmesh.simulations.engine", "faultmesh.simulations.sweeps"])
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_sigint)
 
     def results(self, tasks: list[RunTask]) -> Iterator[Outcome]:

@@ -17,9 +17,9 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from model.distributions import Constant, Distribution
-from model.system import Communication
-from simulations.outcomes import MESSAGE_LOST, PARTITION
+from faultmesh.model.distributions import Constant, Distribution
+from faultmesh.model.system import Communication
+from faultmesh.simulations.outcomes import MESSAGE_LOST, PARTITION
 
 
 class Host(Protocol):

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-import model
-from model.graph import to_dot, to_mermaid
-from model.spec import SpecErrors
-from simulations.commands.base import (
+from faultmesh import model
+from faultmesh.model.graph import to_dot, to_mermaid
+from faultmesh.model.spec import SpecErrors
+from faultmesh.cli.app import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     SpecArg,

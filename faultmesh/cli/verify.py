@@ -17,14 +17,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from model import properties as P
-from model.graph import to_dot, to_mermaid
-from model.system import System
-from model.verify import Report, Verdict, properties_to_verify, verify
-from simulations.commands.base import SpecArg, app, bad_input, load_spec, out
+from faultmesh.model import properties as P
+from faultmesh.model.graph import to_dot, to_mermaid
+from faultmesh.model.system import System
+from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
+from faultmesh.cli.app import SpecArg, app, bad_input, load_spec, out
 
 if TYPE_CHECKING:
-    from simulations.replay import Replay
+    from faultmesh.simulations.replay import Replay
 
 STATUS_STYLE = {"holds": "bold green", "violated": "bold red", "unknown": "bold yellow"}
 
@@ -166,7 +166,7 @@ REPLAYED_KINDS = ("survives", "capacity")
 
 def _replays(system: System, report: Report, seed: int) -> list[Replay]:
     """Simulate every replayable counterexample (a failure set) of the report."""
-    from simulations.replay import replay
+    from faultmesh.simulations.replay import replay
 
     return [replay(system, v, seed=seed) for v in report.verdicts
             if v.kind in REPLAYED_KINDS and v.status == "violated" and v.counterexample

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import simpy
 from simpy.events import Timeout
 
-from simulations.jobs import EndpointRuntime, Job
-from simulations.outcomes import (
+from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
+from faultmesh.simulations.outcomes import (
     CONCURRENCY_LIMIT,
     INJECTED_ERROR,
     INSTANCE_DIED,
@@ -36,7 +36,7 @@ from simulations.outcomes import (
 )
 
 if TYPE_CHECKING:
-    from simulations.network import Network
+    from faultmesh.simulations.engine.network import Network
 
 UNLIMITED = sys.maxsize
 

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 if TYPE_CHECKING:
-    from model.system import System
-    from simulations.results import Run
+    from faultmesh.model.system import System
+    from faultmesh.simulations.observation.results import Run
 
 STATE_COLOURS = {"closed": "#2e8b57", "half_open": "#e6a23c", "open": "#c0392b"}
 FAULT_COLOUR = "#c0392b"
@@ -160,7 +160,7 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
     import networkx as nx
     from matplotlib import colormaps
 
-    from model.graph import call_graph
+    from faultmesh.model.graph import call_graph
 
     graph = call_graph(system)
     layout = _layered_layout(graph)

@@ -25,20 +25,20 @@ from typing import Any
 import simpy
 from simpy.events import Timeout
 
-import model
-from model.faults import Crash, Fault, RollingRestart, Scenario
-from model.properties import Availability, BreakerReaction, Latency, Staleness
-from model.system import Call, ParallelCalls, RateBreakerPolicy, System
-from model.units import parse_duration
-from simulations.balancers import Balancer, make_balancer
-from simulations.breakers import CircuitBreaker
-from simulations.calls import CallSite, EdgeStats
-from simulations.discovery import Discovery
-from simulations.faults import FaultInjector, describe
-from simulations.instances import Instance, ServiceRuntime
-from simulations.jobs import EndpointRuntime
-from simulations.metrics import EntryStats, RequestTrace, Timeline
-from simulations.monitors import (
+from faultmesh import model
+from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
+from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
+from faultmesh.model.system import Call, ParallelCalls, RateBreakerPolicy, System
+from faultmesh.model.units import parse_duration
+from faultmesh.simulations.balancers import Balancer, make_balancer
+from faultmesh.simulations.breakers import CircuitBreaker
+from faultmesh.simulations.engine.calls import CallSite, EdgeStats
+from faultmesh.simulations.engine.discovery import Discovery
+from faultmesh.simulations.engine.faults import FaultInjector, describe
+from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
+from faultmesh.simulations.engine.jobs import EndpointRuntime
+from faultmesh.simulations.observation.metrics import EntryStats, RequestTrace, Timeline
+from faultmesh.simulations.observation.monitors import (
     AvailabilityMonitor,
     BreakerReactionMonitor,
     LatencyMonitor,
@@ -46,13 +46,13 @@ from simulations.monitors import (
     NoLostRequestsMonitor,
     StalenessMonitor,
 )
-from simulations.network import Network
-from simulations.orchestration import Orchestrator
-from simulations.phases import Phases
-from simulations.results import Run
-from simulations.streams import Streams
-from simulations.timeouts import Deadlines
-from simulations.workload import Arrivals
+from faultmesh.simulations.engine.network import Network
+from faultmesh.simulations.engine.orchestration import Orchestrator
+from faultmesh.simulations.observation.phases import Phases
+from faultmesh.simulations.observation.results import Run
+from faultmesh.simulations.engine.streams import Streams
+from faultmesh.simulations.engine.timeouts import Deadlines
+from faultmesh.simulations.engine.workload import Arrivals
 
 DEFAULT_DURATION = 60.0
 PROGRESS_STEPS = 200

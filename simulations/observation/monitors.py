@@ -21,15 +21,15 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
-from model.properties import Availability, BreakerReaction, Latency, Staleness
-from simulations.metrics import COARSE, EntryStats, Histogram, Timeline, quantiles
-from simulations.outcomes import INSTANCE_DOWN, OUTCOMES
+from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
+from faultmesh.simulations.observation.metrics import COARSE, EntryStats, Histogram, Timeline, quantiles
+from faultmesh.simulations.outcomes import INSTANCE_DOWN, OUTCOMES
 
 if TYPE_CHECKING:
-    from simulations.breakers import CircuitBreaker
-    from simulations.faults import FaultRecord
-    from simulations.instances import Instance
-    from simulations.workload import Arrivals
+    from faultmesh.simulations.breakers import CircuitBreaker
+    from faultmesh.simulations.engine.faults import FaultRecord
+    from faultmesh.simulations.engine.instances import Instance
+    from faultmesh.simulations.engine.workload import Arrivals
 
 MAX_VIOLATIONS = 100  # listed per property; the count covers all
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from model.system import System
-    from simulations.results import Run
+    from faultmesh.model.system import System
+    from faultmesh.simulations.observation.results import Run
 
 FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
 REPORT_FILES = (*FIGURES, "report.html")
@@ -26,7 +26,7 @@ REPORT_FILES = (*FIGURES, "report.html")
 
 def figures(run: Run, system: System) -> dict[str, Figure]:
     """The report's figures by file name."""
-    from simulations import plots  # matplotlib loads only when a report is written
+    from faultmesh.simulations.presentation import plots  # matplotlib loads only when a report is written
 
     utilization = {name: s["utilization"] for name, s in run.summary["services"].items()
                    if s.get("utilization") is not None}

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulations.breakers import CircuitBreaker
-    from simulations.metrics import Histogram, RequestTrace, Timeline
+    from faultmesh.simulations.breakers import CircuitBreaker
+    from faultmesh.simulations.observation.metrics import Histogram, RequestTrace, Timeline
 
 OUTPUT_FILES = ("summary.json", "timeline.parquet", "breakers.parquet", "requests.parquet")
 
@@ -95,7 +95,7 @@ class Run:
     def latency_buckets(self, entry: str) -> list[tuple[float, int]]:
         """(latency in seconds, count) per histogram bucket of the entry's successful requests
         after warm-up; available with traces off (bounded relative error per bucket)."""
-        from simulations.metrics import bucket_value
+        from faultmesh.simulations.observation.metrics import bucket_value
 
         histogram = self._latency.get(entry)
         if histogram is None:
@@ -144,26 +144,26 @@ class Run:
 
     def plot_timeline(self, entries: list[str] | None = None) -> Any:
         """Availability and latency percentiles over time, fault windows shaded."""
-        from simulations import plots
+        from faultmesh.simulations.presentation import plots
 
         return plots.timeline(self, entries)
 
     def plot_breakers(self) -> Any:
         """Each circuit breaker's state over time."""
-        from simulations import plots
+        from faultmesh.simulations.presentation import plots
 
         return plots.breaker_states(self)
 
     def plot_latency(self, entries: list[str] | None = None) -> Any:
         """Latency histogram and CDF per entry."""
-        from simulations import plots
+        from faultmesh.simulations.presentation import plots
 
         return plots.latency_distribution(self, entries)
 
     def _repr_html_(self) -> str:
         import html
 
-        from simulations.report_html import summary_tables
+        from faultmesh.simulations.presentation.report import summary_tables
 
         s = self.summary
         scenario = html.escape(s["scenario"] or "no faults")

@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from simulations.outcomes import DEPENDENCY_FAILED
+from faultmesh.simulations.outcomes import DEPENDENCY_FAILED
 
 if TYPE_CHECKING:
-    from simulations.calls import CallSite
-    from simulations.instances import Instance, Waiter
+    from faultmesh.simulations.engine.calls import CallSite
+    from faultmesh.simulations.engine.instances import Instance, Waiter
 
 class EndpointRuntime:
     """An endpoint of a service, ready to run: ``service_time()`` draws one service time."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-from simulations.metrics import COARSE, EntryStats, Timeline, quantiles
+from faultmesh.simulations.observation.metrics import COARSE, EntryStats, Timeline, quantiles
 
 if TYPE_CHECKING:
-    from simulations.breakers import CircuitBreaker
+    from faultmesh.simulations.breakers import CircuitBreaker
 
 
 class Phases:

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 import simpy
 from simpy.events import Timeout
 
-from model.system import Discovery as DiscoveryPolicy
-from simulations.instances import Instance
+from faultmesh.model.system import Discovery as DiscoveryPolicy
+from faultmesh.simulations.engine.instances import Instance
 
 View = dict[str, tuple[Instance, ...]]
 

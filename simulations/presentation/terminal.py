@@ -18,7 +18,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from simulations.faults import seconds
+from faultmesh.simulations.engine.faults import seconds
 
 STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import simpy
 from simpy.events import Timeout
 
-from model.system import Service
-from simulations.discovery import Discovery
-from simulations.instances import Instance
+from faultmesh.model.system import Service
+from faultmesh.simulations.engine.discovery import Discovery
+from faultmesh.simulations.engine.instances import Instance
 
 
 class Orchestrator:

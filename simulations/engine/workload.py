@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 import simpy
 from simpy.events import Timeout
 
-from model.system import Workload
-from simulations.metrics import EntryStats, RequestTrace
-from simulations.outcomes import NO_INSTANCE, OK, TIMED_OUT, outcome_of
+from faultmesh.model.system import Workload
+from faultmesh.simulations.observation.metrics import EntryStats, RequestTrace
+from faultmesh.simulations.outcomes import NO_INSTANCE, OK, TIMED_OUT, outcome_of
 
 if TYPE_CHECKING:
-    from simulations.balancers import Balancer
-    from simulations.instances import Instance
-    from simulations.jobs import EndpointRuntime
-    from simulations.timeouts import Deadlines
+    from faultmesh.simulations.balancers import Balancer
+    from faultmesh.simulations.engine.instances import Instance
+    from faultmesh.simulations.engine.jobs import EndpointRuntime
+    from faultmesh.simulations.engine.timeouts import Deadlines
 
 FailureHook = Callable[[float, str, str, str], None]
 """Called as ``hook(time, entry, cause, root_cause)`` when a workload request fails."""

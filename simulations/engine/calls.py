@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import simpy
 from simpy.events import Timeout
 
-from model.system import Backoff, Call
-from simulations.outcomes import (
+from faultmesh.model.system import Backoff, Call
+from faultmesh.simulations.outcomes import (
     CIRCUIT_OPEN,
     NO_INSTANCE,
     RETRIES_EXHAUSTED,
@@ -39,12 +39,12 @@ from simulations.outcomes import (
 )
 
 if TYPE_CHECKING:
-    from simulations.balancers import Balancer
-    from simulations.breakers import CircuitBreaker
-    from simulations.instances import Instance, ServiceRuntime
-    from simulations.jobs import EndpointRuntime, Job
-    from simulations.network import Network
-    from simulations.timeouts import Deadlines
+    from faultmesh.simulations.balancers import Balancer
+    from faultmesh.simulations.breakers import CircuitBreaker
+    from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
+    from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
+    from faultmesh.simulations.engine.network import Network
+    from faultmesh.simulations.engine.timeouts import Deadlines
 
 
 def backoff_delay(policy: Backoff, retry: int, rng: random.Random) -> float:

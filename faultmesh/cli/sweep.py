@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from simulations.commands.base import (
+from faultmesh.cli.app import (
     EXIT_OK,
     EXIT_VIOLATED,
     SpecArg,
@@ -61,7 +61,7 @@ def sweep_command(
     point. Exit 0 when every property held in every run, 1 when some run violated one, 2 for
     bad input, 130 when interrupted (finished runs are kept in --out; --resume finishes).
     """
-    from simulations.sweeps import (
+    from faultmesh.simulations.sweeps import (
         Backend,
         SweepFailed,
         SweepInputError,

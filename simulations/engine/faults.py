@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import simpy
 from simpy.events import Timeout
 
-from model.faults import (
+from faultmesh.model.faults import (
     Crash,
     ErrorFault,
     Fault,
@@ -42,11 +42,11 @@ from model.faults import (
     Slowdown,
     Target,
 )
-from simulations.discovery import Discovery
-from simulations.instances import Instance
-from simulations.network import Network
-from simulations.orchestration import Orchestrator
-from simulations.streams import Streams
+from faultmesh.simulations.engine.discovery import Discovery
+from faultmesh.simulations.engine.instances import Instance
+from faultmesh.simulations.engine.network import Network
+from faultmesh.simulations.engine.orchestration import Orchestrator
+from faultmesh.simulations.engine.streams import Streams
 
 Edge = tuple[str, str]
 
