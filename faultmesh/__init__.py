@@ -64,7 +64,10 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {"plots": "faultmesh.simulations.presentation.plots",
                "model": "faultmesh.model", "simulations": "faultmesh.simulations"}
 
-__all__ = sorted([*_EXPORTS, "plots"])
+__all__ = [
+    "Report", "Run", "SpecError", "SpecErrors", "System", "UnknownScenario", "Verdict", "dump",
+    "json_schema", "load", "loads", "plots", "replay", "simulate", "summarize", "sweep", "verify",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,6 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import networkx as nx
-
 from faultmesh.model.system import System
 
 

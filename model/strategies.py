@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import strategies as st
-
 from faultmesh.model.spec.load import from_document
 from faultmesh.model.system import System
+from hypothesis import strategies as st
 
 ZONE_NAMES = ("a", "b", "c", "d", "e")
 ERRORS = ("Unavailable", "DeadlineExceeded", "NotFound", "InvalidArgument")

@@ -17,10 +17,9 @@ from faultmesh.model.verify.verdict import Verdict
 from faultmesh.simulations.engine.simulation import simulate
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
+    from matplotlib.figure import Figure
 
 # An entry predicted down must serve at most this share of its requests in the window; an
 # entry predicted up at least this share. Far apart on purpose: the proof speaks of up/down,

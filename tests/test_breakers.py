@@ -21,9 +21,6 @@ from unittest import mock
 
 import pybreaker
 import pytest
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
-
 from faultmesh.simulations.breakers import (
     CLOSED,
     HALF_OPEN,
@@ -36,6 +33,8 @@ from faultmesh.simulations.breakers import (
     RateBreakerPolicy,
     RateCircuitBreaker,
 )
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 PROPERTY = settings(max_examples=300, deadline=None)
 

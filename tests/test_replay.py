@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from faultmesh import model
 from faultmesh.model.verify.cones import RequiredGraph
 from faultmesh.model.verify.verdict import Counterexample, Verdict
 from faultmesh.simulations.replay import DOWN_AT_MOST, UP_AT_LEAST, replay
+
+from faultmesh import model
 
 SPECS = sorted(Path(__file__).resolve().parent.parent.glob("specs/*.yaml"))
 

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from matplotlib.patches import Polygon, Rectangle
-
-from faultmesh import model
-from faultmesh import simulations
 from faultmesh.simulations.presentation import plots
 from faultmesh.simulations.presentation.report import FIGURES
+from matplotlib.patches import Polygon, Rectangle
+
+from faultmesh import model, simulations
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "specs" / "zone_outage_shop.yaml"

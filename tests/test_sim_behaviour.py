@@ -6,8 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-from simhelp import spec
-
 from faultmesh.model.distributions import Constant
 from faultmesh.model.faults import (
     Crash,
@@ -21,6 +19,7 @@ from faultmesh.model.faults import (
     parse_target,
 )
 from faultmesh.simulations import simulate
+from simhelp import spec
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -13,6 +13,7 @@ import pytest
 from simhelp import assert_within, interval, replicate
 
 from faultmesh import model
+
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SEEDS = range(24)
 

@@ -9,15 +9,20 @@ from dataclasses import dataclass
 
 import pytest
 import simpy
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from faultmesh.model.system import Backoff, LoadBalancer
 from faultmesh.simulations.balancers import ConsistentHash, LeastRequest, RoundRobin, make_balancer
 from faultmesh.simulations.engine.calls import backoff_delay
-from faultmesh.simulations.observation.metrics import FINE, Histogram, bucket, bucket_value, quantiles
 from faultmesh.simulations.engine.streams import Streams
 from faultmesh.simulations.engine.timeouts import Deadlines
+from faultmesh.simulations.observation.metrics import (
+    FINE,
+    Histogram,
+    bucket,
+    bucket_value,
+    quantiles,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @dataclass

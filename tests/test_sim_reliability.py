@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from simhelp import assert_within, replicate, spec
-
 from faultmesh.model.faults import Crash, ErrorFault, Scenario, parse_target
+from simhelp import assert_within, replicate, spec
 
 RETRIES = """
 system: retries

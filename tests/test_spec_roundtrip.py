@@ -19,14 +19,18 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from jsonschema import Draft202012Validator
-from shop_example import SHOP_YAML
-
 from faultmesh.model import faults as F
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Constant, Exponential, LogNormal, Uniform
-from faultmesh.model.spec import SpecErrors, dump, from_document, json_schema, load, loads, to_document
+from faultmesh.model.spec import (
+    SpecErrors,
+    dump,
+    from_document,
+    json_schema,
+    load,
+    loads,
+    to_document,
+)
 from faultmesh.model.system import (
     Backoff,
     ConsecutiveBreakerPolicy,
@@ -35,6 +39,9 @@ from faultmesh.model.system import (
     RateBreakerPolicy,
     System,
 )
+from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
+from shop_example import SHOP_YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

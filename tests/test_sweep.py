@@ -20,12 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from faultmesh import model
 from faultmesh.model.spec import to_document
-from faultmesh.cli import main
 from faultmesh.simulations.sweeps import (
     RunTask,
     SweepInputError,
@@ -42,8 +37,14 @@ from faultmesh.simulations.sweeps import (
     summarize,
     t_quantile,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-SWEEP = sys.modules["faultmesh.simulations.sweeps"]  # the module; ``simulations.sweep`` is the function
+from faultmesh import model
+from faultmesh.cli import main
+
+# the module; ``faultmesh.simulations.sweep`` is the function
+SWEEP = sys.modules["faultmesh.simulations.sweeps"]
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 DURATION = "30s"
 

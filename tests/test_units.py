@@ -15,9 +15,6 @@ import statistics
 from statistics import NormalDist
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from faultmesh.model.distributions import (
     Constant,
     Empirical,
@@ -37,6 +34,8 @@ from faultmesh.model.units import (
     parse_rate,
     parse_ratio,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 Z99 = NormalDist().inv_cdf(0.99)
 LOGNORMAL_MAX_RATIO = math.exp(Z99 * Z99 / 2)  # largest p99/mean any log-normal has (~14.97)

@@ -14,9 +14,6 @@ from typing import Any
 
 import pytest
 from failure_units import oracle_units
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from faultmesh.model.properties import Survives
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.strategies import spec_documents
@@ -24,6 +21,8 @@ from faultmesh.model.system import Call, ParallelCalls, System
 from faultmesh.model.verify import Deadline, survives_z3, verify
 from faultmesh.model.verify.failures import FailureKinds
 from faultmesh.model.verify.survives import check
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 OFS = [("instance", "zone"), ("instance",), ("zone",)]

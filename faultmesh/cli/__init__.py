@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 
-from faultmesh.model.spec import SpecErrors
 from faultmesh.cli import simulate as _simulate  # noqa: F401  (registers its commands)
 from faultmesh.cli import spec as _spec  # noqa: F401  (registers its commands)
 from faultmesh.cli import sweep as _sweep  # noqa: F401  (registers its commands)
 from faultmesh.cli import verify as _verify  # noqa: F401  (registers its commands)
 from faultmesh.cli.app import EXIT_BAD_INPUT, EXIT_OK, BadInput, app, err, print_spec_errors
+from faultmesh.model.spec import SpecErrors
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from faultmesh.model.units import parse_duration
 from faultmesh.cli.app import (
     EXIT_OK,
     EXIT_VIOLATED,
@@ -20,6 +19,7 @@ from faultmesh.cli.app import (
     load_spec,
     out,
 )
+from faultmesh.model.units import parse_duration
 from faultmesh.simulations.presentation.report import REPORT_FILES, write_report
 
 PROGRESS_AFTER = 2.0  # seconds of wall-clock time before a progress bar appears

@@ -10,8 +10,6 @@ from typing import Annotated
 import typer
 
 from faultmesh import model
-from faultmesh.model.graph import to_dot, to_mermaid
-from faultmesh.model.spec import SpecErrors
 from faultmesh.cli.app import (
     EXIT_BAD_INPUT,
     EXIT_OK,
@@ -23,6 +21,8 @@ from faultmesh.cli.app import (
     print_spec_errors,
     write_atomic,
 )
+from faultmesh.model.graph import to_dot, to_mermaid
+from faultmesh.model.spec import SpecErrors
 
 
 @app.command()

@@ -17,11 +17,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from faultmesh.cli.app import SpecArg, app, bad_input, load_spec, out
 from faultmesh.model import properties as P
 from faultmesh.model.graph import to_dot, to_mermaid
 from faultmesh.model.system import System
 from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
-from faultmesh.cli.app import SpecArg, app, bad_input, load_spec, out
 
 if TYPE_CHECKING:
     from faultmesh.simulations.replay import Replay

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-
 from faultmesh.model import faults as F
 from faultmesh.model import properties as P
 from faultmesh.model.system import (

@@ -9,13 +9,12 @@ import types
 from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, Tag, ValidationError
-
 from faultmesh.model.spec import schema as S
 from faultmesh.model.spec.build import Builder
 from faultmesh.model.spec.errors import SpecError, SpecErrors
 from faultmesh.model.spec.yaml_source import Path, Source, read_yaml
 from faultmesh.model.system import System
+from pydantic import BaseModel, Tag, ValidationError
 
 # Larger files are refused before parsing: no real topology needs this much YAML.
 MAX_SPEC_BYTES = 16 * 1024 * 1024

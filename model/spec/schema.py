@@ -10,6 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from faultmesh.model.distributions import parse_distribution
+from faultmesh.model.units import (
+    DURATION_PATTERN,
+    RATE_PATTERN,
+    RATIO_PATTERN,
+    parse_duration,
+    parse_rate,
+    parse_ratio,
+)
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,16 +29,6 @@ from pydantic import (
     Tag,
     WithJsonSchema,
     model_validator,
-)
-
-from faultmesh.model.distributions import parse_distribution
-from faultmesh.model.units import (
-    DURATION_PATTERN,
-    RATE_PATTERN,
-    RATIO_PATTERN,
-    parse_duration,
-    parse_rate,
-    parse_ratio,
 )
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from faultmesh.model.spec.errors import SpecError, SpecErrors, format_path
 
 Path = tuple[Any, ...]

@@ -62,9 +62,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import z3
-
 from faultmesh.model import properties as P
-from faultmesh.model.system import BreakerPolicy, ConsecutiveBreakerPolicy, RateBreakerPolicy, System
+from faultmesh.model.system import (
+    BreakerPolicy,
+    ConsecutiveBreakerPolicy,
+    RateBreakerPolicy,
+    System,
+)
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.sites import call_sites

@@ -25,7 +25,12 @@ from faultmesh.model import properties as P
 from faultmesh.model.system import Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline
-from faultmesh.model.verify.failures import FailureKinds, removal_profile, worst_removal, zone_counts
+from faultmesh.model.verify.failures import (
+    FailureKinds,
+    removal_profile,
+    worst_removal,
+    zone_counts,
+)
 from faultmesh.model.verify.load import exact, offered_load
 from faultmesh.model.verify.repairs import (
     PlacementChange,

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import networkx as nx
-
 from faultmesh.model.spec.edit import apply_changes, parse_key
 from faultmesh.model.system import Call, ParallelCalls, System
 

@@ -29,7 +29,13 @@ from faultmesh.model.system import Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.cones import RequiredGraph
 from faultmesh.model.verify.deadline import Deadline
-from faultmesh.model.verify.failures import FailureKinds, FailureSet, kill_cost, kill_set, zone_counts
+from faultmesh.model.verify.failures import (
+    FailureKinds,
+    FailureSet,
+    kill_cost,
+    kill_set,
+    zone_counts,
+)
 from faultmesh.model.verify.repairs import (
     PlacementChange,
     PlacementSolver,

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import z3
-
 from faultmesh.model.system import System
 from faultmesh.model.verify.cones import is_required, strongly_connected
 from faultmesh.model.verify.failures import FailureKinds

@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import z3
-
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Distribution
 from faultmesh.model.system import Call, ParallelCalls, System

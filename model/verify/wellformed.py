@@ -48,7 +48,6 @@ from dataclasses import dataclass
 
 import networkx as nx
 import z3
-
 from faultmesh.model import properties as P
 from faultmesh.model.system import System
 from faultmesh.model.verify import checker

@@ -28,8 +28,6 @@ import random
 from typing import TYPE_CHECKING, Any
 
 import simpy
-from simpy.events import Timeout
-
 from faultmesh.model.system import Backoff, Call
 from faultmesh.simulations.outcomes import (
     CIRCUIT_OPEN,
@@ -37,6 +35,7 @@ from faultmesh.simulations.outcomes import (
     RETRIES_EXHAUSTED,
     TIMED_OUT,
 )
+from simpy.events import Timeout
 
 if TYPE_CHECKING:
     from faultmesh.simulations.balancers import Balancer

@@ -22,10 +22,9 @@ import random
 from collections.abc import Iterable
 
 import simpy
-from simpy.events import Timeout
-
 from faultmesh.model.system import Discovery as DiscoveryPolicy
 from faultmesh.simulations.engine.instances import Instance
+from simpy.events import Timeout
 
 View = dict[str, tuple[Instance, ...]]
 

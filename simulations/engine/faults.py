@@ -28,8 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import simpy
-from simpy.events import Timeout
-
 from faultmesh.model.faults import (
     Crash,
     ErrorFault,
@@ -47,6 +45,7 @@ from faultmesh.simulations.engine.instances import Instance
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.engine.streams import Streams
+from simpy.events import Timeout
 
 Edge = tuple[str, str]
 

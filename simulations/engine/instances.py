@@ -24,8 +24,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
-from simpy.events import Timeout
-
 from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
 from faultmesh.simulations.outcomes import (
     CONCURRENCY_LIMIT,
@@ -34,6 +32,7 @@ from faultmesh.simulations.outcomes import (
     INSTANCE_DOWN,
     QUEUE_FULL,
 )
+from simpy.events import Timeout
 
 if TYPE_CHECKING:
     from faultmesh.simulations.engine.network import Network

@@ -15,11 +15,10 @@ rolling restart stops an instance gracefully (it deregisters first) and starts i
 from __future__ import annotations
 
 import simpy
-from simpy.events import Timeout
-
 from faultmesh.model.system import Service
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.instances import Instance
+from simpy.events import Timeout
 
 
 class Orchestrator:

@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import simpy
-from simpy.events import Timeout
-
-from faultmesh import model
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
 from faultmesh.model.system import Call, ParallelCalls, RateBreakerPolicy, System
@@ -37,6 +34,11 @@ from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
 from faultmesh.simulations.engine.jobs import EndpointRuntime
+from faultmesh.simulations.engine.network import Network
+from faultmesh.simulations.engine.orchestration import Orchestrator
+from faultmesh.simulations.engine.streams import Streams
+from faultmesh.simulations.engine.timeouts import Deadlines
+from faultmesh.simulations.engine.workload import Arrivals
 from faultmesh.simulations.observation.metrics import EntryStats, RequestTrace, Timeline
 from faultmesh.simulations.observation.monitors import (
     AvailabilityMonitor,
@@ -46,13 +48,11 @@ from faultmesh.simulations.observation.monitors import (
     NoLostRequestsMonitor,
     StalenessMonitor,
 )
-from faultmesh.simulations.engine.network import Network
-from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.observation.phases import Phases
 from faultmesh.simulations.observation.results import Run
-from faultmesh.simulations.engine.streams import Streams
-from faultmesh.simulations.engine.timeouts import Deadlines
-from faultmesh.simulations.engine.workload import Arrivals
+from simpy.events import Timeout
+
+from faultmesh import model
 
 DEFAULT_DURATION = 60.0
 PROGRESS_STEPS = 200

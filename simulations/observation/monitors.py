@@ -22,7 +22,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
-from faultmesh.simulations.observation.metrics import COARSE, EntryStats, Histogram, Timeline, quantiles
+from faultmesh.simulations.observation.metrics import (
+    COARSE,
+    EntryStats,
+    Histogram,
+    Timeline,
+    quantiles,
+)
 from faultmesh.simulations.outcomes import INSTANCE_DOWN, OUTCOMES
 
 if TYPE_CHECKING:

@@ -158,9 +158,8 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
     """The call graph. ``down`` services are red and ``failed`` (``instance:x-0``/``zone:a``)
     listed; with ``utilization`` ({service: 0..1+}) services are coloured by it instead."""
     import networkx as nx
-    from matplotlib import colormaps
-
     from faultmesh.model.graph import call_graph
+    from matplotlib import colormaps
 
     graph = call_graph(system)
     layout = _layered_layout(graph)

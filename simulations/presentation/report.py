@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
+    from matplotlib.figure import Figure
 
 FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
 REPORT_FILES = (*FIGURES, "report.html")
@@ -26,7 +25,9 @@ REPORT_FILES = (*FIGURES, "report.html")
 
 def figures(run: Run, system: System) -> dict[str, Figure]:
     """The report's figures by file name."""
-    from faultmesh.simulations.presentation import plots  # matplotlib loads only when a report is written
+    from faultmesh.simulations.presentation import (
+        plots,  # matplotlib loads only when a report is written
+    )
 
     utilization = {name: s["utilization"] for name, s in run.summary["services"].items()
                    if s.get("utilization") is not None}

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from faultmesh.simulations.engine.faults import seconds
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
-
-from faultmesh.simulations.engine.faults import seconds
 
 STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
 

@@ -65,13 +65,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
-
-from faultmesh import model
 from faultmesh.model.spec import SpecErrors, from_document, to_document
 from faultmesh.model.spec.edit import parse_key
 from faultmesh.model.spec.errors import format_path
 from faultmesh.model.system import System
 from faultmesh.model.units import parse_duration
+
+from faultmesh import model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -608,7 +608,8 @@ class _Local:
         import multiprocessing
 
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["faultmesh.simulations.engine", "faultmesh.simulations.sweeps"])
+        context.set_forkserver_preload(
+            ["faultmesh.simulations.engine", "faultmesh.simulations.sweeps"])
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_sigint)
 
     def results(self, tasks: list[RunTask]) -> Iterator[Outcome]:
