@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -10,6 +9,7 @@ import typer
 from rich.console import Console
 
 from faultmesh import model
+from faultmesh.model import files
 from faultmesh.model.spec import SpecErrors
 
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
@@ -50,18 +50,8 @@ SpecArg = Annotated[Path, typer.Argument(help="topology spec (YAML)", show_defau
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write a file so readers see the old content or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``model.files.write_atomic``, with an unwritable path reported as bad input (exit 2)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        files.write_atomic(path, text)
     except OSError as exc:
-        # An unwritable --output/--out path is bad input (exit 2), not a traceback.
         raise BadInput(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()

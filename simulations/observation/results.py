@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faultmesh.model.files import atomic_path, write_atomic
+
 if TYPE_CHECKING:
     from faultmesh.simulations.breakers import CircuitBreaker
     from faultmesh.simulations.observation.metrics import Histogram, RequestTrace, Timeline
@@ -127,12 +129,13 @@ class Run:
         for name in names:
             path = target / name
             if name == "summary.json":
-                _atomic(path, lambda tmp: tmp.write_text(self.to_json() + "\n", encoding="utf-8"))
+                write_atomic(path, self.to_json() + "\n")
             else:
                 frame = {"timeline.parquet": lambda: self.timeline,
                          "breakers.parquet": lambda: self.breakers,
                          "requests.parquet": lambda: self.requests}[name]()
-                _atomic(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+                with atomic_path(path) as tmp:
+                    frame.to_parquet(tmp, index=False)
             written.append(path)
         if force and not self.traced and (target / "requests.parquet").exists():
             (target / "requests.parquet").unlink()  # stale traces of an earlier run
@@ -180,16 +183,3 @@ class Run:
         scenario = s["scenario"] or "no faults"
         return (f"<Run {s['system']} ({scenario}, seed {s['seed']}, {s['duration_s']:g}s): "
                 f"{s['verdict']}; {entries}>")
-
-
-def _atomic(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same directory, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faultmesh.model.files import write_atomic
+
 if TYPE_CHECKING:
     from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
@@ -46,16 +48,6 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_report(run: Run, directory: str | os.PathLike[str], system: System) -> list[Path]:
     """Write the PNG figures and report.html into ``directory``; returns the paths."""
     target = Path(directory)
@@ -63,10 +55,10 @@ def write_report(run: Run, directory: str | os.PathLike[str], system: System) ->
     images = {name: _png(fig) for name, fig in figures(run, system).items()}
     written = []
     for name, data in images.items():
-        _write_atomic(target / name, data)
+        write_atomic(target / name, data)
         written.append(target / name)
     page = render_html(run, images)
-    _write_atomic(target / "report.html", page.encode("utf-8"))
+    write_atomic(target / "report.html", page.encode("utf-8"))
     written.append(target / "report.html")
     return written
 

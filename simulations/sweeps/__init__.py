@@ -53,7 +53,6 @@ import math
 import os
 import re
 import signal
-import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -65,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
+from faultmesh.model.files import atomic_path, write_atomic
 from faultmesh.model.spec import SpecErrors, from_document, to_document
 from faultmesh.model.spec.edit import parse_key
 from faultmesh.model.spec.errors import format_path
@@ -747,22 +747,6 @@ class _Dask:
 # ---------------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one (temp file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 OUTPUT_GLOBS = ("runs.parquet", "table.parquet", "metric_vs_*.png", "heatmap_*.png")
 
 
@@ -1071,10 +1055,9 @@ def plot(table: pd.DataFrame, params: list[str], out: str | os.PathLike[str]) ->
         fig.suptitle(f"{label_of(table)}: mean across seeds")
         path = out / f"heatmap_{_slug(rows_p)}_vs_{_slug(cols_p)}.png"
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return [path]
 
 
