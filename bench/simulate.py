@@ -121,7 +121,7 @@ def faultmesh_command() -> list[str]:
     found = shutil.which("faultmesh")
     if found:
         return [found]
-    return [sys.executable, "-m", "faultmesh.cli"]
+    return [sys.executable, "-m", "faultmesh"]
 
 
 def with_breakers(directory: Path) -> Path:

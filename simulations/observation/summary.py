@@ -1,0 +1,146 @@
+"""The shape of a run's summary: typed here, JSON only at the edges.
+
+``Run.summary`` is a ``RunSummary``: the ``simulate --json`` object of the design (``system``,
+``scenario``, ``seed``, ``duration_s``, ``entries``, ``services``, ``breakers``,
+``properties``) plus the keys the terminal view, the report and the sweep tables read
+(``verdict``, ``warmup_s``, ``requests``, ``calls``, ``faults``, ``phases``). The engine
+builds it, the observation layer fills its parts, and presentation and sweeps read it through
+these types, so a renamed or missing key is a type error rather than a silent ``.get(...) or {}``.
+Being ``TypedDict``\\ s, the values are plain dicts: ``json.dumps(run.summary)`` is the wire
+format, and notebooks index them as before.
+
+Times are seconds; ratios are fractions in [0, 1]; ``None`` stands for "not measured" (no
+requests, or a value that was not finite).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+Status = Literal["holds", "violated"]
+
+
+class LatencySummary(TypedDict):
+    """Latency of the successful requests, in seconds (None when there were none)."""
+
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+
+
+class EntrySummary(TypedDict):
+    """One workload entry (``service.endpoint``) over the measured part of the run."""
+
+    requests: int
+    ok: int
+    failed: int
+    availability: float | None
+    latency_s: LatencySummary
+    outcomes: dict[str, int]  # ok / error / timeout / rejected
+    causes: dict[str, int]  # why requests failed, by cause
+    root_causes: dict[str, int]  # where the failures started, by service
+
+
+class InstanceSummary(TypedDict):
+    zone: str
+    utilization: float
+    requests: int
+    up_s: float
+
+
+class ServiceSummary(TypedDict):
+    utilization: float
+    requests: int
+    rejected: int
+    retries: int
+    refused: int
+    injected_errors: int
+    queued: float | None
+    wait_s: float | None
+    instances: dict[str, InstanceSummary]
+
+
+class BreakerSummary(TypedDict):
+    """The circuit breakers of one ``caller->callee`` edge."""
+
+    kind: str  # "rate" (Resilience4j) or "consecutive" (pybreaker)
+    state: str  # the final state
+    transitions: list[list[float | str]]  # [[t, state, ...], ...] in time order
+
+
+class CallSummary(TypedDict):
+    """The calls made along one ``caller->callee`` edge."""
+
+    calls: int
+    attempts: int
+    failed: int
+    degraded: int
+    causes: dict[str, int]
+
+
+class Violation(TypedDict):
+    at: float | None
+    until: float | None
+    value: float | None
+    detail: str
+
+
+class PropertySummary(TypedDict):
+    """A monitor's verdict; monitors may add their own keys (e.g. ``failed_requests``)."""
+
+    name: str
+    kind: str
+    status: Status
+    violations: list[Violation]
+    violation_count: int
+
+
+class FaultRecord(TypedDict):
+    kind: str
+    fault: str
+    at: float
+    until: float | None
+    edges: list[str]
+
+
+class PhaseEntry(TypedDict):
+    requests: int
+    ok: int
+    errors: int
+    timeouts: int
+    rejected: int
+    availability: float | None
+    p50: float | None
+    p99: float | None
+
+
+# A stretch of the run between fault boundaries; "from" is a keyword, hence this syntax.
+PhaseSummary = TypedDict("PhaseSummary", {
+    "from": float,
+    "to": float,
+    "label": str,
+    "faults": list[str],
+    "entries": dict[str, PhaseEntry],
+    "breakers": dict[str, dict[str, int]],  # edge -> {state: transitions into it}
+})
+
+
+class RunSummary(TypedDict):
+    """The whole summary of one run (the ``simulate --json`` object)."""
+
+    system: str
+    scenario: str | None
+    seed: int
+    duration_s: float
+    warmup_s: float
+    verdict: Status
+    entries: dict[str, EntrySummary]
+    services: dict[str, ServiceSummary]
+    breakers: dict[str, BreakerSummary]
+    calls: dict[str, CallSummary]
+    properties: list[PropertySummary]
+    requests: dict[str, int]  # the ledger: started, each outcome, in flight
+    faults: list[FaultRecord]
+    phases: NotRequired[list[PhaseSummary]]
