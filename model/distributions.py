@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from faultmesh.model.units import format_duration, parse_duration
+from faultmesh.model.units import parse_duration, spec_duration
 
 Sampler = Callable[[], float]
 
@@ -46,7 +46,7 @@ class Constant:
         return lambda: value
 
     def to_spec(self) -> Any:
-        return format_duration(self.value)
+        return spec_duration(self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Exponential:
         return lambda: expovariate(rate)
 
     def to_spec(self) -> Any:
-        return {"exponential": format_duration(self.mean_value)}
+        return {"exponential": spec_duration(self.mean_value)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ class Uniform:
         return lambda: uniform(low, high)
 
     def to_spec(self) -> Any:
-        return {"uniform": [format_duration(self.low), format_duration(self.high)]}
+        return {"uniform": [spec_duration(self.low), spec_duration(self.high)]}
 
 
 def lognormal_parameters(mean: float, p99: float) -> tuple[float, float]:
@@ -148,8 +148,8 @@ class LogNormal:
     def to_spec(self) -> Any:
         return {
             "lognormal": {
-                "mean": format_duration(self.mean_value),
-                "p99": format_duration(self.p99),
+                "mean": spec_duration(self.mean_value),
+                "p99": spec_duration(self.p99),
             }
         }
 
@@ -201,7 +201,7 @@ class Normal:
         return draw
 
     def to_spec(self) -> Any:
-        mean, sd = format_duration(self.mean_value), format_duration(self.sd)
+        mean, sd = spec_duration(self.mean_value), spec_duration(self.sd)
         return {"normal": {"mean": mean, "sd": sd}}
 
 
@@ -226,7 +226,7 @@ class Empirical:
         return lambda: choice(values)
 
     def to_spec(self) -> Any:
-        return {"empirical": [format_duration(v) for v in self.values]}
+        return {"empirical": [spec_duration(v) for v in self.values]}
 
 
 Distribution = Constant | Exponential | Uniform | LogNormal | Normal | Empirical

@@ -120,16 +120,9 @@ Fault = (
     | RollingRestart
 )
 
-FAULT_TYPES: dict[str, type] = {
-    cls.kind: cls
-    for cls in (Crash, LatencyFault, ErrorFault, Partition, LossFault, Slowdown, RegistryOutage,
-                RollingRestart)
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     faults: tuple[Fault, ...] = ()
     duration: float | None = None  # None: the CLI's --duration (default 60 s)
-    warmup: float = 0.0
+    warmup: float | None = None  # None: detected after the run (MSER-5); 0: no warm-up

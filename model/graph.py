@@ -1,18 +1,26 @@
-"""The topology as graphs: the service call graph (networkx) and its dot/mermaid renderings.
+"""The topology as graphs: the service call graph and its dot/mermaid renderings, and the one
+strongly-connected-components algorithm every cycle question uses.
 
-``call_graph`` has one edge per caller->callee service pair, labelled with the operations
-(endpoints) called over it; external workload sources are nodes too, so the picture shows who
-calls the entry services. ``endpoint_graph`` has one node per ``service.endpoint`` and is what
-cycle checks and chain analyses walk.
+``call_graph`` (networkx) has one edge per caller->callee service pair, labelled with the
+operations (endpoints) called over it; external workload sources are nodes too, so the picture
+shows who calls the entry services.
+
+``strongly_connected`` is Tarjan's algorithm over integer successor lists, written iteratively
+so a 10,000-deep call chain does not reach Python's recursion limit; ``components`` and
+``component_index`` run it over named nodes. Components come callees first (each after every
+component it reaches): reversed, they are a topological order of the condensed graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
 from faultmesh.model.system import System
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass
@@ -24,6 +32,8 @@ class EdgeInfo:
 
 def call_graph(system: System) -> nx.DiGraph:
     """Services (and workload sources) as nodes; an edge per caller->callee pair."""
+    import networkx as nx  # only drawings need it; the verifier's cycle checks do not
+
     graph = nx.DiGraph()
     for name, service in system.services.items():
         graph.add_node(name, kind="service", replicas=service.replicas)
@@ -48,19 +58,6 @@ def _add(graph: nx.DiGraph, caller: str, callee: str, operation: str, *, optiona
         info.operations.append(operation)
     info.optional &= optional
     info.asynchronous &= asynchronous
-
-
-def endpoint_graph(system: System, *, synchronous_only: bool = True) -> nx.DiGraph:
-    """``service.endpoint`` nodes; an edge per call (async calls skipped unless asked for)."""
-    graph = nx.DiGraph()
-    for name, service in system.services.items():
-        for ep_name, endpoint in service.endpoints.items():
-            graph.add_node(f"{name}.{ep_name}")
-            for call in endpoint.calls():
-                if synchronous_only and call.asynchronous:
-                    continue
-                graph.add_edge(f"{name}.{ep_name}", call.target, call=call)
-    return graph
 
 
 def _quote(text: str) -> str:
@@ -151,3 +148,71 @@ def to_mermaid(system: System, highlight: Collection[str] = ()) -> str:
         if marked:
             lines.append(f"  class {','.join(marked)} down")
     return "\n".join(lines) + "\n"
+
+
+def strongly_connected(succ: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Tarjan's strongly connected components of nodes ``0..len(succ)-1``, iteratively.
+
+    Each component comes after every component it reaches (callees first).
+    """
+    n = len(succ)
+    index = [-1] * n
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    components_found: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] != -1:
+            continue
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        work = [(root, 0)]  # the explicit call stack: (node, next successor to visit)
+        while work:
+            v, i = work[-1]
+            if i < len(succ[v]):
+                work[-1] = (v, i + 1)
+                w = succ[v][i]
+                if index[w] == -1:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = True
+                    work.append((w, 0))
+                elif on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                if low[v] < low[u]:
+                    low[u] = low[v]
+            if low[v] == index[v]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    component.append(w)
+                    if w == v:
+                        break
+                components_found.append(component)
+    return components_found
+
+
+def components(successors: Mapping[str, Iterable[str]],
+               nodes: Iterable[str] = ()) -> list[list[str]]:
+    """``strongly_connected`` over named nodes: ``nodes`` and every node of ``successors``."""
+    out = {u: list(targets) for u, targets in successors.items()}
+    names = list(dict.fromkeys([*nodes, *out, *(v for targets in out.values() for v in targets)]))
+    position = {name: i for i, name in enumerate(names)}
+    succ = [[position[v] for v in out.get(name, ())] for name in names]
+    return [[names[i] for i in component] for component in strongly_connected(succ)]
+
+
+def component_index(successors: Mapping[str, Iterable[str]],
+                    nodes: Iterable[str] = ()) -> dict[str, int]:
+    """Each node's component number: two nodes share one iff each reaches the other."""
+    return {name: i for i, members in enumerate(components(successors, nodes))
+            for name in members}

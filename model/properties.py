@@ -26,13 +26,15 @@ class Survives:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Capacity:
-    """Under any ``failures`` failures, surviving capacity covers offered load (with retries)."""
+    """Under any ``failures`` failures, every surviving instance stays below ``utilization`` and
+    rejects at most ``rejected`` of its requests (``queue``/``concurrency`` limits)."""
 
     kind: ClassVar[str] = "capacity"
     name: str = "capacity"
     failures: int = 1
     of: tuple[str, ...] = FAILURE_KINDS
     utilization: float = 1.0  # the largest utilisation accepted (strictly below)
+    rejected: float = 0.001  # the largest share of requests an instance may reject (limits)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,7 +153,6 @@ PROPERTY_TYPES: dict[str, type] = {
 # Properties that `verify` decides statically; the rest are watched by simulation monitors.
 STATIC_KINDS = ("survives", "capacity", "timeouts_nest", "retry_amplification", "staleness",
                 "breaker", "startup_order", "call_cycles", "errors_covered")
-DYNAMIC_KINDS = ("availability", "latency", "breaker_reaction", "staleness")
 
 # Latency quantile keys accepted in the spec, e.g. {latency: {entry: x.y, p99: 250ms}}.
 LATENCY_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}

@@ -4,6 +4,12 @@
 so every generated System went through the same validation and default resolution as a file.
 Shape is controllable: number of services, endpoints per service, fan-out, replicas, zones,
 and which features appear (optional, async and parallel calls, retries, breakers, placement).
+Off by default, so that existing property tests keep drawing the same systems: ``balancers``
+(every load-balancing policy), ``probabilities`` (calls made with probability below 1),
+``network_latency`` (same- and cross-zone latency), ``limits`` (``concurrency`` and ``queue``),
+``discovery`` (client-side or server-side with short heartbeat, TTL and refresh) and
+``all_properties`` (capacity, timeouts_nest and staleness next to survives, and workload
+timeouts).
 
 Services are named ``s0, s1, ...`` and only call services with a larger index, so the call
 graph is acyclic at the service level and ``depends_on`` always has a startup order. Pass
@@ -15,9 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from faultmesh.model.extras import requires
 from faultmesh.model.spec.load import from_document
+from faultmesh.model.spec.schema import CallSpec, DiscoverySpec, ReadinessSpec
 from faultmesh.model.system import System
-from hypothesis import strategies as st
+
+with requires("strategies", "faultmesh.model.strategies"):
+    from hypothesis import strategies as st
 
 ZONE_NAMES = ("a", "b", "c", "d", "e")
 ERRORS = ("Unavailable", "DeadlineExceeded", "NotFound", "InvalidArgument")
@@ -46,6 +56,12 @@ def spec_documents(
     cyclic_services: bool = False,
     properties: bool = True,
     scenarios: bool = True,
+    balancers: bool = False,
+    probabilities: bool = False,
+    network_latency: bool = False,
+    limits: bool = False,
+    discovery: bool = False,
+    all_properties: bool = False,
 ) -> dict[str, Any]:
     """Spec data for a valid system of the requested size and features."""
     n = draw(st.integers(min_services, max_services))
@@ -63,6 +79,9 @@ def spec_documents(
         if retries and draw(st.booleans()):
             mapping["retries"] = draw(st.integers(0, 3))
             mapping["timeout"] = _ms(draw(st.integers(5, 2000)))
+            if discovery and "retry_other_instance" in CallSpec.model_fields \
+                    and draw(st.booleans()):
+                mapping["retry_other_instance"] = True
         if breakers and draw(st.integers(0, 3)) == 0:
             mapping["circuit_breaker"] = draw(st.sampled_from([
                 {"consecutive_failures": draw(st.integers(1, 10)), "open_for": "5s"},
@@ -71,6 +90,8 @@ def spec_documents(
             ]))
         if draw(st.integers(0, 5)) == 0:
             mapping["repeat"] = draw(st.integers(2, 3))
+        if probabilities and draw(st.integers(0, 3)) == 0:
+            mapping["probability"] = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))
         return target if len(mapping) == 1 else mapping
 
     services: dict[str, Any] = {}
@@ -108,6 +129,14 @@ def spec_documents(
             }
         service: dict[str, Any] = {"endpoints": endpoints,
                                    "workers": draw(st.integers(1, 4))}
+        if balancers and draw(st.booleans()):
+            service["load_balancer"] = draw(st.sampled_from(
+                ["round_robin", "random", "least_request", "consistent_hash",
+                 {"least_request": {"choices": 3}}]))
+        if limits and draw(st.integers(0, 2)) == 0:
+            service["concurrency"] = draw(st.integers(1, 16))
+        if limits and draw(st.integers(0, 2)) == 0:
+            service["queue"] = draw(st.integers(0, 16))
         replicas = draw(st.integers(1, max_replicas))
         if explicit_placement and len(zones) > 1 and draw(st.booleans()):
             counts = draw(st.lists(st.integers(0, max_replicas), min_size=len(zones),
@@ -131,8 +160,36 @@ def spec_documents(
                      for e in draw(st.lists(st.sampled_from(entry_endpoints), min_size=1,
                                             unique=True))],
     }
+    if network_latency and draw(st.booleans()):
+        document["network"] = {"latency": {
+            "same_zone": draw(st.sampled_from([0, "0.5ms", "1ms", {"exponential": "1ms"}])),
+            "cross_zone": draw(st.sampled_from([0, "2ms", "5ms", {"uniform": ["1ms", "5ms"]}])),
+        }}
+    if discovery and draw(st.booleans()):
+        # Short delays, so that a crash is noticed within a few simulated seconds.
+        document["discovery"] = {"mode": draw(st.sampled_from(["client", "server"])),
+                                 "heartbeat": "1s", "ttl": _ms(draw(st.integers(1, 4)) * 1000),
+                                 "refresh": _ms(draw(st.integers(1, 4)) * 1000)}
+        if "zone_detection" in DiscoverySpec.model_fields:
+            document["discovery"]["zone_detection"] = _ms(draw(st.integers(1, 4)) * 1000)
+        readiness: dict[str, Any] = {"period": "1s", "failures": draw(st.integers(1, 3))}
+        if "initial_delay" in ReadinessSpec.model_fields:
+            readiness["initial_delay"] = 0
+        document["orchestration"] = {"readiness": readiness}
+    if all_properties:
+        for item in document["workload"]:
+            if draw(st.integers(0, 3)) == 0:
+                item["timeout"] = _ms(draw(st.integers(50, 5000)))
     if properties:
-        document["properties"] = [{"survives": {"failures": draw(st.integers(0, 2))}}]
+        budget = draw(st.integers(0, 2))
+        document["properties"] = [{"survives": {"failures": budget}}]
+        if all_properties:
+            document["properties"] += [
+                {"capacity": {"failures": budget,
+                              "utilization": draw(st.sampled_from(["80%", "95%", "100%"]))}},
+                {"timeouts_nest": {}},
+                {"staleness": {}},
+            ]
     if scenarios:
         victim = draw(st.sampled_from(names))
         document["scenarios"] = {

@@ -155,6 +155,8 @@ class Call:
     probability: float = 1.0
     repeat: int = 1
     circuit_breaker: BreakerPolicy | None = None
+    # Envoy's previous_hosts retry predicate: a retry avoids the instances already tried.
+    retry_other_instance: bool = False
 
     @property
     def target(self) -> str:
@@ -163,6 +165,21 @@ class Call:
     @property
     def attempts(self) -> int:
         return self.retries + 1
+
+    @property
+    def required(self) -> bool:
+        """Does the caller fail when this call, once made, fails?
+
+        The one rule every checker uses: synchronous (the caller awaits it), not optional (its
+        failure is not swallowed) and made at all (probability > 0). A required call with
+        probability below 1 fails only the requests that make it (see ``certain``).
+        """
+        return not self.asynchronous and not self.optional and self.probability > 0
+
+    @property
+    def certain(self) -> bool:
+        """A required call made on every request: its callee being down takes the caller down."""
+        return self.required and self.probability >= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +226,17 @@ class RestartPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
+    """Kubernetes readiness probing: the first probe ``initial_delay`` after a start, then one
+    every ``period``; ``failures`` consecutive failed probes make a ready instance unready."""
+
     period: float = 10.0
     failures: int = 3
+    initial_delay: float = 0.0
+
+    @property
+    def detection(self) -> float:
+        """Longest time a crashed instance stays ready: until its ``failures``-th failed probe."""
+        return self.period * self.failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +284,9 @@ class Discovery:
     heartbeat: float = 10.0
     ttl: float = 30.0
     refresh: float = 30.0
+    # Server mode: a zone outage's instances leave the registry this long after it starts (the
+    # node controller's grace period); an instance crash is noticed by readiness probes.
+    zone_detection: float = 50.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,12 @@
 
 Durations become seconds, rates become events per second, ratios become fractions in [0, 1].
 Every parser raises ``ValueError`` with a message a person can act on; the spec loader turns
-that into a located error. Formatting functions give the shortest exact spelling back, so a
-dumped spec reads like a hand-written one and still round-trips.
+that into a located error.
+
+Durations are spelled back in two forms that pick their unit by one rule (the largest unit not
+above the value): ``spec_duration`` gives the shortest exact spelling, so a dumped spec reads
+like a hand-written one and still round-trips; ``format_duration`` gives the rounded spelling
+every report, table and message shows to people (``250ms``, ``2.5s``, ``2m 1.4s``, ``1h 3m``).
 """
 
 from __future__ import annotations
@@ -110,11 +114,115 @@ def parse_ratio(value: object) -> float:
     return number
 
 
-def format_duration(seconds: float) -> str | float:
-    """The shortest exact unit spelling of a duration (``0.25`` -> ``'250ms'``)."""
-    for unit, factor in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+# The units a duration is spelled in, largest first. One rule picks among them for people and
+# for spec files alike: the largest unit not above the value (microseconds below that).
+_SPELLING_UNITS: tuple[tuple[str, float], ...] = (
+    ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6))
+_HOUR, _MINUTE, _SECOND = 0, 1, 2
+_SPEC_DIGITS = 12  # beyond this many significant digits a spelling is no longer readable
+_HUGE_HOURS = 1e6  # from a million hours on, hours are written in scientific notation
+
+
+def _unit_index(seconds: float) -> int:
+    """The index in ``_SPELLING_UNITS`` of the largest unit not above ``seconds``."""
+    for index, (_, factor) in enumerate(_SPELLING_UNITS):
+        if seconds >= factor:
+            return index
+    return len(_SPELLING_UNITS) - 1
+
+
+def _fixed(value: float, places: int) -> str:
+    """``value`` with at most ``places`` decimals, trailing zeros dropped (``2.50`` -> ``2.5``)."""
+    text = f"{value:.{max(0, places)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_duration(seconds: float, digits: int = 3) -> str:
+    """A duration for people: ``850µs``, ``250ms``, ``2.5s``, ``2m 1.4s``, ``1h 3m``.
+
+    Below a minute, one unit with ``digits`` significant digits; from a minute on, minutes and
+    seconds (to ``digits - 2`` decimals); from an hour on, hours and whole minutes (and seconds
+    to ``digits - 4`` decimals when more than three digits are asked for). The unit is the
+    largest not above the value after rounding, so 0.99996 s reads ``1s``, not ``1000ms``.
+    """
+    if math.isnan(seconds):
+        return "n/a"
+    if seconds < 0:
+        return "-" + format_duration(-seconds, digits)
+    if math.isinf(seconds):
+        return "∞"
+    if seconds == 0:
+        return "0s"
+    unit = _unit_index(seconds)
+    if unit == _HOUR:
+        return _hours(seconds, digits)
+    if unit == _MINUTE:
+        places = max(0, digits - 2)
+        ticks = round(seconds * 10**places)
+        minutes, rest = divmod(ticks, 60 * 10**places)
+        if minutes >= 60:
+            return _hours(seconds, digits)
+        return f"{minutes}m" + (f" {_fixed(rest / 10**places, places)}s" if rest else "")
+    name, factor = _SPELLING_UNITS[unit]
+    scaled = seconds / factor
+    places = digits - (math.floor(math.log10(scaled)) + 1)
+    text = _fixed(scaled, places)
+    rounded = float(text) * factor
+    if _unit_index(rounded) < unit:  # rounding reached the next unit: 999.96ms is 1s
+        return format_duration(rounded, digits)
+    return f"{text}{'µs' if name == 'us' else name}"
+
+
+def _hours(seconds: float, digits: int) -> str:
+    if seconds >= _HUGE_HOURS * 3600:
+        return f"{seconds / 3600:.{digits}g}h"
+    if digits <= 3:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours}h" + (f" {minutes}m" if minutes else "")
+    places = digits - 4
+    hours, rest = divmod(round(seconds * 10**places), 3600 * 10**places)
+    minutes, rest = divmod(rest, 60 * 10**places)
+    parts = [f"{hours}h"]
+    if minutes or rest:
+        parts.append(f"{minutes}m")
+    if rest:
+        parts.append(f"{_fixed(rest / 10**places, places)}s")
+    return " ".join(parts)
+
+
+def format_durations(*seconds: float) -> tuple[str, ...]:
+    """Several durations for people, with enough digits that unequal values read differently
+    (a timeout of 1.0004 s beside a worst case of 1.0002 s must not both read ``1s``)."""
+    for digits in (3, 6, 9, 12, 17):
+        texts = tuple(format_duration(s, digits) for s in seconds)
+        if all(texts[i] != texts[j] or seconds[i] == seconds[j]
+               for i in range(len(texts)) for j in range(i)):
+            return texts
+    return texts
+
+
+def spec_duration(seconds: float) -> str | float:
+    """A duration as a spec value: its shortest exact spelling (``0.25`` -> ``'250ms'``,
+    ``1.5`` -> ``'1.5s'``, ``90`` -> ``'1.5m'``).
+
+    The unit is picked as for people (the largest not above the value), moving to smaller
+    units only when the value has no short exact spelling in it (100 s is ``'100s'``, not
+    ``'1.6666666666666667m'``). Exact means it reads back as the very same float; when no unit
+    spells it in at most 12 significant digits, the number of seconds itself is written.
+    """
+    if not math.isfinite(seconds) or seconds < 0:
+        return seconds
+    if seconds == 0:
+        return "0s"
+    for name, factor in _SPELLING_UNITS[_unit_index(seconds):]:
         scaled = seconds / factor
         # Below 1e15 only: beyond that the integer spelling runs to hundreds of digits.
-        if 1 <= scaled < 1e15 and scaled == round(scaled) and round(scaled) * factor == seconds:
-            return f"{round(scaled)}{unit}"
+        if scaled >= 1e15:
+            continue
+        for digits in range(1, _SPEC_DIGITS + 1):
+            text = f"{Decimal(f'{scaled:.{digits}g}'):f}"
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")
+            if parse_duration(text + name) == seconds:
+                return text + name
     return seconds

@@ -5,11 +5,15 @@ returning one of ``candidates`` (a non-empty sequence). ``key`` identifies the r
 consistent hashing, ignored by the others). Randomness comes from the ``random.Random`` handed
 in, so choices are reproducible.
 
-* ``round_robin`` -- candidates in turn (the position survives changes of the candidate list).
+* ``round_robin`` -- candidates in turn (the position survives changes of the candidate list);
+  ``make_balancer`` starts it at a random position, as Envoy seeds each proxy's index.
 * ``random`` -- uniformly at random.
-* ``least_request`` -- power of d choices (Envoy's P2C for d = 2): draw ``choices`` distinct
-  candidates at random, take the one with the fewest requests in flight (first drawn on ties);
-  with ``choices`` at least the number of candidates, the least loaded of all.
+* ``least_request`` -- Envoy's least request with equal weights (power of d choices, P2C for
+  d = 2): draw ``choices`` distinct candidates at random and take the one with the fewest
+  active requests, ties broken at random; with ``choices`` at least the number of candidates,
+  a random one of the least loaded of all. "Active requests" are what ``load`` says: the
+  engine gives each caller instance its own balancer whose ``load`` counts that caller's
+  requests still out to a candidate (an Envoy proxy's own ``rq_active``), not a global count.
 * ``consistent_hash`` -- a hash ring with ``VNODES`` points per candidate (by name); a key keeps
   its candidate while the candidate stays, and only keys of a removed candidate move.
 """
@@ -20,7 +24,7 @@ import bisect
 import hashlib
 import random
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from faultmesh.model.system import LoadBalancer
 
@@ -56,8 +60,8 @@ class Balancer(Protocol):
 class RoundRobin:
     __slots__ = ("position",)
 
-    def __init__(self) -> None:
-        self.position = 0
+    def __init__(self, start: int = 0) -> None:
+        self.position = start
 
     def choose(self, candidates: Sequence[T], key: int) -> T:
         position = self.position
@@ -80,14 +84,15 @@ class LeastRequest:
 
     def __init__(self, rng: random.Random, load: Callable[[T], int], choices: int = 2) -> None:
         self.rng = rng
-        self.load = load
+        # Typed loosely: the balancer is generic per call, its load function per instance.
+        self.load: Callable[[Any], int] = load
         self.choices = choices
 
     def choose(self, candidates: Sequence[T], key: int) -> T:
         load = self.load
         n = len(candidates)
         if self.choices >= n:
-            return min(candidates, key=load)
+            return self._least_of_all(candidates)
         if self.choices == 2:
             rnd = self.rng.random
             first = int(rnd() * n)
@@ -95,9 +100,29 @@ class LeastRequest:
             if second >= first:
                 second += 1
             a, b = candidates[first], candidates[second]
+            # The pair is drawn in random order, so keeping the first drawn on a tie is a
+            # fair coin between the two.
             return b if load(b) < load(a) else a
+        # A random sample in random order: min() keeps the first drawn of the least loaded.
         picked = self.rng.sample(range(n), self.choices)
         return min((candidates[i] for i in picked), key=load)
+
+    def _least_of_all(self, candidates: Sequence[T]) -> T:
+        """A uniformly random one of the least loaded candidates (reservoir sampling)."""
+        load = self.load
+        rnd = self.rng.random
+        best = candidates[0]
+        least = load(best)
+        ties = 1
+        for candidate in candidates[1:]:
+            active = load(candidate)
+            if active < least:
+                best, least, ties = candidate, active, 1
+            elif active == least:
+                ties += 1
+                if rnd() * ties < 1.0:
+                    best = candidate
+        return best
 
 
 class ConsistentHash:
@@ -127,7 +152,8 @@ def make_balancer(policy: LoadBalancer, rng: random.Random,
                   load: Callable[[T], int]) -> Balancer:
     """The balancer for a ``LoadBalancer`` policy; ``load`` gives a candidate's requests."""
     if policy.kind == "round_robin":
-        return RoundRobin()
+        # Callers do not all start at the first instance (Envoy seeds each index at random).
+        return RoundRobin(rng.getrandbits(32))
     if policy.kind == "random":
         return RandomChoice(rng)
     if policy.kind == "least_request":

@@ -42,7 +42,6 @@ CAUSE_OUTCOME: Final[dict[str, int]] = {
     DEPENDENCY_FAILED: ERROR,
     INJECTED_ERROR: ERROR,
 }
-CAUSES: Final = (*CAUSE_OUTCOME, PARTITION, MESSAGE_LOST)
 
 
 def outcome_of(cause: str) -> int:

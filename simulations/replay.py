@@ -1,18 +1,27 @@
 """Replaying a proof's counterexample as a simulation, and checking the two agree.
 
-``verify`` says "this failure set takes these entries down". ``replay`` crashes exactly that
-failure set for a window of the run (``Verdict.to_scenario``) and measures each entry's
-availability inside the window, once discovery and breakers have had time to react. The proof
-and the simulation agree when every entry predicted down is mostly down in the window and
-every other entry stays up.
+``verify`` says "this failure set does this". ``replay`` crashes exactly that failure set for a
+window of the run (``Verdict.to_scenario``), lets discovery and breakers react for ``settle``
+seconds, and compares what the property claims with what the run measures in the window:
+
+* ``survives``: each entry's share of successful requests. An entry predicted down must be
+  mostly down, an entry predicted up must stay up, and a *degraded* entry (reached only through
+  calls made with probability below 1) must serve the share the proof computed, within a
+  binomial confidence interval of the requests measured.
+* ``capacity``: the overloaded service's utilisation over its surviving instances (the
+  quantity the proof bounds: demand / (surviving instances x workers)) and the requests it
+  rejected. Capacity speaks of that service, not of the entries, so entries are not compared.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from faultmesh.model import properties as P
+from faultmesh.model.detection import stale_window
 from faultmesh.model.verify.verdict import Verdict
 from faultmesh.simulations.engine.simulation import simulate
 
@@ -26,21 +35,88 @@ if TYPE_CHECKING:
 # the simulation of rates, and the gap absorbs requests in flight when the failure starts.
 DOWN_AT_MOST = 0.5
 UP_AT_LEAST = 0.95
+# A degraded entry's measured share must lie within Z standard errors (99.9 %, two-sided) of
+# the predicted share, widened by SLACK for the requests in flight at the window's edges.
+DEGRADED_Z = 3.29
+DEGRADED_SLACK = 0.02
+# A capacity replay agrees when the measured utilisation of the surviving instances is within
+# this of the predicted one (capped at 1: a saturated server is busy all the time).
+UTILIZATION_TOLERANCE = 0.05
+
+Prediction = Literal["down", "degraded", "up"]
 
 
 @dataclass(frozen=True)
 class EntryReplay:
+    """One workload entry: what survives predicted, what the window measured."""
+
     entry: str
-    predicted_down: bool
+    predicted: Prediction
+    expected: float  # the share of requests predicted to succeed (0 down, 1 up)
     availability: float | None  # inside the failure window; None without requests there
+    requests: int = 0
+
+    @property
+    def predicted_down(self) -> bool:
+        return self.predicted == "down"
 
     @property
     def agrees(self) -> bool:
         if self.availability is None:
             return True  # nothing arrived in the window: nothing to contradict
-        if self.predicted_down:
+        if self.predicted == "down":
             return self.availability <= DOWN_AT_MOST
-        return self.availability >= UP_AT_LEAST
+        if self.predicted == "up":
+            return self.availability >= UP_AT_LEAST
+        p = self.expected
+        half = DEGRADED_Z * math.sqrt(p * (1 - p) / self.requests) + DEGRADED_SLACK
+        return abs(self.availability - p) <= half
+
+    def claim(self) -> str:
+        if self.predicted == "degraded":
+            return f"degraded to {self.expected:.2%}"
+        return self.predicted
+
+
+@dataclass(frozen=True)
+class ServiceReplay:
+    """The service a capacity counterexample overloads: predicted and measured utilisation."""
+
+    service: str
+    predicted: float | None  # demand / surviving capacity; None: infinite (nothing left, or
+    #                          an unbounded load)
+    limit: float  # the property's utilisation target
+    surviving: int  # instances of the service outside the failure set
+    utilization: float | None  # measured over the surviving instances; None: none survives
+    requests: int  # requests the service's instances received in the window
+    rejected: int
+
+    @property
+    def agrees(self) -> bool:
+        if self.surviving == 0:
+            # Nothing left to serve: the claim is that its load finds no instance at all.
+            return self.requests == 0
+        measured = self.utilization or 0.0
+        if self.predicted is None:  # an unbounded load keeps every survivor busy
+            return measured >= 1 - UTILIZATION_TOLERANCE or self.rejected > 0
+        expected = min(self.predicted, 1.0)
+        if abs(measured - expected) <= UTILIZATION_TOLERANCE:
+            return True
+        # Overloaded past saturation: a bounded queue sheds the excess instead of queueing it.
+        return self.predicted >= 1 and self.rejected > 0 and measured >= self.limit
+
+    def claim(self) -> str:
+        if self.surviving == 0:
+            return "no instance left"
+        if self.predicted is None:
+            return "unbounded load"
+        return f"utilization {self.predicted:.2%} (>= {self.limit:.0%})"
+
+    def measured(self) -> str:
+        if self.surviving == 0:
+            return f"{self.requests:,} requests reached it"
+        shown = "n/a" if self.utilization is None else f"{self.utilization:.2%}"
+        return f"utilization {shown}, {self.rejected:,} rejected"
 
 
 @dataclass(frozen=True)
@@ -49,22 +125,32 @@ class Replay:
     run: Run
     window: tuple[float, float]
     entries: tuple[EntryReplay, ...]
+    services: tuple[ServiceReplay, ...] = ()
 
     @property
     def agrees(self) -> bool:
-        return all(e.agrees for e in self.entries)
+        return all(e.agrees for e in self.entries) and all(s.agrees for s in self.services)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "property": self.verdict.name,
+            "kind": self.verdict.kind,
             "failures": list(self.verdict.counterexample.failures)
             if self.verdict.counterexample else [],
             "window_s": list(self.window),
             "agrees": self.agrees,
-            "entries": [{"entry": e.entry, "predicted": "down" if e.predicted_down else "up",
-                         "availability": e.availability, "agrees": e.agrees}
+            "entries": [{"entry": e.entry, "predicted": e.predicted, "expected": e.expected,
+                         "availability": e.availability, "requests": e.requests,
+                         "agrees": e.agrees}
                         for e in self.entries],
         }
+        if self.services:
+            out["services"] = [{"service": s.service, "predicted_utilization": s.predicted,
+                                "limit": s.limit, "surviving": s.surviving,
+                                "utilization": s.utilization, "requests": s.requests,
+                                "rejected": s.rejected, "agrees": s.agrees}
+                               for s in self.services]
+        return out
 
     def plot(self) -> Figure:
         from faultmesh.simulations.presentation import plots
@@ -73,41 +159,112 @@ class Replay:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{html.escape(e.entry)}</td><td>{'down' if e.predicted_down else 'up'}</td>"
+            f"<tr><td>{html.escape(e.entry)}</td><td>{html.escape(e.claim())}</td>"
             f"<td>{'n/a' if e.availability is None else f'{e.availability:.1%}'}</td>"
             f"<td>{'✓' if e.agrees else '✗'}</td></tr>"
             for e in self.entries)
+        rows += "".join(
+            f"<tr><td>{html.escape(s.service)}</td><td>{html.escape(s.claim())}</td>"
+            f"<td>{html.escape(s.measured())}</td><td>{'✓' if s.agrees else '✗'}</td></tr>"
+            for s in self.services)
         head = "agrees with the proof" if self.agrees else "DISAGREES with the proof"
         failures = ", ".join(self.verdict.counterexample.failures) \
             if self.verdict.counterexample else ""
         return (f"<div><b>replay of {html.escape(self.verdict.name)}</b> "
                 f"(crash {html.escape(failures)} during {self.window[0]:g}–{self.window[1]:g}s):"
-                f" {head}<table><thead><tr><th>entry</th><th>predicted</th>"
-                f"<th>availability in window</th><th>agrees</th></tr></thead>"
+                f" {head}<table><thead><tr><th>entry or service</th><th>proof says</th>"
+                f"<th>measured in window</th><th>agrees</th></tr></thead>"
                 f"<tbody>{rows}</tbody></table></div>")
+
+
+def window_requests(run: Run, entry: str, start: float, end: float) -> tuple[int, int]:
+    """(requests, successful ones) of the entry among those timed in [start, end)."""
+    frame = run.timeline
+    rows = frame[(frame["entry"] == entry) & (frame["time_s"] >= start) & (frame["time_s"] < end)]
+    return int(rows["requests"].sum()), int(rows["ok"].sum())
 
 
 def window_availability(run: Run, entry: str, start: float, end: float) -> float | None:
     """Share of the entry's requests that succeeded among those timed in [start, end)."""
-    frame = run.timeline
-    rows = frame[(frame["entry"] == entry) & (frame["time_s"] >= start) & (frame["time_s"] < end)]
-    requests = int(rows["requests"].sum())
-    return None if requests == 0 else float(rows["ok"].sum()) / requests
+    requests, ok = window_requests(run, entry, start, end)
+    return None if requests == 0 else ok / requests
+
+
+SETTLE_MARGIN = 15.0
 
 
 def replay(system: System, verdict: Verdict, *, at: float = 60.0, duration: float = 120.0,
-           settle: float = 15.0, after: float = 60.0, seed: int = 0) -> Replay:
-    """Simulate the verdict's counterexample and compare each entry with the prediction.
+           settle: float | None = None, after: float = 60.0, seed: int = 0) -> Replay:
+    """Simulate the verdict's counterexample and compare it with what the property claims.
 
-    ``settle`` seconds after the failure starts are left out of the comparison: requests in
-    flight, client caches and breakers need a moment, which the proof does not model. The
-    run goes on ``after`` seconds past the window, so the timeline shows the recovery too.
+    ``settle`` seconds after the failure starts are left out of the comparison: discovery has
+    to notice the dead instances (``model.detection.stale_window``), and requests in flight
+    and breakers need a moment, which the proofs do not model (the default is that window
+    plus ``SETTLE_MARGIN``; the failure then lasts at least 60 s past it). For
+    survives the run goes on ``after`` seconds past the window, so the timeline shows the
+    recovery too; for capacity the run ends with the window, whose start is the end of the
+    warm-up, so the run's service totals are the window's.
     """
+    if settle is None:
+        settle = stale_window(system) + SETTLE_MARGIN
+        duration = max(duration, settle + 60.0)
+    if verdict.kind == "capacity":
+        return _replay_capacity(system, verdict, at=at, duration=duration, settle=settle,
+                                seed=seed)
     scenario = verdict.to_scenario(at=at, duration=duration, total=at + duration + after,
                                    warmup=min(10.0, at / 2))
     run = simulate(system, scenario, seed=seed)
-    down = set(verdict.counterexample.down) if verdict.counterexample else set()
+    ce = verdict.counterexample
+    down = set(ce.down) if ce else set()
+    degraded = dict(ce.degraded) if ce else {}
     start, end = at + settle, at + duration
-    entries = tuple(EntryReplay(entry, entry in down, window_availability(run, entry, start, end))
-                    for entry in system.entries)
-    return Replay(verdict, run, (start, end), entries)
+    entries = []
+    for entry in dict.fromkeys(system.entries):
+        requests, ok = window_requests(run, entry, start, end)
+        measured = None if requests == 0 else ok / requests
+        if entry in down:
+            entries.append(EntryReplay(entry, "down", 0.0, measured, requests))
+        elif entry in degraded:
+            entries.append(EntryReplay(entry, "degraded", degraded[entry], measured, requests))
+        else:
+            entries.append(EntryReplay(entry, "up", 1.0, measured, requests))
+    return Replay(verdict, run, (start, end), tuple(entries))
+
+
+def _limit(system: System, verdict: Verdict) -> float:
+    for prop in system.properties:
+        if isinstance(prop, P.Capacity) and prop.name == verdict.name:
+            return prop.utilization
+    return P.Capacity().utilization
+
+
+def _replay_capacity(system: System, verdict: Verdict, *, at: float, duration: float,
+                     settle: float, seed: int) -> Replay:
+    scenario = verdict.to_scenario(at=at, duration=duration, total=at + duration,
+                                   warmup=at + settle)
+    run = simulate(system, scenario, seed=seed)
+    ce = verdict.counterexample
+    assert ce is not None  # to_scenario refused a verdict without one
+    failed = {f.partition(":")[2] for f in ce.failures if f.startswith("instance:")}
+    zones = {f.partition(":")[2] for f in ce.failures if f.startswith("zone:")}
+    services = []
+    for name in ce.down:
+        if name not in system.services:
+            continue
+        service = system.services[name]
+        summary = run.summary["services"][name]
+        alive = [i.name for i in service.instances
+                 if i.name not in failed and i.zone not in zones]
+        per_instance = summary["instances"]
+        utilization = (sum(per_instance[i]["utilization"] for i in alive) / len(alive)
+                       if alive else None)
+        predicted = ce.numbers.get("utilization")
+        services.append(ServiceReplay(
+            name, None if predicted is None else float(predicted), _limit(system, verdict),
+            len(alive), utilization, int(summary["requests"]), int(summary["rejected"])))
+    return Replay(verdict, run, (at + settle, at + duration), (), tuple(services))
+
+
+__all__ = ["DEGRADED_SLACK", "DEGRADED_Z", "DOWN_AT_MOST", "SETTLE_MARGIN", "UP_AT_LEAST",
+           "UTILIZATION_TOLERANCE", "EntryReplay", "Replay", "ServiceReplay", "replay",
+           "window_availability", "window_requests"]

@@ -20,6 +20,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "specs" / "zone_outage_shop.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
 
+# A data: URI (an embedded figure): base64 holds "/" and "//", so these are taken out before
+# the page is searched for protocol-relative links.
+_DATA_URI = re.compile(r"data:[\w/+.-]+(?:;[\w=.-]+)*,[^'\"\s)<>]*", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""\b(?:src|href|srcset|action|formaction|poster|background|xlink:href)"""
+                        r"""\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+_CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]*)""", re.IGNORECASE)
+_LEAVING = re.compile(r"@import|\b(?:https?|ftp|file):|//", re.IGNORECASE)
+
+
+def external_references(page: str) -> list[str]:
+    """Everything in an HTML page that would load or link something outside the file: an
+    attribute or CSS url() that is not data: or #, @import, a URL scheme, or //."""
+    found = [m[0] for m in _ATTRIBUTE.finditer(page)
+             if not m[1].strip("'\"").strip().lower().startswith(("data:", "#"))]
+    found += [m[0] for m in _CSS_URL.finditer(page)
+              if not m[1].strip().lower().startswith(("data:", "#"))]
+    rest = _DATA_URI.sub("data:", page)
+    found += [rest[max(0, m.start() - 30):m.end() + 30] for m in _LEAVING.finditer(rest)]
+    return found
+
 
 def faultmesh(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "faultmesh", *args], capture_output=True,
@@ -44,7 +64,12 @@ def test_simulate_out_writes_report_and_figures(tmp_path: Path) -> None:
     assert sorted(alt for alt, _ in images) == sorted(name[:-4] for name in FIGURES)
     for _, data in images:  # self-contained: every figure is embedded, not linked
         assert base64.b64decode(data).startswith(PNG)
-    assert "http" not in page.replace("https://", "").split("<style>")[0]
+    assert external_references(page) == []
+    # The check notices a page that leaves the file, wherever the reference stands.
+    for leak in ('<img src="https://x">', "<style>p { background: url(http://x/a.png) }</style>",
+                 "<link rel=stylesheet href='//cdn.example/a.css'>", "<a href=other.html>a</a>",
+                 "<style>@import 'more.css';</style>", "<img srcset='x.png 2x'>"):
+        assert external_references(page.replace("</body>", leak + "</body>")), leak
     for text in ("frontend.checkout", "frontend.browse", "availability:frontend.checkout",
                  "violated", "frontend-&gt;checkout", "Entries"):
         assert text in page, text

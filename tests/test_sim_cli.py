@@ -36,8 +36,10 @@ def test_json_shape_follows_the_design(capsys: pytest.CaptureFixture[str]) -> No
     service = summary["services"]["payment"]
     assert {"utilization", "requests", "rejected", "retries"} <= set(service)
     transitions = summary["breakers"]["checkout->payment"]["transitions"]
+    # [t, state, caller instance] (breakers live in the caller's instances)
     assert transitions and all(isinstance(t, float) and state in ("open", "half_open", "closed")
-                               for t, state in transitions)
+                               and instance.startswith("checkout-")
+                               for t, state, instance in transitions)
     for prop in summary["properties"]:
         assert {"name", "status", "violations"} <= set(prop)
         assert prop["status"] in ("holds", "violated")

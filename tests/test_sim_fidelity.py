@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import ciw
 import pytest
 from simhelp import assert_within, interval, replicate
 
@@ -121,7 +122,6 @@ def test_chain_is_a_tandem_of_mm1_queues() -> None:
 
 
 def test_mm1_agrees_with_ciw() -> None:
-    ciw = pytest.importorskip("ciw")
     lam, mu, horizon, warmup = 8.0, 10.0, 1200.0, 50.0
     seeds = range(12)
 

@@ -92,9 +92,10 @@ def test_replicas_availability_with_exponential_up_and_down_times(replicas: int)
     up = [i["up_s"] / measured for r in runs
           for i in r.summary["services"]["back"]["instances"].values()]
     assert_within(up, 1 - down, "instance up fraction")
-    # Requests fail only for lack of an instance (none is killed mid-request: no service time).
+    # Requests fail only for lack of an instance (none is killed mid-request: no service time),
+    # or, for the readiness probes' 3 ms detection delay, on one the registry still lists.
     for run in runs:
-        assert set(run.entry()["root_causes"]) <= {"no instance"}
+        assert set(run.entry()["root_causes"]) <= {"no instance", "instance down"}
 
 
 def test_up_fraction_formula_holds_for_a_single_long_run() -> None:

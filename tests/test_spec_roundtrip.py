@@ -21,6 +21,7 @@ import pytest
 import yaml
 from faultmesh.model import faults as F
 from faultmesh.model import properties as P
+from faultmesh.model import strategies
 from faultmesh.model.distributions import Constant, Exponential, LogNormal, Uniform
 from faultmesh.model.spec import (
     SpecErrors,
@@ -375,8 +376,6 @@ def test_distributions_round_trip_through_dump() -> None:
 
 
 # --- property tests over generated Systems ----------------------------------------------------
-
-strategies = pytest.importorskip("faultmesh.model.strategies")
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow,

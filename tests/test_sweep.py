@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from faultmesh.model.spec import to_document
+from faultmesh.model.spec.edit import apply_changes
 from faultmesh.simulations.sweeps import (
     RunTask,
     SweepInputError,
     SweepInterrupted,
-    apply_values,
     derive_seed,
     parse_grid,
     parse_path,
@@ -43,8 +43,8 @@ from hypothesis import strategies as st
 from faultmesh import model
 from faultmesh.cli import main
 
-# the module; ``faultmesh.simulations.sweep`` is the function
-SWEEP = sys.modules["faultmesh.simulations.sweeps"]
+# the module whose ``run_one`` hook every backend runs
+BACKENDS = sys.modules["faultmesh.simulations.sweeps.backends"]
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 DURATION = "30s"
 
@@ -222,9 +222,31 @@ def test_combinations_are_validated_and_blamed(chain: Path) -> None:
         "placement places 2 replicas but replicas is 1"]
 
 
+def test_sweeping_replicas_keeps_the_placement_the_spec_chose() -> None:
+    """The README's example: zone_outage_shop places both payment replicas in zone a."""
+    the_plan = plan(SPECS / "zone_outage_shop.yaml", seeds=1,
+                    grid={"services.payment.replicas": [1, 2, 3]})
+    one, two, three = (p.system.services["payment"].zones for p in the_plan.points)
+    assert one == ("a",)
+    assert two == ("a", "a")  # the mistake the example studies is still there
+    assert sorted(three) == ["a", "a", "b"]  # the new replica goes where there are fewest
+
+
+def test_sweeping_one_zone_of_a_placement_sets_replicas(capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    spec = SPECS / "zone_outage_shop.yaml"
+    the_plan = plan(spec, seeds=1, grid=parse_grid(["services.payment.placement.b=0,1"]))
+    assert [p.system.services["payment"].replicas for p in the_plan.points] == [2, 3]
+    assert [sorted(p.system.services["payment"].zones) for p in the_plan.points] == [
+        ["a", "a"], ["a", "a", "b"]]
+    code, _, err = run_cli(capsys, str(spec), "--seeds", "1", "--duration", "1s",
+                           "--backend", "serial", "--set", "services.payment.placement.b=0,1")
+    assert code in (0, 1) and "replicas" not in err, err
+
+
 def test_orchestration_defaults_reach_the_services_that_had_them(chain: Path) -> None:
     base = to_document(model.load(chain))
-    document = apply_values(base, {"orchestration.restart.delay": "1m"})
+    document = apply_changes(base, {"orchestration.restart.delay": "1m"})
     assert document["orchestration"]["restart"] == {"delay": "1m"}
     assert all(s["restart"] == {"delay": "1m"} for s in document["services"].values())
     assert base["orchestration"]["restart"] != {"delay": "1m"}  # the base is not modified
@@ -267,7 +289,8 @@ def test_seeds_depend_on_the_run_only(mm1: Path) -> None:
 
 
 def test_t_quantile_matches_scipy() -> None:
-    stats = pytest.importorskip("scipy.stats")
+    from scipy import stats  # in the test extra: a missing SciPy fails here, never skips
+
     for dof in (1, 2, 3, 4, 5, 7, 10, 29, 30, 100):
         assert t_quantile(dof) == pytest.approx(stats.t.ppf(0.975, dof), rel=1e-9)
         assert t_quantile(dof, 0.9) == pytest.approx(stats.t.ppf(0.95, dof), rel=1e-9)
@@ -334,7 +357,7 @@ def _kill_worker_once(task: RunTask, *, marker: str, log: str) -> dict[str, Any]
 def test_a_worker_that_dies_has_its_run_retried(mm1: Path, tmp_path: Path, backend: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     marker, log = tmp_path / "killed", tmp_path / "executed.log"
-    monkeypatch.setattr(SWEEP, "run_one", functools.partial(
+    monkeypatch.setattr(BACKENDS, "run_one", functools.partial(
         _kill_worker_once, marker=str(marker), log=str(log)))
     result = run_sweep(mm1, duration=DURATION, seeds=4, grid={"workload[0].rate": [4, 8]},
                        backend=backend, workers=2, out=tmp_path / "out", progress=False)
@@ -377,7 +400,7 @@ def test_interrupted_sweep_resumes_only_the_missing_runs(mm1: Path, tmp_path: Pa
     with pytest.raises(SweepInputError, match="--resume"):
         run_sweep(mm1, progress=False, **kwargs)
     log = tmp_path / "resumed.log"
-    monkeypatch.setattr(SWEEP, "run_one", functools.partial(_logged, log=str(log)))
+    monkeypatch.setattr(BACKENDS, "run_one", functools.partial(_logged, log=str(log)))
     result = run_sweep(mm1, progress=False, resume=True, **kwargs)
     resumed = log.read_text().split()
     assert len(resumed) == 5 and not set(resumed) & kept  # only what was missing ran
@@ -461,6 +484,74 @@ def test_plots_for_one_and_two_parameters(mm1: Path, tmp_path: Path) -> None:
     assert {f.name for f in two.files} >= {"runs.parquet", "table.parquet"}
 
 
+def test_sweep_figures_are_returned_without_pyplot(mm1: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures come from matplotlib.figure alone: pyplot (and a switch of the process's
+    backend, which breaks inline plots in Jupyter) is never touched, also when PNGs are
+    written."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from faultmesh import plots
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("matplotlib.use was called")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # importing it fails
+    one = run_sweep(mm1, duration="10s", seeds=2, grid={"services.server.replicas": [1, 2]},
+                    backend="serial", out=tmp_path / "one")
+    figure = plots.sweep(one.table)
+    assert isinstance(figure, Figure)
+    availability, latency = figure.axes
+    assert availability.get_xlabel() == "services.server.replicas"
+    assert availability.get_ylabel() == "availability (%)"
+    assert latency.get_ylabel() == "p99 latency (ms)"
+    assert [t.get_text() for t in availability.get_xticklabels()] == ["1", "2"]
+    [line] = latency.get_lines()[:1]
+    means = one.table["server.serve/latency_p99_s_mean"] * 1000
+    assert list(line.get_ydata()) == pytest.approx(list(means))
+    assert [t.get_text() for t in availability.get_legend().get_texts()] == ["server.serve"]
+    [png] = [f for f in one.files if f.suffix == ".png"]
+    assert _is_png(png)
+    two = summarize(run_sweep(mm1, duration="10s", seeds=1, backend="serial", grid={
+        "services.server.replicas": [1, 2], "workload[0].rate": [4, 8]}).runs)
+    heatmap = plots.sweep(two)
+    assert len(heatmap.axes) == 4  # two heatmaps and their colour bars
+    assert heatmap.axes[0].get_ylabel() == "services.server.replicas"
+    assert heatmap.axes[0].get_xlabel() == "workload[0].rate"
+    with pytest.raises(ValueError, match="one or two parameters"):
+        plots.sweep(two, params=[])
+
+
+def test_progress_is_a_plain_callback_with_a_first_report(mm1: Path) -> None:
+    reports: list[tuple[int, int, str | None]] = []
+    run_sweep(mm1, duration="5s", seeds=2, backend="serial",
+              progress=lambda done, total, record: reports.append(
+                  (done, total, None if record is None else record["run_id"])))
+    assert [(d, t) for d, t, _ in reports] == [(0, 2), (1, 2), (2, 2)]
+    assert reports[0][2] is None and all(r is not None for _, _, r in reports[1:])
+
+
+def test_sweep_progress_true_draws_a_bar_on_stderr(mm1: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from faultmesh import simulations
+
+    simulations.sweep(mm1, seeds=2, duration="5s", backend="serial", progress=True)
+    captured = capsys.readouterr()
+    assert "sweep mm1" in captured.err and "2/2" in captured.err and captured.out == ""
+    simulations.sweep(mm1, seeds=2, duration="5s", backend="serial", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_forkserver_preloads_modules_that_exist() -> None:
+    """The forkserver skips a preload name it cannot import without a word."""
+    import importlib.util
+
+    for name in BACKENDS.FORKSERVER_PRELOAD:
+        assert importlib.util.find_spec(name) is not None, name
+
+
 def _interrupt(task: RunTask) -> dict[str, Any]:
     if task.replication == 1:
         raise KeyboardInterrupt
@@ -476,7 +567,7 @@ def _fail(task: RunTask) -> dict[str, Any]:
 def test_cli_ctrl_c_keeps_runs_and_exits_130(capsys: pytest.CaptureFixture[str], mm1: Path,
                                              tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(SWEEP, "run_one", _interrupt)
+    monkeypatch.setattr(BACKENDS, "run_one", _interrupt)
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, str(mm1), "--seeds", "3", "--duration", "5s", "--backend",
                            "serial", "--out", str(out))
@@ -488,21 +579,23 @@ def test_cli_ctrl_c_keeps_runs_and_exits_130(capsys: pytest.CaptureFixture[str],
 def test_cli_failed_runs_are_reported_and_the_others_kept(
         capsys: pytest.CaptureFixture[str], mm1: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(SWEEP, "run_one", _fail)
+    monkeypatch.setattr(BACKENDS, "run_one", _fail)
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, str(mm1), "--seeds", "3", "--duration", "5s", "--backend",
                            "serial", "--out", str(out))
     assert code == 1
     assert "1 of 3 runs failed" in err and "ValueError: the engine broke" in err
     assert len(list((out / "runs").glob("*.json"))) == 2
-    monkeypatch.setattr(SWEEP, "run_one", simulate_run)
+    monkeypatch.setattr(BACKENDS, "run_one", simulate_run)
     code, _, _ = run_cli(capsys, str(mm1), "--seeds", "3", "--duration", "5s", "--backend",
                          "serial", "--out", str(out), "--resume")
     assert code == 0
 
 
 def test_simulations_sweep_is_the_function(mm1: Path) -> None:
+    from faultmesh.simulations import sweeps
+
     from faultmesh import simulations
-    assert simulations.sweep is SWEEP.sweep and simulations.summarize is summarize
+    assert simulations.sweep is sweeps.sweep and simulations.summarize is summarize
     frame = simulations.sweep(mm1, seeds=2, duration="5s", backend="serial", progress=False)
     assert len(frame) == 2 and frame["seed"].is_unique

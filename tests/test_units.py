@@ -30,9 +30,11 @@ from faultmesh.model.units import (
     RATE_PATTERN,
     RATIO_PATTERN,
     format_duration,
+    format_durations,
     parse_duration,
     parse_rate,
     parse_ratio,
+    spec_duration,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -219,28 +221,104 @@ def test_parse_ratio_refuses(value: object, fragment: str) -> None:
     [
         (0.25, "250ms"),
         (30.0, "30s"),
-        (90.0, "90s"),
+        (1.5, "1.5s"),  # the unit a person picks, not '1500ms'
+        (90.0, "1.5m"),
+        (100.0, "100s"),  # 100/60 m has no short exact spelling: the next unit down
         (120.0, "2m"),
         (3600.0, "1h"),
         (7200.0, "2h"),
-        (5400.0, "90m"),
+        (5400.0, "1.5h"),
         (3e-6, "3us"),
         (1.0, "1s"),
+        (0.0, "0s"),
+        (1.2345678, "1.2345678s"),
+        (0.0015, "1.5ms"),
     ],
 )
-def test_format_duration_picks_the_largest_exact_unit(seconds: float, spelling: str) -> None:
-    assert format_duration(seconds) == spelling
+def test_spec_duration_is_the_shortest_exact_spelling(seconds: float, spelling: str) -> None:
+    assert spec_duration(seconds) == spelling
 
 
-@pytest.mark.parametrize("seconds", [0.0, 0.0005, 1.5e-6, 1e-9, 1.2345678])
-def test_format_duration_falls_back_to_seconds(seconds: float) -> None:
-    assert format_duration(seconds) == seconds
+@pytest.mark.parametrize("seconds", [0.1 + 0.2, 1e300])
+def test_spec_duration_falls_back_to_seconds(seconds: float) -> None:
+    # 0.30000000000000004 has no readable exact spelling in any unit; 1e300 s would be a
+    # 300-digit number of hours (found by this suite).
+    assert spec_duration(seconds) == seconds
+    assert parse_duration(spec_duration(seconds)) == seconds
 
 
-def test_format_duration_of_a_huge_value_is_not_hundreds_of_digits() -> None:
-    # Found by this suite: 1e300 s was spelled as a 300-digit number of hours.
-    assert format_duration(1e300) == 1e300
-    assert parse_duration(format_duration(1e300)) == 1e300
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.0, "0s"),
+        (40e-6, "40µs"),
+        (0.00085, "850µs"),
+        (0.0124, "12.4ms"),
+        (0.25, "250ms"),
+        (1.32, "1.32s"),
+        (2.5, "2.5s"),
+        (30.0, "30s"),
+        (60.0, "1m"),
+        (121.36, "2m 1.4s"),
+        (60.00183, "1m"),  # not '1m0.00183s'
+        (130.021, "2m 10s"),
+        (3600.0, "1h"),
+        (3780.0, "1h 3m"),
+        (3600 * 72 + 5, "72h"),
+        (-2.5, "-2.5s"),
+        (math.inf, "∞"),
+        (math.nan, "n/a"),
+    ],
+)
+def test_format_duration_reads_like_a_person_writes(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.99996, "1s"),  # not '1e+03ms' nor '1000ms'
+        (59.96, "1m"),  # not '60s'
+        (3599.97, "1h"),  # not "60m" nor "59m 60s"
+        (7199.9, "2h"),  # not '1h 60m'
+    ],
+)
+def test_format_duration_rounds_into_the_next_unit(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "digits", "text"),
+    [
+        (1.23456, 6, "1.23456s"),
+        (130.021, 6, "2m 10.021s"),
+        (3600 * 72 + 5, 6, "72h 0m 5s"),
+        (0.25, 1, "250ms"),  # never scientific notation, whatever the digits
+        (130.021, 7, "2m 10.021s"),
+    ],
+)
+def test_format_duration_digits(seconds: float, digits: int, text: str) -> None:
+    assert format_duration(seconds, digits) == text
+
+
+def test_format_durations_shows_unequal_values_differently() -> None:
+    assert format_durations(1.0, 3.4) == ("1s", "3.4s")
+    assert format_durations(1.0004, 1.0002) == ("1.0004s", "1.0002s")
+    assert format_durations(2.0, 2.0) == ("2s", "2s")
+
+
+_PERSON = re.compile(r"^(0s|[0-9.]+(µs|ms|s)|[0-9]+m( [0-9.]+s)?|[0-9]+h( [0-9]+m)?)$")
+
+
+@given(st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False))
+def test_format_duration_always_has_a_unit_and_no_exponent(seconds: float) -> None:
+    text = format_duration(seconds)
+    assert _PERSON.match(text), text
+    # Three significant digits: what is shown is within 5% of the value (above a microsecond,
+    # where the µs spelling still has three digits).
+    if seconds >= 1e-6:
+        shown = sum(parse_duration(part.replace("µs", "us")) for part in text.split(" "))
+        assert shown == pytest.approx(seconds, rel=0.05)
 
 
 UNITS = ("us", "µs", "ms", "s", "m", "min", "h", "")
@@ -261,17 +339,17 @@ def duration_strings(draw: st.DrawFn) -> str:
 
 
 @given(duration_strings())
-def test_format_duration_round_trips(text: str) -> None:
+def test_spec_duration_round_trips(text: str) -> None:
     seconds = parse_duration(text)
-    spelled = format_duration(seconds)
+    spelled = spec_duration(seconds)
     assert parse_duration(spelled) == seconds
     if isinstance(spelled, str):
         assert re.match(DURATION_PATTERN, spelled)
 
 
 @given(st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False))
-def test_format_duration_round_trips_any_float(seconds: float) -> None:
-    assert parse_duration(format_duration(seconds)) == seconds
+def test_spec_duration_round_trips_any_float(seconds: float) -> None:
+    assert parse_duration(spec_duration(seconds)) == seconds
 
 
 # --- the JSON Schema patterns accept what the parsers accept -----------------------------------

@@ -31,7 +31,8 @@ HEALTHY = {
         "web": {"replicas": 2, "endpoints": {"home": {
             "signature": {"errors": ["Unavailable", "DeadlineExceeded"]},
             "service_time": "1ms",
-            "calls": [{"call": "db.Get", "timeout": "100ms", "retries": 1}]}}},
+            "calls": [{"call": "db.Get", "timeout": "100ms", "retries": 1,
+                       "retry_other_instance": True}]}}},
         "db": {"replicas": 2, "endpoints": {"Get": {"service_time": "2ms"}}},
     },
     "workload": [{"entry": "web.home", "rate": "10/s", "timeout": "1s"}],

@@ -1,6 +1,8 @@
 """``staleness`` against an oracle that walks the spec data itself (not the System): which
-required calls go to a replicated service, which of them can retry onto another replica, and
-the window ``ttl + refresh``. Repairs are applied to the document and re-verified.
+required calls go to a replicated service, which of them retry onto another replica (retries
+with ``retry_other_instance``), and the window ``ttl + refresh``. Repairs are applied to the
+document and re-verified. A simulation shows why plain retries are not cover: each attempt is
+balanced anew and can pick the same dead instance, as often as the checker says.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 from faultmesh.model import properties as P
-from faultmesh.model.spec import from_document, load, to_document
+from faultmesh.model.spec import from_document, load, loads, to_document
 from faultmesh.model.spec.edit import apply_changes
 from faultmesh.model.strategies import spec_documents
 from faultmesh.model.units import parse_duration
@@ -26,8 +28,8 @@ PROP = P.Staleness()
 EXPECTED = {  # hotelReservation is client-side with ttl 1h, but every service is one replica
     "chain": "holds", "dsb_hotel_reservation": "holds", "dsb_social_network": "holds",
     "mm1": "holds", "mmc": "holds", "online_boutique": "holds",
-    "online_boutique_hardened": "holds", "sock_shop": "holds", "zone_outage_shop": "holds",
-}
+    "online_boutique_hardened": "violated", "sock_shop": "holds", "zone_outage_shop": "violated",
+}  # the two violated are server-side: a crash stays listed until readiness probes notice it
 
 
 def check(system: Any, seconds: float = 60) -> Any:
@@ -56,11 +58,10 @@ def call_items(endpoint: dict[str, Any]) -> list[Any]:
 
 
 def oracle(doc: dict[str, Any]) -> tuple[bool, list[str]]:
-    """(client-side discovery?, uncovered "caller -> callee" calls)."""
-    if doc.get("discovery", {}).get("mode", "server") != "client":
-        return False, []
+    """(client-side discovery?, uncovered "caller -> callee" calls): server-side discovery is
+    stale too, for its detection delay (readiness probes, node grace period)."""
+    client = doc.get("discovery", {}).get("mode", "server") == "client"
     default_retries = doc.get("defaults", {}).get("call", {}).get("retries", 0)
-    default_lb = doc.get("defaults", {}).get("load_balancer", "round_robin")
     uncovered = []
     for name, service in doc["services"].items():
         for ep_name, endpoint in service["endpoints"].items():
@@ -72,10 +73,9 @@ def oracle(doc: dict[str, Any]) -> tuple[bool, list[str]]:
                 if replicas(doc["services"][callee]) < 2:
                     continue
                 retries = item.get("retries", default_retries)
-                lb = doc["services"][callee].get("load_balancer", default_lb)
-                if retries < 1 or lb == "consistent_hash":
+                if retries < 1 or not item.get("retry_other_instance", False):
                     uncovered.append(f"{name}.{ep_name} -> {item['call']}")
-    return True, uncovered
+    return client, uncovered
 
 
 @st.composite
@@ -93,6 +93,13 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
                 ["random", "consistent_hash", "least_request", "round_robin"]))
     if draw(st.booleans()):
         doc["defaults"]["call"]["retries"] = draw(st.integers(0, 1))
+    for service in doc["services"].values():
+        for endpoint in service["endpoints"].values():
+            calls = endpoint.get("calls", [])
+            for i, item in enumerate(calls):
+                if not isinstance(item, dict) or "parallel" in item or draw(st.booleans()):
+                    continue
+                calls[i] = {**item, "retry_other_instance": True}
     return doc
 
 
@@ -103,10 +110,13 @@ def test_staleness_matches_the_document(doc: dict[str, Any]) -> None:
     client, uncovered = oracle(doc)
     verdict = check(system)
     assert verdict.status == ("violated" if uncovered else "holds")
-    if not client:
+    if client:
+        window = (parse_duration(doc["discovery"]["ttl"])
+                  + parse_duration(doc["discovery"]["refresh"]))
+    else:
         assert "server-side" in verdict.explanation
-        return
-    window = parse_duration(doc["discovery"]["ttl"]) + parse_duration(doc["discovery"]["refresh"])
+        # Defaults: readiness 10 s x 3 failures = 30 s; zone_detection 50 s (the longer).
+        window = 50.0
     if not uncovered:
         return
     numbers = verdict.counterexample.numbers
@@ -122,6 +132,8 @@ def test_staleness_matches_the_document(doc: dict[str, Any]) -> None:
 
 
 def test_breaker_alone_does_not_cover_and_consistent_hash_pins() -> None:
+    """Also the regression of plain retries: ``session.Get`` retries twice, which used to count
+    as cover; without retry_other_instance each attempt may pick the same dead instance."""
     doc: dict[str, Any] = {"system": "t", "discovery": {"mode": "client"}, "services": {
         "web": {"endpoints": {"home": {"calls": [
             {"call": "cart.Get", "circuit_breaker": {"consecutive_failures": 3,
@@ -138,11 +150,29 @@ def test_breaker_alone_does_not_cover_and_consistent_hash_pins() -> None:
     verdict = check(from_document(doc))
     assert verdict.status == "violated"
     assert verdict.counterexample.chain == ("web.home", "cart.Get")
-    assert verdict.counterexample.numbers == {"window_s": 60.0, "replicas": 3}
-    assert "up to 60 s (ttl 30 s + refresh 30 s)" in verdict.explanation
+    assert verdict.counterexample.numbers == {"window_s": 60.0, "replicas": 3,
+                                              "failure_probability": pytest.approx(1 / 3)}
+    assert "up to 1m (ttl 30s + refresh 30s)" in verdict.explanation
     assert "(and 1 more call)" in verdict.explanation
-    assert verdict.repair.changes == {"services.web.endpoints.home.calls[0].retries": 1,
-                                      "services.session.load_balancer": "round_robin"}
+    assert verdict.repair.changes == {
+        "services.web.endpoints.home.calls[0].retries": 1,
+        "services.web.endpoints.home.calls[0].retry_other_instance": True,
+        "services.web.endpoints.home.calls[1].retry_other_instance": True}
+    repaired = verdict.repair.apply(from_document(doc))
+    assert check(repaired).status == "holds"
+
+
+def test_plain_retries_under_random_balancing_fail_with_the_stated_probability() -> None:
+    doc: dict[str, Any] = {"system": "t", "discovery": {"mode": "client"}, "services": {
+        "web": {"endpoints": {"home": {"calls": [{"call": "cart.Get", "retries": 1}]}}},
+        "cart": {"replicas": 2, "load_balancer": "random", "endpoints": {"Get": {}}}},
+        "workload": [{"entry": "web.home", "rate": 1}]}
+    verdict = check(from_document(doc))
+    assert verdict.status == "violated"
+    assert verdict.counterexample.numbers["failure_probability"] == pytest.approx(0.25)
+    assert "exactly 0.25 of its requests" in verdict.explanation
+    doc["services"]["web"]["endpoints"]["home"]["calls"][0]["retry_other_instance"] = True
+    assert check(from_document(doc)).status == "holds"
 
 
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -160,3 +190,43 @@ def test_every_shipped_spec_has_an_expectation() -> None:
 
 def test_deadline_zero_is_unknown() -> None:
     assert check(load(SPECS / "online_boutique_hardened.yaml"), 0).status == "unknown"
+
+
+STALE_SPEC = """
+system: stale
+discovery: {mode: client, ttl: 30s, refresh: 30s, heartbeat: 5s}
+orchestration: {restart: never}
+services:
+  web:
+    replicas: 2
+    endpoints:
+      home:
+        calls: [{call: cart.Get, retries: 1, timeout: 100ms, retry_other_instance: OTHER}]
+  cart:
+    replicas: 2
+    load_balancer: random
+    endpoints: {Get: {service_time: 1ms}}
+workload: [{entry: web.home, rate: 150/s}]
+scenarios:
+  stale: {duration: 35s, faults: [{at: 5s, for: 30s, crash: "instance:cart-0"}]}
+"""
+
+
+@pytest.mark.parametrize("other", [False, True])
+def test_simulated_stale_window_fails_as_often_as_the_checker_says(other: bool) -> None:
+    """cart-0 dies and stays in the callers' views (ttl + refresh > the run): the measured
+    failure share of web.home matches ``failure_probability`` within a 99 % binomial CI."""
+    from faultmesh.simulations import simulate
+
+    system = loads(STALE_SPEC.replace("OTHER", str(other).lower()))
+    verdict = check(system)
+    expected = 0.0 if other else verdict.counterexample.numbers["failure_probability"]
+    assert verdict.status == ("holds" if other else "violated")
+    run = simulate(system, "stale", seed=5)
+    frame = run.timeline
+    rows = frame[(frame["entry"] == "web.home") & (frame["time_s"] >= 6)]
+    n = int(rows["requests"].sum())
+    failed = (n - int(rows["ok"].sum())) / n
+    half = 2.576 * (expected * (1 - expected) / n) ** 0.5
+    assert n > 3000
+    assert expected - half - 1e-9 <= failed <= expected + half + 1e-9, (failed, expected, n)

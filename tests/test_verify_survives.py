@@ -3,7 +3,11 @@ shipped specs, repairs and deadlines.
 
 The oracle below shares no code with the verifier: it enumerates every failure set of at most K
 units (instances and zones, as ``of`` allows), marks instances and services down, and computes
-endpoint availability by greatest-fixpoint iteration straight from the System's steps.
+endpoint availability by greatest-fixpoint iteration straight from the System's steps. An entry
+is down when a call made on every request (probability 1) cannot get through; a call made with
+probability p < 1 only degrades it, to the share ``oracle_share`` computes by recursion over
+the steps (acyclic systems). The z3 cross-check (``survives_z3_oracle``) lives here, in the
+tests, with its own rule for which calls take a caller down.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import survives_z3_oracle as survives_z3
 from failure_units import oracle_units
 from faultmesh.model.properties import Survives
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.strategies import spec_documents
 from faultmesh.model.system import Call, ParallelCalls, System
-from faultmesh.model.verify import Deadline, survives_z3, verify
-from faultmesh.model.verify.failures import FailureKinds
+from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.survives import check
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -58,9 +62,9 @@ def oracle_available(system: System, failed: set[str]) -> set[str]:
         changed = False
         for target in sorted(available):
             for call in oracle_calls(system, target):
-                required = (not call.asynchronous and not call.optional
-                            and call.probability > 0)
-                if required and f"{call.service}.{call.endpoint}" not in available:
+                every_time = (not call.asynchronous and not call.optional
+                              and call.probability == 1)
+                if every_time and f"{call.service}.{call.endpoint}" not in available:
                     available.discard(target)
                     changed = True
                     break
@@ -70,6 +74,33 @@ def oracle_available(system: System, failed: set[str]) -> set[str]:
 def oracle_down(system: System, failed: set[str]) -> set[str]:
     available = oracle_available(system, failed)
     return {w.entry for w in system.workload if w.entry not in available}
+
+
+def oracle_share(system: System, failed: set[str], target: str,
+                 visiting: frozenset[str] = frozenset()) -> float | None:
+    """Share of ``target``'s requests that succeed (None: a call cycle, not handled here).
+
+    A request makes each step's calls in turn; a call happens with its probability, then
+    ``repeat`` times in a row, each time trying ``retries + 1`` attempts, every attempt a fresh
+    request to the callee. Optional and asynchronous calls never fail the request.
+    """
+    if target in visiting:
+        return None
+    service = target.partition(".")[0]
+    if service not in oracle_services_up(system, failed):
+        return 0.0
+    share = 1.0
+    for call in oracle_calls(system, target):
+        if call.asynchronous or call.optional or call.probability == 0:
+            continue
+        callee = oracle_share(system, failed, f"{call.service}.{call.endpoint}",
+                              visiting | {target})
+        if callee is None:
+            return None
+        all_attempts_fail = (1 - callee) ** (call.retries + 1)
+        made_and_ok = call.probability * (1 - all_attempts_fail) ** call.repeat
+        share *= (1 - call.probability) + made_and_ok
+    return share
 
 
 def oracle_minimum(system: System, of: tuple[str, ...], budget: int) -> int | None:
@@ -143,9 +174,22 @@ def assert_counterexample(system: System, verdict: Any, of: tuple[str, ...]) -> 
     assert chain[0] in down
     for caller, callee in itertools.pairwise(chain):
         assert any(f"{c.service}.{c.endpoint}" == callee and not c.asynchronous
-                   and not c.optional and c.probability > 0
+                   and not c.optional and c.probability == 1
                    for c in oracle_calls(system, caller))
     assert chain[-1].partition(".")[0] not in oracle_services_up(system, set(cx.failures))
+    assert_degraded(system, set(cx.failures), cx.degraded)
+
+
+def assert_degraded(system: System, failed: set[str], degraded: dict[str, float]) -> None:
+    """``degraded`` names exactly the entries left up but below 1, with the oracle's shares."""
+    down = oracle_down(system, failed)
+    shares = {e: oracle_share(system, failed, e) for e in dict.fromkeys(system.entries)}
+    if any(share is None for share in shares.values()):
+        assert not set(degraded) & down  # cycles: only the consistency of the two lists
+        return
+    assert all(shares[e] == 0 for e in down)
+    expected = {e: share for e, share in shares.items() if e not in down and share < 1}
+    assert degraded == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +219,7 @@ def test_survives_agrees_with_brute_force(doc: dict[str, Any], budget: int,
 def test_z3_encoding_agrees_with_combinatorial_checker(doc: dict[str, Any], budget: int,
                                                        of: tuple[str, ...]) -> None:
     system = from_document(doc)
-    kinds = FailureKinds.of(of)
+    kinds = survives_z3.FailureKinds.of(of)
     # With a budget past every kill cost, the checker's counterexample size is the minimum.
     everything = len(oracle_units(system, ("instance", "zone")))
     combinatorial = survives(system, everything, of)
@@ -248,12 +292,45 @@ def test_calls_that_are_not_required_do_not_take_the_caller_down(call: dict[str,
     assert survives(system, 1, ("instance",)).status == "holds"
 
 
-def test_parallel_members_and_rare_calls_are_required() -> None:
-    for calls in ([{"parallel": ["db.q", "x.q"]}], [{"call": "db.q", "probability": 0.01}]):
-        system = system_of({"front": svc(calls, replicas=2), "db": svc(endpoint="q"),
-                            "x": svc(endpoint="q", replicas=2)})
-        verdict = survives(system, 1, ("instance",))
-        assert verdict.counterexample.failures == ("instance:db-0",)
+def test_parallel_members_are_required() -> None:
+    system = system_of({"front": svc([{"parallel": ["db.q", "x.q"]}], replicas=2),
+                        "db": svc(endpoint="q"), "x": svc(endpoint="q", replicas=2)})
+    verdict = survives(system, 1, ("instance",))
+    assert verdict.counterexample.failures == ("instance:db-0",)
+    assert verdict.counterexample.degraded == {}
+
+
+def test_probabilistic_calls_degrade_the_entry_instead_of_taking_it_down() -> None:
+    """A call made on 10 % of requests into a dead service fails those requests only: the
+    entry serves 90 %, it is not down (the simulation measures 90 %: see test_replay)."""
+    system = system_of({"front": svc([{"call": "db.q", "probability": 0.1}], replicas=2),
+                        "db": svc(endpoint="q")})
+    verdict = survives(system, 1, ("instance",))
+    assert verdict.status == "holds"
+    assert verdict.counterexample is None
+    assert "instance:db-0 down degrades front.home to 90.00% of its requests" in \
+        verdict.explanation
+
+
+def test_degraded_share_counts_repeats_and_retries_as_the_engine_makes_them() -> None:
+    """front.buy is down (pay is certain); front.home is degraded: its call to rec (p = 0.5,
+    repeat 2, 1 retry) reaches rec.l, which calls the dead pay on 40 % of its requests."""
+    system = system_of({
+        "front": {"replicas": 2, "endpoints": {
+            "home": {"calls": [{"call": "rec.l", "probability": 0.5, "repeat": 2,
+                                "retries": 1}]},
+            "buy": {"calls": ["pay.go"]}}},
+        "rec": svc([{"call": "pay.go", "probability": 0.4}], endpoint="l", replicas=2),
+        "pay": svc(endpoint="go")}, entries=("front.home", "front.buy"))
+    verdict = survives(system, 1, ("instance",))
+    assert verdict.status == "violated"
+    cx = verdict.counterexample
+    assert cx.failures == ("instance:pay-0",) and cx.down == ("front.buy",)
+    rec = 0.6
+    home = 0.5 + 0.5 * (1 - (1 - rec) ** 2) ** 2
+    assert cx.degraded == {"front.home": pytest.approx(home)}
+    assert cx.to_json()["degraded"] == {"front.home": pytest.approx(home)}
+    assert "degrades front.home to" in verdict.explanation
 
 
 def test_call_cycles_use_the_greatest_fixpoint() -> None:

@@ -2,7 +2,7 @@
 
 Exit codes (the contract): 0 every property holds; 1 a property is violated; 2 bad input or
 usage, with a message naming file, line and column; 3 inconclusive (solver unknown). Bad input
-never shows a traceback. Each command lives in its own module under ``simulations.commands``;
+never shows a traceback. Each command lives in its own module of this package;
 importing the module registers it.
 """
 
@@ -15,6 +15,7 @@ from faultmesh.cli import spec as _spec  # noqa: F401  (registers its commands)
 from faultmesh.cli import sweep as _sweep  # noqa: F401  (registers its commands)
 from faultmesh.cli import verify as _verify  # noqa: F401  (registers its commands)
 from faultmesh.cli.app import EXIT_BAD_INPUT, EXIT_OK, BadInput, app, err, print_spec_errors
+from faultmesh.model.extras import MissingExtra
 from faultmesh.model.spec import SpecErrors
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecErrors as exc:
         print_spec_errors(exc)
         return EXIT_BAD_INPUT
-    except BadInput as exc:
+    except (BadInput, MissingExtra) as exc:  # an optional package missing is fixed by the user
         err.print(f"error: {exc}", markup=False)
         return EXIT_BAD_INPUT
     return EXIT_OK

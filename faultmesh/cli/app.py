@@ -13,6 +13,10 @@ from faultmesh.model import files
 from faultmesh.model.spec import SpecErrors
 
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+# The process exit code of an overall verdict: the model answers holds/violated/unknown, the
+# command line alone knows these numbers (DESIGN: 0 holds, 1 violated, 3 inconclusive).
+VERDICT_EXIT: dict[str, int] = {"holds": EXIT_OK, "violated": EXIT_VIOLATED,
+                                "unknown": EXIT_UNKNOWN}
 
 app = typer.Typer(
     name="faultmesh",

@@ -19,6 +19,7 @@ from faultmesh.cli.app import (
     load_spec,
     out,
 )
+from faultmesh.model.extras import check
 from faultmesh.model.units import parse_duration
 from faultmesh.simulations.presentation.report import REPORT_FILES, write_report
 
@@ -74,6 +75,8 @@ def simulate(
     from faultmesh.simulations.engine.simulation import simulate as run_simulation
     from faultmesh.simulations.observation.results import OUTPUT_FILES, OutputExists
 
+    if out_dir is not None:  # before the run, not after it
+        check("data", "simulate --out")
     system = load_spec(spec)
     seconds = None
     if duration is not None:

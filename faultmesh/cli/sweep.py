@@ -22,6 +22,8 @@ from faultmesh.cli.app import (
     load_spec,
     out,
 )
+from faultmesh.model.extras import check
+from faultmesh.model.units import format_duration
 
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
 
@@ -61,6 +63,7 @@ def sweep_command(
     point. Exit 0 when every property held in every run, 1 when some run violated one, 2 for
     bad input, 130 when interrupted (finished runs are kept in --out; --resume finishes).
     """
+    from faultmesh.simulations.presentation.progress import ProgressBar
     from faultmesh.simulations.sweeps import (
         Backend,
         SweepFailed,
@@ -70,14 +73,20 @@ def sweep_command(
         run_sweep,
     )
 
+    check("data", "sweep")  # its tables are DataFrames
+    if scheduler or backend == "dask":
+        check("dask", "sweep --backend dask")
     system = load_spec(spec)
     try:
         grid = parse_grid(settings or [])
-        result = run_sweep(
-            system, scenario=scenario or None, duration=duration, seeds=seeds, grid=grid,
-            base_seed=seed, backend=cast("Backend", backend or ("dask" if scheduler else "local")),
-            workers=workers, scheduler=scheduler, out=output, resume=resume, force=force,
-            progress=True)
+        # The bar appears once the workers are up and is gone before any message below.
+        with ProgressBar(f"sweep {system.name}") as bar:
+            result = run_sweep(
+                system, scenario=scenario or None, duration=duration, seeds=seeds, grid=grid,
+                base_seed=seed,
+                backend=cast("Backend", backend or ("dask" if scheduler else "local")),
+                workers=workers, scheduler=scheduler, out=output, resume=resume, force=force,
+                progress=bar)
     except SweepInputError as exc:
         bad_input(str(exc))
     except SweepInterrupted as exc:
@@ -124,9 +133,8 @@ def _fmt(mean: float, ci: float, kind: str) -> str:
         return "-"
     if kind == "availability":
         return f"{mean * 100:.3f}%" if math.isnan(ci) else f"{mean * 100:.3f} ± {ci * 100:.3f}%"
-    scale, unit, digits = (1.0, "s", 3) if abs(mean) >= 1 else (1000.0, "ms", 1)
-    text = f"{mean * scale:.{digits}f}"
-    return f"{text}{unit}" if math.isnan(ci) else f"{text} ± {ci * scale:.{digits}f}{unit}"
+    text = format_duration(mean)
+    return text if math.isnan(ci) else f"{text} ± {format_duration(ci)}"
 
 
 def _print_table(table: Any, params: list[str]) -> None:

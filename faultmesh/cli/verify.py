@@ -14,13 +14,16 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from faultmesh.cli.app import SpecArg, app, bad_input, load_spec, out
+from faultmesh.cli.app import VERDICT_EXIT, SpecArg, app, bad_input, load_spec, out
 from faultmesh.model import properties as P
+from faultmesh.model.extras import check
 from faultmesh.model.graph import to_dot, to_mermaid
 from faultmesh.model.system import System
+from faultmesh.model.units import format_duration
 from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
 
 if TYPE_CHECKING:
@@ -72,7 +75,7 @@ def _print_table(report: Report) -> None:
     table.add_column("time", justify="right")
     table.add_column("explanation", overflow="fold")
     for v in report.verdicts:
-        table.add_row(v.name, _status(v.status), f"{v.seconds:.3f}s", v.explanation)
+        table.add_row(v.name, _status(v.status), format_duration(v.seconds), v.explanation)
     out.print(table)
 
 
@@ -135,6 +138,8 @@ def verify_command(
     if graph is not None and as_json:
         bad_input("--graph draws for people and cannot go with --json; use "
                   "`faultmesh graph SPEC --highlight SERVICE` on the JSON's chain instead")
+    if replay_runs:  # a replay measures availability on the run's timeline (a DataFrame)
+        check("data", "verify --replay")
     system = load_spec(spec)
     report = verify(system, choose(system, names, failures), timeout=timeout)
     replays = _replays(system, report, seed) if replay_runs else []
@@ -143,7 +148,7 @@ def verify_command(
         if replay_runs:
             body["replays"] = [r.to_json() for r in replays]
         print(json.dumps(body, indent=2))
-        raise typer.Exit(report.exit_code)
+        raise typer.Exit(VERDICT_EXIT[report.verdict])
     _print_table(report)
     for v in report.verdicts:
         if v.status != "holds":
@@ -156,9 +161,12 @@ def verify_command(
                           markup=False)
                 drawing = to_dot(system, marked) if graph == "dot" else to_mermaid(system, marked)
                 out.print(drawing, markup=False, end="")
+    if replay_runs and not replays:
+        out.print("\n--replay: nothing to replay: no survives or capacity property was violated "
+                  "with a failure set to crash", markup=False)
     for result in replays:
         _print_replay(result)
-    raise typer.Exit(report.exit_code)
+    raise typer.Exit(VERDICT_EXIT[report.verdict])
 
 
 REPLAYED_KINDS = ("survives", "capacity")
@@ -174,18 +182,42 @@ def _replays(system: System, report: Report, seed: int) -> list[Replay]:
 
 
 def _print_replay(result: Replay) -> None:
-    """What the proof predicted next to what the simulation showed, entry by entry."""
+    """What the proof predicted next to what the simulation measured: per entry for survives,
+    for the overloaded service for capacity."""
     failures = ", ".join(result.verdict.counterexample.failures)  # type: ignore[union-attr]
     start, end = result.window
     table = Table(title=f"replay of {result.verdict.name}: {failures} down, measured "
-                        f"{start:g}-{end:g}s", title_justify="left")
-    for column in ("entry", "proof says", "availability in window", ""):
-        table.add_column(column)
-    for e in result.entries:
-        shown = "no requests" if e.availability is None else f"{e.availability:.2%}"
-        mark = "[green]agrees[/]" if e.agrees else "[red]disagrees[/]"
-        table.add_row(e.entry, "down" if e.predicted_down else "up", shown, mark)
+                        f"{format_duration(start)}–{format_duration(end)}", title_justify="left")
+    if result.services:
+        for column in ("service", "proof says", "simulation measured", ""):
+            table.add_column(column)
+        for s in result.services:
+            table.add_row(s.service, s.claim(), s.measured(), _agreement(s.agrees))
+    else:
+        for column in ("entry", "proof says", "availability in window", ""):
+            table.add_column(column)
+        for e in result.entries:
+            shown = "no requests" if e.availability is None else f"{e.availability:.2%}"
+            table.add_row(e.entry, e.claim(), shown, _agreement(e.agrees))
     out.print()
-    out.print(table)
+    _print_whole(table)
     verdict = "agrees with" if result.agrees else "DISAGREES with"
     out.print(f"the simulation {verdict} the proof", markup=False)
+
+
+def _agreement(agrees: bool) -> Text:
+    return Text("agrees", style="green") if agrees else Text("disagrees", style="red")
+
+
+def _print_whole(table: Table) -> None:
+    """Print ``table`` without cutting a cell: a terminal gets its own width; a pipe or file
+    (no width to fit) gets the table at its natural width, so names are never truncated."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    wide = Console(file=out.file, width=UNBOUNDED_WIDTH, highlight=False, soft_wrap=True,
+                   no_color=out.no_color, color_system=None)
+    wide.print(table)
+
+
+UNBOUNDED_WIDTH = 100_000

@@ -38,6 +38,7 @@ from faultmesh.model.system import (
     System,
     Workload,
 )
+from faultmesh.model.units import format_durations
 
 DEFAULT_ZONE = "default"
 
@@ -201,6 +202,7 @@ class Builder:
             probability=item.probability,
             repeat=item.repeat,
             circuit_breaker=breaker_policy(breaker),
+            retry_other_instance=item.retry_other_instance,
         )
 
     def steps(self, items: list[Any], path: Path) -> tuple[Step, ...]:
@@ -251,7 +253,7 @@ class Builder:
 
     @staticmethod
     def readiness(spec: S.ReadinessSpec) -> Readiness:
-        return Readiness(spec.period, spec.failures)
+        return Readiness(spec.period, spec.failures, spec.initial_delay)
 
     # --- workload, properties, scenarios ------------------------------------------------
 
@@ -296,7 +298,7 @@ class Builder:
             if kind == "survives":
                 return P.Survives(name=name or kind, failures=spec.failures, of=of)
             return P.Capacity(name=name or kind, failures=spec.failures, of=of,
-                              utilization=spec.utilization)
+                              utilization=spec.utilization, rejected=spec.rejected)
         if kind == "timeouts_nest":
             return P.TimeoutsNest(name=name or kind)
         if kind == "retry_amplification":
@@ -377,14 +379,16 @@ class Builder:
             path: Path = ("scenarios", name)
             faults = [self.fault(f, (*path, "faults", i)) for i, f in enumerate(spec.faults)]
             if spec.duration is not None:
-                if spec.duration <= spec.warmup:
-                    self.fail((*path, "warmup"), f"warmup ({spec.warmup:g}s) must be shorter than "
-                              f"the duration ({spec.duration:g}s)")
+                if spec.warmup is not None and spec.duration <= spec.warmup:
+                    warmup, duration = format_durations(spec.warmup, spec.duration)
+                    self.fail((*path, "warmup"), f"warmup ({warmup}) must be shorter than "
+                              f"the duration ({duration})")
                 for i, fault in enumerate(faults):
                     if fault is not None and fault.at >= spec.duration:
+                        at, duration = format_durations(fault.at, spec.duration)
                         self.fail((*path, "faults", i, "at"),
-                                  f"the fault starts at {fault.at:g}s, after the scenario ends "
-                                  f"({spec.duration:g}s)")
+                                  f"the fault starts at {at}, after the scenario ends "
+                                  f"({duration})")
             built[name] = F.Scenario(name, tuple(f for f in faults if f is not None),
                                      spec.duration, spec.warmup)
         return FrozenMap(built)
@@ -401,7 +405,7 @@ class Builder:
             communication=Communication(spec.network.latency.same_zone,
                                         spec.network.latency.cross_zone, spec.network.loss),
             discovery=Discovery(spec.discovery.mode, spec.discovery.heartbeat, spec.discovery.ttl,
-                                spec.discovery.refresh),
+                                spec.discovery.refresh, spec.discovery.zone_detection),
             orchestration=Orchestration(restart_policy(spec.orchestration.restart),
                                         self.readiness(spec.orchestration.readiness)),
             name=spec.system,

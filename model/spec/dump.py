@@ -24,7 +24,7 @@ from faultmesh.model.system import (
     Service,
     System,
 )
-from faultmesh.model.units import format_duration as dur
+from faultmesh.model.units import spec_duration as dur
 
 
 def _backoff(b: Backoff) -> Any:
@@ -57,6 +57,7 @@ def _call(c: Call) -> dict[str, Any]:
         "backoff": _backoff(c.backoff), "optional": c.optional, "async": c.asynchronous,
         "probability": c.probability, "repeat": c.repeat,
         "circuit_breaker": _breaker(c.circuit_breaker),
+        "retry_other_instance": c.retry_other_instance,
     }
 
 
@@ -78,7 +79,8 @@ def _restart(r: RestartPolicy) -> Any:
 
 
 def _readiness(r: Readiness) -> dict[str, Any]:
-    return {"period": dur(r.period), "failures": r.failures}
+    return {"period": dur(r.period), "failures": r.failures,
+            "initial_delay": dur(r.initial_delay)}
 
 
 def _service(s: Service, zones: tuple[str, ...]) -> dict[str, Any]:
@@ -109,6 +111,7 @@ def _property(p: P.Property) -> dict[str, Any]:
         body.update(failures=p.failures, of=list(p.of))
         if isinstance(p, P.Capacity):
             body["utilization"] = p.utilization
+            body["rejected"] = p.rejected
     elif isinstance(p, P.RetryAmplification):
         body["max"] = p.max
     elif isinstance(p, P.Availability):
@@ -162,7 +165,8 @@ def to_document(system: System) -> dict[str, Any]:
             "loss": s.communication.loss,
         },
         "discovery": {"mode": s.discovery.mode, "heartbeat": dur(s.discovery.heartbeat),
-                      "ttl": dur(s.discovery.ttl), "refresh": dur(s.discovery.refresh)},
+                      "ttl": dur(s.discovery.ttl), "refresh": dur(s.discovery.refresh),
+                      "zone_detection": dur(s.discovery.zone_detection)},
         "orchestration": {"restart": _restart(s.orchestration.restart),
                           "readiness": _readiness(s.orchestration.readiness)},
         "services": {name: _service(svc, s.zones) for name, svc in s.services.items()},
@@ -175,7 +179,7 @@ def to_document(system: System) -> dict[str, Any]:
         "scenarios": {
             name: {
                 **({"duration": dur(sc.duration)} if sc.duration is not None else {}),
-                "warmup": dur(sc.warmup),
+                **({"warmup": dur(sc.warmup)} if sc.warmup is not None else {}),
                 "faults": [_fault(f) for f in sc.faults],
             }
             for name, sc in s.scenarios.items()

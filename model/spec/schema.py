@@ -90,6 +90,7 @@ class DiscoverySpec(SpecModel):
     heartbeat: Duration = 10.0
     ttl: Duration = 30.0
     refresh: Duration = 30.0
+    zone_detection: Duration = 50.0
 
 
 class RestartSpec(SpecModel):
@@ -99,6 +100,7 @@ class RestartSpec(SpecModel):
 class ReadinessSpec(SpecModel):
     period: Duration = 10.0
     failures: PositiveInt = 3
+    initial_delay: Duration = 0.0
 
 
 Restart = RestartSpec | Literal["never"]
@@ -192,6 +194,7 @@ class CallSpec(SpecModel):
     probability: Ratio = 1.0
     repeat: PositiveInt = 1
     circuit_breaker: Breaker | None = None
+    retry_other_instance: bool = False
 
 
 def _call_kind(value: Any) -> str:
@@ -282,6 +285,7 @@ class CapacitySpec(SpecModel):
     failures: NonNegativeInt = 1
     of: Annotated[list[FailureKind], Field(min_length=1)] = ["instance", "zone"]
     utilization: Ratio = 1.0
+    rejected: Ratio = 0.001
 
 
 class NamedSpec(SpecModel):
@@ -438,7 +442,7 @@ class FaultSpec(SpecModel):
 
 class ScenarioSpec(SpecModel):
     duration: Duration | None = None
-    warmup: Duration = 0.0
+    warmup: Duration | None = None  # omitted: detected after the run (MSER-5)
     faults: list[FaultSpec] = []
 
 

@@ -2,7 +2,8 @@
 
 A checker is a function ``check(system, prop, deadline) -> Verdict`` registered for a property
 kind with ``@checker("kind")``. ``deadline`` is a ``Deadline`` (seconds left, for Z3's timeout):
-a checker that runs out of time answers ``unknown``, never ``holds``. Adding a property means
+a checker that runs out of time answers ``deadline.out_of_time(...)``, ``unknown`` and never
+``holds``, worded the same for every kind. Adding a property means
 adding one module here and importing it below; nothing else changes.
 """
 

@@ -69,8 +69,9 @@ from faultmesh.model.system import (
     RateBreakerPolicy,
     System,
 )
+from faultmesh.model.units import format_duration
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.deadline import Deadline, out_of_time
 from faultmesh.model.verify.sites import call_sites
 from faultmesh.model.verify.verdict import Counterexample, Verdict
 
@@ -109,9 +110,6 @@ class Machine:
         self.bound = 0  # B of claim (c), set by ``compute_bound``
 
     # Subclasses define these.
-    def kind_state(self, s: State) -> list[z3.BoolRef]:
-        raise NotImplementedError
-
     def kind_init(self, s: State) -> list[z3.BoolRef]:
         raise NotImplementedError
 
@@ -353,7 +351,8 @@ class Proof:
     k: int = 0
     failed: str = ""  # which claim failed, for violated
     trace: tuple[str, ...] = ()
-    why: str = ""
+    why: str = ""  # for unknown: what was left open
+    timed_out: bool = False  # unknown because the deadline ran out (not for a reason of its own)
 
 
 def _solver(deadline: Deadline) -> z3.Solver:
@@ -388,16 +387,15 @@ def prove(policy: BreakerPolicy, deadline: Deadline) -> Proof:
     """k-induction over the breaker's transition system (base case + inductive step)."""
     m = machine(policy)
     if not m.compute_bound(deadline):
-        return Proof("unknown", why="could not compute the recovery bound in time")
-    total = _total(m, deadline)
-    if total is not True:
-        why = "solver timeout" if total is None else "an event has no successor (model error)"
-        return Proof("unknown", bound=m.bound, why=why)
+        return Proof("unknown", why="computing the recovery bound", timed_out=True)
+    partial = _partial(m, deadline)
+    if partial is not None:
+        return partial
     states = [m.state(0)]
     inputs: list[State] = []
     for k in range(1, MAX_K + 1):
         if deadline.expired():
-            return Proof("unknown", bound=m.bound, why=f"k-induction open at k={k - 1}")
+            return Proof("unknown", bound=m.bound, why=f"k-induction at k={k}", timed_out=True)
         states.append(m.state(k))
         inputs.append(m.inputs(k - 1))
         # Base: no run of k steps from the initial state breaks a claim or an invariant.
@@ -409,7 +407,7 @@ def prove(policy: BreakerPolicy, deadline: Deadline) -> Proof:
         base.add(z3.Not(z3.And(*claims)))
         verdict = base.check()
         if verdict == z3.unknown:
-            return Proof("unknown", bound=m.bound, why="solver timeout in the base case")
+            return _open(m, base, deadline, f"the base case at k={k}")
         if verdict == z3.sat:
             model = base.model()
             for j, s in enumerate(states):
@@ -432,12 +430,21 @@ def prove(policy: BreakerPolicy, deadline: Deadline) -> Proof:
         if verdict == z3.unsat:
             return Proof("holds", bound=m.bound, k=k)
         if verdict == z3.unknown:
-            return Proof("unknown", bound=m.bound, why="solver timeout in the inductive step")
+            return _open(m, step, deadline, f"the inductive step at k={k}")
     return _search(m, deadline)
 
 
-def _total(m: Machine, deadline: Deadline) -> bool | None:
-    """Does every event have a successor from every state meeting the invariants?
+def _open(m: Machine, solver: z3.Solver, deadline: Deadline, where: str) -> Proof:
+    """The proof when Z3 answered ``unknown`` in ``where``: out of time, or stuck on its own."""
+    reason = solver.reason_unknown()
+    if deadline.ran_out(reason):
+        return Proof("unknown", bound=m.bound, why=where, timed_out=True)
+    return Proof("unknown", bound=m.bound, why=f"{where}: the solver answered unknown ({reason})")
+
+
+def _partial(m: Machine, deadline: Deadline) -> Proof | None:
+    """None when every event has a successor from every state meeting the invariants; else
+    the unknown proof saying why that is not established.
 
     Without this an invariant could be "preserved" by a model that simply blocks the events
     that would break it; with it, the induction covers every run of the real breaker.
@@ -450,7 +457,11 @@ def _total(m: Machine, deadline: Deadline) -> bool | None:
     solver.add(z3.ForAll([i["ef"], i["es"], i["allowed"], *t.values()],
                          z3.Not(m.trans(s, i, t))))
     verdict = solver.check()
-    return None if verdict == z3.unknown else verdict == z3.unsat
+    if verdict == z3.unsat:
+        return None
+    if verdict == z3.sat:
+        return Proof("unknown", bound=m.bound, why="an event has no successor (model error)")
+    return _open(m, solver, deadline, "checking that every event has a successor")
 
 
 def _search(m: Machine, deadline: Deadline) -> Proof:
@@ -483,7 +494,10 @@ def _search(m: Machine, deadline: Deadline) -> Proof:
                          trace=_trace(m, model, states, inputs, k))
         solver.pop()
         if verdict == z3.unknown:
-            break
+            return _open(m, solver, deadline, f"the search for a violation at depth {k}")
+    if deadline.expired():
+        return Proof("unknown", bound=m.bound, why="the search for a violation",
+                     timed_out=True)
     return Proof("unknown", bound=m.bound,
                  why=f"k-induction did not close by k={MAX_K} and no violation was found")
 
@@ -504,8 +518,8 @@ def proof(policy: BreakerPolicy, deadline: Deadline) -> Proof:
 
 def describe(policy: BreakerPolicy) -> str:
     if isinstance(policy, RateBreakerPolicy):
-        slow = (f", slow > {policy.slow_call_duration:g}s at {policy.slow_call_rate:.0%}"
-                if policy.slow_call_duration is not None else "")
+        slow = (f", slow > {format_duration(policy.slow_call_duration)} at "
+                f"{policy.slow_call_rate:.0%}" if policy.slow_call_duration is not None else "")
         return (f"rate {policy.failure_rate:.0%} of {policy.window} (min {policy.min_calls}, "
                 f"{policy.half_open_calls} half-open{slow})")
     return f"{policy.consecutive_failures} consecutive failures"
@@ -519,7 +533,7 @@ CLAIMS = {"a": "a call passed the open breaker before open_for elapsed",
 @checker("breaker")
 def check_breaker(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if deadline.expired():
-        return Verdict(prop.name, prop.kind, "unknown", "breaker: ran out of time")
+        return out_of_time(prop, deadline)
     edges: dict[BreakerPolicy, list[str]] = {}
     for site in call_sites(system, include_never=True):
         policy = site.call.circuit_breaker
@@ -542,6 +556,8 @@ def check_breaker(system: System, prop: P.Property, deadline: Deadline) -> Verdi
     unknown = [(p, r) for p, r in results if r.status == "unknown"]
     if unknown:
         policy, result = unknown[0]
+        if result.timed_out:
+            return out_of_time(prop, deadline, f"{result.why} for breaker {describe(policy)}")
         return Verdict(prop.name, prop.kind, "unknown",
                        f"breaker {describe(policy)}: {result.why}")
     bounds = "; ".join(f"{describe(p)}: B={r.bound}" for p, r in results)

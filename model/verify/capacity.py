@@ -1,37 +1,50 @@
-"""`capacity {failures: K, utilization: U}`: after any K failures, every loaded service keeps
-its utilization ``demand / (surviving instances x workers)`` below U.
+"""`capacity {failures: K, utilization: U, rejected: R}`: after any K failures, every
+surviving instance of every loaded service stays below utilization U and rejects at most a
+share R of its requests (default 0.1 %; rejections come from ``queue`` and ``concurrency``
+limits).
 
-Decision procedure (exact):
+The load (``load``) is the system's own, each call made once with its probability and repeat:
+retries are counted only as the failure scenario causes them, i.e. the attempts an instance's
+limits reject (``pressure``); the all-retries-fire case is metastability, not capacity.
 
-  Offered load does not depend on failures (``load``: the worst case, every attempt made), so
-  services are independent: the property fails iff some service with load > 0 is overloaded
-  after the failures that remove the most of its instances. For a budget of j failures those
-  are its j most-populated zones (or j instances with instances only; ``failures.
-  worst_removal`` has the argument), and utilization only grows with removed instances. So the
-  smallest failure set that overloads anything has size min over services of the least j <= K
-  at which that service's worst j failures overload it; that set is the counterexample.
+Decision procedure:
 
-Arithmetic is exact (``Fraction``). An unbounded load (a call cycle that never ends) overloads
-its services with no failure at all. The repair (``repairs``) adds the fewest worker slots.
+  Load into a service does not grow with failures elsewhere (removed instances refuse at once,
+  and a request whose call fails makes no later calls), so services are independent: the
+  property fails iff some loaded service fails after its own worst failures. For a budget of j
+  those leave its busiest survivor the largest share of its load (``pressure``: the j
+  most-populated zones for balancers that spread evenly; every failure set, with the engine's
+  exact ring shares, under consistent hashing). Utilization (exact, ``Fraction``) and losses
+  only grow with that share, so the smallest failure set that breaks anything has size min
+  over services of the least j <= K at which that service's worst j failures break it; that
+  set is the counterexample.
+
+  Losses come from ``blocking``: exact where queueing theory has a formula (Erlang B with no
+  waiting room, any service-time distribution; M/M/s/L for exponential service times) and
+  bounded otherwise. The verdict is ``violated`` when utilization reaches U or the loss's lower
+  bound exceeds R, ``unknown`` when only its upper bound does, ``holds`` when neither.
+
+An unbounded load (a call cycle that never ends) overloads its services with no failure at
+all. The repair (``repairs``) adds the fewest worker slots that bring both measures within
+their targets (fewest under even balancing; under consistent hashing the ring of the new
+names is checked and replicas are added until it passes).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from fractions import Fraction
 
 from faultmesh.model import properties as P
-from faultmesh.model.system import Service, System
+from faultmesh.model.spec import from_document, to_document
+from faultmesh.model.spec.edit import apply_changes
+from faultmesh.model.system import System
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline
-from faultmesh.model.verify.failures import (
-    FailureKinds,
-    removal_profile,
-    worst_removal,
-    zone_counts,
-)
+from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, out_of_time
+from faultmesh.model.verify.failures import FailureKinds, zone_counts
 from faultmesh.model.verify.load import exact, offered_load
+from faultmesh.model.verify.pressure import CallTimes, Pressure, ServiceModel
 from faultmesh.model.verify.repairs import (
     PlacementChange,
     PlacementSolver,
@@ -39,126 +52,142 @@ from faultmesh.model.verify.repairs import (
     as_repair,
     extra_zones,
 )
+from faultmesh.model.verify.shares import even
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
-from faultmesh.model.verify.wording import number, out_of_time, percent, plural
+from faultmesh.model.verify.wording import number, percent, plural
 
-
-@dataclass(frozen=True)
-class Pressure:
-    """One service under its worst ``failures`` failures."""
-
-    service: Service
-    load: Fraction
-    demand: Fraction
-    unbounded: bool
-    failures: int  # how many failures (the worst ones for this service)
-    surviving: int
-
-    @property
-    def capacity(self) -> int:
-        return self.surviving * self.service.workers
-
-    @property
-    def utilization(self) -> Fraction | None:
-        """demand / capacity; None when it is infinite (nothing survives, or unbounded load)."""
-        if self.capacity == 0 or self.unbounded:
-            return None
-        return self.demand / self.capacity
-
-    def overloaded(self, limit: Fraction) -> bool:
-        u = self.utilization
-        return u is None or u >= limit
-
-    def rank(self) -> tuple[int, Fraction]:
-        """Sort key: most utilized first (infinite before any finite)."""
-        u = self.utilization
-        return (0, Fraction(0)) if u is None else (1, -u)
+REPAIR_ROUNDS = 16  # consistent hashing: replicas added one by one until the ring passes
 
 
 @checker("capacity")
 def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     assert isinstance(prop, P.Capacity)
     if deadline.expired():
-        return out_of_time(prop)
+        return out_of_time(prop, deadline)
     kinds = FailureKinds.of(prop.of)
     budget = prop.failures
     limit = exact(prop.utilization)
+    rejected = prop.rejected
     load = offered_load(system)
     if deadline.expired():
-        return out_of_time(prop)
+        return out_of_time(prop, deadline)
 
+    times = CallTimes(system, load, kinds, budget)
+    models: dict[str, ServiceModel] = {}
     worst: list[Pressure] = []  # every loaded service at the full budget
-    first: Pressure | None = None  # the smallest failure set that overloads something
-    for name, service in system.services.items():
-        rate, demand, unbounded = load.service(system, name)
-        if rate == 0 and not unbounded:
+    first: Pressure | None = None  # the smallest failure set that breaks something
+    open_: list[Pressure] = []  # services whose verdict is unknown
+    for name in system.services:
+        model = ServiceModel(system, name, load, times)
+        if model.rate == 0 and not model.unbounded:
             continue
-        profile = removal_profile(list(zone_counts(service).values()), kinds, budget)
-        at = [Pressure(service, rate, demand, unbounded, j, service.replicas - profile[j])
-              for j in range(budget + 1)]
+        models[name] = model
+        at = model.profile(kinds, budget)
         worst.append(at[-1])
-        breaking = next((p for p in at if p.overloaded(limit)), None)
-        if breaking is not None and (first is None or (breaking.failures, breaking.rank())
-                                     < (first.failures, first.rank())):
+        breaking = next((p for p in at if p.status(limit, rejected) == "violated"), None)
+        if breaking is None:
+            if at[-1].status(limit, rejected) == "unknown":
+                open_.append(at[-1])
+            continue
+        if first is None or (breaking.failures, breaking.rank()) < (first.failures,
+                                                                      first.rank()):
             first = breaking
-    if deadline.expired():
-        return out_of_time(prop)
+        if deadline.expired():
+            return out_of_time(prop, deadline)
 
+    if first is None and open_:
+        p = min(open_, key=Pressure.rank)
+        more = f" (and {plural(len(open_) - 1, 'more service')})" if len(open_) > 1 else ""
+        return Verdict(prop.name, prop.kind, "unknown", _unknown_text(p, rejected) + more)
     if first is None:
         if not worst:
             return Verdict(prop.name, prop.kind, "holds", "no service receives any load")
         busiest = min(worst, key=Pressure.rank)
-        _, units = worst_removal(busiest.service, kinds, budget)
-        after = f"after {', '.join(units)} down" if units else "with no failure"
+        after = f"after {', '.join(busiest.units)} down" if busiest.units else "with no failure"
         return Verdict(prop.name, prop.kind, "holds",
                        f"under any {plural(budget, 'failure')} of {kinds.describe()} every "
-                       f"service stays below {percent(limit)} utilization: the busiest, "
-                       f"{busiest.service.name}, reaches {percent(busiest.utilization)} "
-                       f"{after} ({_numbers_text(busiest)})")
+                       f"instance stays below {percent(limit)} utilization and rejects at "
+                       f"most {percent(rejected)}: the busiest, {_where(busiest)}, reaches "
+                       f"{percent(busiest.utilization)} {after} ({_numbers_text(busiest)})")
 
-    _, units = worst_removal(first.service, kinds, first.failures)
-    numbers = {"load": float(first.load), "demand": float(first.demand),
-               "capacity": float(first.capacity), "surviving": float(first.surviving),
-               "workers": float(first.service.workers)}
-    if first.utilization is not None:
-        numbers["utilization"] = float(first.utilization)
-    if first.unbounded:
-        numbers = {}
-    counterexample = Counterexample(failures=units, down=(first.service.name,),
+    numbers = _numbers(first)
+    counterexample = Counterexample(failures=first.units, down=(first.service.name,),
                                     chain=_chain(system, first.service.name), numbers=numbers)
-    repair, note = _repair(system, [p for p in worst if p.overloaded(limit)], kinds, budget,
-                           limit, deadline)
+    broken = [p for p in worst if p.status(limit, rejected) == "violated"]
+    repair, note = _repair(system, models, broken, kinds, budget, limit, rejected, deadline)
     return Verdict(prop.name, prop.kind, "violated",
-                   _violation_text(first, units, limit) + (f"; {note}" if note else ""),
+                   _violation_text(first, limit, rejected) + (f"; {note}" if note else ""),
                    counterexample, repair)
 
 
-def _violation_text(p: Pressure, units: tuple[str, ...], limit: Fraction) -> str:
+def _numbers(p: Pressure) -> dict[str, float]:
+    if p.unbounded:
+        return {}
+    numbers = {"load": float(p.load), "demand": float(p.demand), "capacity": float(p.capacity),
+               "surviving": float(p.surviving), "workers": float(p.service.workers),
+               "share": float(p.share)}
+    if p.utilization is not None:
+        numbers["utilization"] = float(p.utilization)
+    if p.service.queue is not None or p.service.concurrency is not None:
+        numbers["rejected"] = p.loss.high
+        if not p.loss.exact:
+            numbers["rejected_low"] = p.loss.low
+    return numbers
+
+
+def _where(p: Pressure) -> str:
+    if even(p.service.load_balancer.kind) or not p.busiest:
+        return p.service.name
+    return f"{p.busiest} ({percent(p.share)} of {p.service.name}'s requests by consistent hashing)"
+
+
+def _violation_text(p: Pressure, limit: Fraction, rejected: float) -> str:
     name = p.service.name
-    when = f"after {', '.join(units)} down" if units else "with no failure at all"
+    when = f"after {', '.join(p.units)} down" if p.units else "with no failure at all"
     if p.unbounded:
         return (f"{name} receives an unbounded load {when}: a call cycle re-enters it with "
                 f"probability that never dies out; break the cycle")
     if p.capacity == 0:
         return f"{name} has no instance left {when} but receives {number(p.load)} requests/s"
-    return (f"{name} is overloaded {when}: {_numbers_text(p)}, utilization "
-            f"{percent(p.utilization)} >= {percent(limit)}")
+    u = p.utilization
+    if u is not None and u >= limit:
+        return (f"{_where(p)} is overloaded {when}: {_numbers_text(p)}, utilization "
+                f"{percent(u)} >= {percent(limit)}")
+    bound = "" if p.loss.exact else "at least "
+    return (f"{_where(p)} rejects {bound}{percent(p.loss.low)} of its requests {when} "
+            f"(> {percent(rejected)}; {p.loss.why}): {_numbers_text(p)}")
+
+
+def _unknown_text(p: Pressure, rejected: float) -> str:
+    if p.undecided:
+        return f"{p.undecided}; capacity is not proved"
+    after = f"after {', '.join(p.units)} down" if p.units else "with no failure"
+    return (f"{_where(p)} {after} rejects between {percent(p.loss.low)} and "
+            f"{percent(p.loss.high)} of its requests ({p.loss.why}), and the target "
+            f"{percent(rejected)} lies in between: not proved either way")
 
 
 def _numbers_text(p: Pressure) -> str:
-    return (f"{number(p.load)} requests/s keep {number(p.demand)} workers busy; "
+    per = "" if p.surviving <= 1 or even(p.service.load_balancer.kind) else \
+        f", {number(p.instance_demand)} of them on {p.busiest}"
+    limits = ""
+    if p.service.queue is not None or p.service.concurrency is not None:
+        limits = f"; rejects {percent(p.loss.high)}"
+    return (f"{number(p.load)} requests/s keep {number(p.demand)} workers busy{per}; "
             f"{p.surviving} of {plural(p.service.replicas, 'replica')} left x "
-            f"{plural(p.service.workers, 'worker')} = capacity {p.capacity}")
+            f"{plural(p.service.workers, 'worker')} = capacity {p.capacity}{limits}")
 
 
-def _repair(system: System, overloaded: list[Pressure], kinds: FailureKinds, budget: int,
-            limit: Fraction, deadline: Deadline) -> tuple[Repair | None, str]:
-    """Fewest added worker slots so that no service is overloaded after ``budget`` failures.
+def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressure],
+            kinds: FailureKinds, budget: int, limit: Fraction, rejected: float,
+            deadline: Deadline) -> tuple[Repair | None, str]:
+    """Fewest added worker slots so that no service breaks after ``budget`` failures.
 
     With zone failures allowed and no more zones than failures nothing would survive, so the
-    fewest new zones are added first (``zones`` in the changes).
+    fewest new zones are added first (``zones`` in the changes). Limits add a second need per
+    workers-per-instance count: enough survivors that each one's loss is within the target.
     """
-    if any(p.unbounded for p in overloaded):
+    if any(p.unbounded for p in broken):
         return None, "no replica count repairs an unbounded load"
     if limit <= 0:
         return None, "no capacity meets a utilization target of 0"
@@ -168,15 +197,63 @@ def _repair(system: System, overloaded: list[Pressure], kinds: FailureKinds, bud
     solver = PlacementSolver.for_system(system, zones, deadline)
     plan: list[PlacementChange] = []
     try:
-        for p in overloaded:
-            change = solver.for_capacity(p.service.name, zone_counts(p.service),
-                                         p.service.workers, p.demand, limit, kinds, budget)
+        for p in broken:
+            model = models[p.service.name]
+            change = None
+            for extra in range(REPAIR_ROUNDS):
+                change = solver.for_capacity(p.service.name, zone_counts(p.service),
+                                             p.service.workers, p.demand, limit, kinds,
+                                             budget, _losses_need(model, rejected), extra)
+                if change is None or _passes(system, zones, model, change, kinds, budget,
+                                             limit, rejected):
+                    break
+            else:
+                change = None
             if change is None:
                 return None, "no repair by adding replicas or workers exists"
             plan.append(change)
     except RepairTimeout:
-        return None, "the repair search ran out of time"
+        return None, REPAIR_OUT_OF_TIME
     return as_repair(plan, system.zones, zones), ""
+
+
+def _losses_need(model: ServiceModel, rejected: float) -> Callable[[int], int | None]:
+    """Survivors needed, for ``w`` workers each, so that each loses at most ``rejected`` under
+    even balancing (None: no number of them does)."""
+
+    def need(w: int) -> int | None:
+        station = model.with_workers(w)
+        if not station.limited:
+            return 0
+        m = 1
+        while model.rejection(float(model.rate) / m, station).high > rejected:
+            m *= 2
+            if m > 1 << 20:
+                return None
+        low = m // 2 + 1 if m > 1 else 1
+        while low < m:  # the least m in (m/2, m] that passes: losses fall as m grows
+            mid = (low + m) // 2
+            if model.rejection(float(model.rate) / mid, station).high > rejected:
+                low = mid + 1
+            else:
+                m = mid
+        return m
+
+    return need
+
+
+def _passes(system: System, zones: tuple[str, ...], model: ServiceModel,
+            change: PlacementChange, kinds: FailureKinds, budget: int, limit: Fraction,
+            rejected: float) -> bool:
+    """Does the changed service pass (the exact check, shares of the new names included)?"""
+    if even(model.service.load_balancer.kind):
+        return True  # the solver's sizing is already exact for even balancing
+    changes = {**change.changes(), "zones": list(zones)}
+    repaired = from_document(apply_changes(to_document(system), changes))
+    load = offered_load(repaired)
+    again = ServiceModel(repaired, model.service.name, load,
+                         CallTimes(repaired, load, kinds, budget))
+    return again.profile(kinds, budget)[-1].status(limit, rejected) == "ok"
 
 
 def _chain(system: System, target: str) -> tuple[str, ...]:

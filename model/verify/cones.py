@@ -1,14 +1,19 @@
-"""The endpoint graph of required calls: its strongly connected components, cones and chains.
+"""The endpoint graph of required calls: its strongly connected components, cones and chains,
+and the share of requests each endpoint serves while some services are down.
 
-A call is *required* when its failure fails the caller: synchronous, not optional, and made with
-probability > 0 (members of a parallel group included). Nodes are endpoints (``cart.GetCart``),
-so a service-level cycle that is not an endpoint cycle stays acyclic here.
+A call is *required* when its failure, once it is made, fails the caller (``Call.required``:
+synchronous, not optional, made with probability > 0; members of a parallel group included),
+and *certain* when it is also made on every request (``Call.certain``: probability 1). Nodes
+are endpoints (``cart.GetCart``), so a service-level cycle that is not an endpoint cycle stays
+acyclic here.
 
-Why cones decide `survives`: availability is the greatest fixpoint of "my service is up and every
-required callee is available". Its complement is the least fixpoint of "my service is down or a
-required callee is unavailable", i.e. exactly the endpoints from which some endpoint of a down
-service is reachable over required calls. So an entry is available iff every service in its
-*cone* (the services of the endpoints it reaches over required calls, itself included) is up.
+Why cones decide `survives`: an endpoint is *down* (serves no request) iff the greatest fixpoint
+of "my service is up and every certain callee is available" leaves it out. Its complement is the
+least fixpoint of "my service is down or a certain callee is down", i.e. exactly the endpoints
+from which some endpoint of a down service is reachable over certain calls. So an entry is up
+iff every service in its certain *cone* is up. A call made with probability p < 1 into a down
+callee fails only the requests that make it: the caller is *degraded*, not down
+(``availability`` gives the share exactly).
 
 All walks here are iterative (no recursion), so a 10,000-deep call chain is fine.
 """
@@ -18,18 +23,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
+from faultmesh.model.graph import strongly_connected
 from faultmesh.model.system import Call, System
 
 
-def is_required(call: Call) -> bool:
-    """Does the caller fail when this call's target is unavailable?"""
-    return not call.asynchronous and not call.optional and call.probability > 0
-
-
 class RequiredGraph:
-    """Endpoints as integer nodes, with their required callees as successor lists."""
+    """Endpoints as integer nodes, with their required callees as successor lists.
 
-    def __init__(self, system: System) -> None:
+    ``certain=True`` keeps only the calls made on every request (the ones that take a caller
+    down); the default keeps every required call (the ones that can fail some of its requests).
+    """
+
+    def __init__(self, system: System, *, certain: bool = False) -> None:
         self.names: list[str] = []
         self.service: list[str] = []
         self.index: dict[str, int] = {}
@@ -42,7 +47,7 @@ class RequiredGraph:
         for service in system.services.values():
             for endpoint in service.endpoints.values():
                 targets = dict.fromkeys(self.index[c.target] for c in endpoint.calls()
-                                        if is_required(c))
+                                        if (c.certain if certain else c.required))
                 self.succ.append(list(targets))
 
     def __len__(self) -> int:
@@ -118,52 +123,66 @@ class RequiredGraph:
         return seen
 
 
-def strongly_connected(succ: list[list[int]]) -> list[list[int]]:
-    """Tarjan's SCCs, iteratively; each component comes after every component it reaches."""
-    n = len(succ)
-    index = [-1] * n
-    low = [0] * n
-    on_stack = [False] * n
-    stack: list[int] = []
-    components: list[list[int]] = []
-    counter = 0
-    for root in range(n):
-        if index[root] != -1:
+def call_success(call: Call, callee: float) -> float:
+    """Share of the caller's requests that get past ``call`` when each request to its callee
+    succeeds with probability ``callee`` (independently: every attempt draws its own calls).
+
+    As the engine makes it: the call happens with probability p (drawn once per step); then
+    ``repeat`` repetitions in a row, each succeeding unless all of its ``retries + 1`` attempts
+    fail: ``1 - p + p * (1 - (1 - callee) ** attempts) ** repeat``.
+    """
+    if not call.required or callee >= 1.0:
+        return 1.0  # exactly: 1 - p + p need not round to 1
+    per_repetition = 1.0 - (1.0 - callee) ** call.attempts
+    return 1.0 - call.probability + call.probability * per_repetition ** call.repeat
+
+
+# Inside a call cycle the shares are the greatest fixpoint, reached from above by iteration;
+# every iterate is an upper bound, and the iteration stops when it moves less than this.
+FIXPOINT_TOLERANCE = 1e-12
+FIXPOINT_ROUNDS = 10_000
+
+
+def availability(system: System, services_down: Iterable[str]) -> dict[str, float]:
+    """Share of each endpoint's requests that succeed while ``services_down`` are down.
+
+    An endpoint of a down service serves nothing; otherwise every required call must get
+    through (``call_success``), independently, so the shares multiply. Exact for the engine's
+    draws (probability, repeat, retries) when nothing else fails a request: no circuit breaker
+    opened by these failures (an open one refuses even calls that would succeed, so the share
+    is then at most this), no timeout, no network loss. 0 exactly iff the endpoint is down
+    (a certain call into a down callee), the cone rule of this module.
+    """
+    down = set(services_down)
+    graph = RequiredGraph(system)
+    calls: list[list[tuple[Call, int]]] = []
+    for service in system.services.values():
+        for endpoint in service.endpoints.values():
+            calls.append([(c, graph.index[c.target]) for c in endpoint.calls() if c.required])
+    share = [0.0 if graph.service[v] in down else 1.0 for v in range(len(graph))]
+
+    def evaluate(v: int) -> float:
+        if graph.service[v] in down:
+            return 0.0
+        value = 1.0
+        for call, w in calls[v]:
+            value *= call_success(call, share[w])
+        return value
+
+    for component in strongly_connected(graph.succ):
+        if len(component) == 1 and component[0] not in graph.succ[component[0]]:
+            share[component[0]] = evaluate(component[0])
             continue
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack[root] = True
-        work = [(root, 0)]
-        while work:
-            v, i = work[-1]
-            if i < len(succ[v]):
-                work[-1] = (v, i + 1)
-                w = succ[v][i]
-                if index[w] == -1:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack[w] = True
-                    work.append((w, 0))
-                elif on_stack[w] and index[w] < low[v]:
-                    low[v] = index[w]
-                continue
-            work.pop()
-            if work:
-                u = work[-1][0]
-                if low[v] < low[u]:
-                    low[u] = low[v]
-            if low[v] == index[v]:
-                component = []
-                while True:
-                    w = stack.pop()
-                    on_stack[w] = False
-                    component.append(w)
-                    if w == v:
-                        break
-                components.append(component)
-    return components
+        for _ in range(FIXPOINT_ROUNDS):
+            moved = 0.0
+            for v in component:
+                new = evaluate(v)
+                moved = max(moved, share[v] - new)
+                share[v] = new
+            if moved <= FIXPOINT_TOLERANCE:
+                break
+    return {graph.names[v]: share[v] for v in range(len(graph))}
 
 
-__all__ = ["RequiredGraph", "is_required", "strongly_connected"]
+__all__ = ["FIXPOINT_TOLERANCE", "RequiredGraph", "availability", "call_success",
+           "strongly_connected"]

@@ -1,10 +1,18 @@
 """Offered load: the requests per second that reach each endpoint, from the workload.
 
 Every call counts (synchronous or asynchronous, optional or not, in a parallel group or not),
-weighted by ``probability x repeat x attempts`` (retries + 1: the worst case, every attempt
-made), and the weights multiply along a chain. So the load of endpoint e is
+weighted by ``probability x repeat``, and the weights multiply along a chain. So the load of
+endpoint e is
 
     load(e) = entry rate at e + sum over calls c into e of load(caller) x weight(c).
+
+Retries are not counted here: this is the load of the system as it runs, each call made once.
+A retry fires only for a failed attempt; which attempts fail depends on the failure scenario,
+and ``capacity`` adds the retries its scenario causes (attempts its limits reject). The case
+in which every attempt fails and every retry fires is a question of metastability, not of
+capacity. (In a scenario that only removes instances, calls are never more than nominal: an
+attempt routed to a crashed instance is refused at once, costs the survivors nothing and is
+retried once on another; a request whose call fails makes no later calls.)
 
 Arithmetic is exact (``Fraction``): capacity compares ``demand`` with ``utilization x
 capacity`` and a tie decided by float rounding would not be a proof. Spec numbers are read as
@@ -21,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from faultmesh.model.graph import strongly_connected
 from faultmesh.model.system import System
-from faultmesh.model.verify.cones import strongly_connected
 
 
 def exact(x: float) -> Fraction:
@@ -66,7 +74,7 @@ def offered_load(system: System) -> OfferedLoad:
         for endpoint in service.endpoints.values():
             out: dict[int, Fraction] = {}
             for call in endpoint.calls():
-                weight = exact(call.probability) * call.repeat * call.attempts
+                weight = exact(call.probability) * call.repeat
                 if weight > 0:
                     target = index[call.target]
                     out[target] = out.get(target, Fraction(0)) + weight

@@ -18,6 +18,7 @@ Objectives, lexicographic:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -196,12 +197,17 @@ class PlacementSolver:
         return self._solve(("surviving", counts, kinds.zones, failures, need), counts, constrain)
 
     def for_capacity(self, service: str, counts: dict[str, int], workers: int, demand: Fraction,
-                     utilization: Fraction, kinds: FailureKinds,
-                     failures: int) -> PlacementChange | None:
+                     utilization: Fraction, kinds: FailureKinds, failures: int,
+                     survivors: Callable[[int], int | None] | None = None,
+                     extra: int = 0) -> PlacementChange | None:
         """Fewest added worker slots so that ``demand / capacity < utilization`` after any
         ``failures`` failures. Enumerates workers per instance upward; for each, the fewest
         replicas is one Optimize call; stops once more workers cannot beat the best so far
-        (slots >= workers x current replicas)."""
+        (slots >= workers x current replicas).
+
+        ``survivors(w)``, if given, is a second need: the fewest surviving instances of ``w``
+        workers each that keep every instance's rejections within target (None: none do);
+        ``extra`` more survivors are asked for on top (rounds of a consistent-hash repair)."""
         vector = self._vector(counts)
         replicas = sum(vector)
         if kinds.zones and failures >= len(self.zones):
@@ -210,6 +216,15 @@ class PlacementSolver:
         w = workers
         while best is None or w * replicas <= best[0]:
             need = math.floor(demand / (utilization * w)) + 1
+            if survivors is not None:
+                losses = survivors(w)
+                if losses is None:
+                    w += 1
+                    if w > workers + 64:
+                        return None  # no worker count within reach keeps losses down
+                    continue
+                need = max(need, losses)
+            need += extra
             # A cheap lower bound on the replicas needed skips hopeless solver calls.
             floor_replicas = max(replicas, need + failures if not kinds.zones else
                                  need + failures * math.ceil(need / (len(self.zones) - failures)))

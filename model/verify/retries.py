@@ -33,12 +33,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import networkx as nx
 import z3
 from faultmesh.model import properties as P
+from faultmesh.model.graph import component_index
 from faultmesh.model.system import System
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.deadline import Deadline, out_of_time
 from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
@@ -166,7 +166,7 @@ def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[Call
 def check_retry_amplification(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     assert isinstance(prop, P.RetryAmplification)
     if deadline.expired():
-        return Verdict(prop.name, prop.kind, "unknown", "retry_amplification: ran out of time")
+        return out_of_time(prop, deadline)
     limit = prop.max
     sites = list(call_sites(system))
     out: dict[str, list[CallSite]] = {}
@@ -178,11 +178,7 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
     plain = {n: [s.callee for s in out.get(n, ())] for n in nodes}
     # A reachable cycle through a retrying call multiplies without bound: such a call has both
     # ends in one strongly connected component.
-    graph = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    graph.add_edges_from((n, callee) for n in nodes for callee in plain[n])
-    component = {n: i for i, members in enumerate(nx.strongly_connected_components(graph))
-                 for n in members}
+    component = component_index(plain, nodes)
     for node in sorted(nodes):
         for callee in retrying[node]:
             if component[callee] != component[node]:

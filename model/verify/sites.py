@@ -1,4 +1,4 @@
-"""Call sites: every call of a System with its place in the spec, and applying repairs.
+"""Call sites: every call of a System with its place in the spec, and the walks over them.
 
 A *call site* is one call as written in the spec: the calling endpoint, the step it is in and,
 inside a ``parallel`` group, its member index. Its ``key`` gives the spec key path of one of its
@@ -23,8 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-import networkx as nx
-from faultmesh.model.spec.edit import apply_changes, parse_key
+from faultmesh.model.graph import components
 from faultmesh.model.system import Call, ParallelCalls, System
 
 
@@ -118,12 +117,11 @@ def shortest_cycle(successors: Mapping[str, Iterable[str]],
     through ``v`` is a shortest path from ``v`` back to ``v``). Acyclic graphs cost one
     linear pass; the quadratic search only runs over the cyclic parts.
     """
-    graph = nx.DiGraph()
-    graph.add_nodes_from(order)
-    graph.add_edges_from((u, v) for u, vs in successors.items() for v in vs)
+    order = list(order)
+    out = {u: list(dict.fromkeys(vs)) for u, vs in successors.items()}
     component: dict[str, int] = {}
-    for index, members in enumerate(nx.strongly_connected_components(graph)):
-        if len(members) > 1 or any(graph.has_edge(m, m) for m in members):
+    for index, members in enumerate(components(out, order)):
+        if len(members) > 1 or members[0] in out.get(members[0], ()):
             component.update(dict.fromkeys(members, index))
     best: list[str] | None = None
     for start in order:
@@ -138,7 +136,7 @@ def shortest_cycle(successors: Mapping[str, Iterable[str]],
             node = queue.popleft()
             if best is not None and depth[node] + 1 >= len(best) - 1:
                 break
-            for nxt in graph.successors(node):
+            for nxt in out.get(node, ()):
                 if nxt == start:
                     found = node
                     break
@@ -191,6 +189,5 @@ def successors_of(sites: Iterable[CallSite],
     return out
 
 
-__all__ = ["CallSite", "apply_changes", "call_sites", "endpoints", "entries_or_roots",
-           "parse_key", "path_from_entries", "shortest_cycle", "successors_of",
-           "topological_order"]
+__all__ = ["CallSite", "call_sites", "endpoints", "entries_or_roots", "path_from_entries",
+           "shortest_cycle", "successors_of", "topological_order"]

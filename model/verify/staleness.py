@@ -7,69 +7,97 @@ caller's cache can lag the registry by up to ``refresh``. So for up to
 
     window = ttl + refresh
 
-callers keep sending a share of their calls to a dead instance. (With server-side discovery
-the view is always fresh: the property holds trivially.)
+callers keep sending a share of their calls to a dead instance. With server-side discovery the
+registry lists a crashed instance until readiness probes have failed ``failures`` times in a
+row (up to ``period * failures``) and a zone outage's instances until the node grace period
+``discovery.zone_detection`` has passed, so the window is the longer of the two
+(``faultmesh.model.detection``, which the simulator's discovery uses too).
 
-A call *covers* the window when one failed attempt is not the end of the call: it has
-``retries >= 1`` and each attempt is load-balanced anew, so a retry can land on a live replica.
-Two things that look like cover but are not:
+A call *covers* the window when one failed attempt on the dead instance is never the end of
+the call: it has ``retries >= 1`` and ``retry_other_instance: true`` (Envoy's
+``previous_hosts`` retry predicate: a retry goes to an instance this call has not tried yet,
+so with one dead instance the first retry reaches a live one). Things that look like cover but
+are not:
 
-* a circuit breaker: it sits on the caller -> service edge, so one dead replica out of n only
-  adds 1/n to the failure rate it sees (often under its threshold: it stays closed), and when
-  it does open it fails every call, the live replicas' included;
-* retries to a service balanced by ``consistent_hash``: a key keeps its replica while that
-  replica is in the caller's view, so the retry goes to the same dead instance.
+* plain retries: each attempt is load-balanced anew and may land on the same dead instance.
+  With ``random`` balancing each attempt hits it with probability 1/n independently, so a call
+  fails with probability exactly ``(1/n) ** (retries + 1)``; with ``round_robin`` and
+  ``least_request`` the retry's pick depends on how other requests interleave (up to 1/n);
+  with ``consistent_hash`` a key keeps its instance, so every retry goes to the same dead one
+  (about 1/n of the keys fail whatever the retries);
+* a circuit breaker: one dead replica out of n only adds about 1/n to the failure rate it sees
+  (often under its threshold: it stays closed), and when it does open it refuses every call,
+  the live replicas' included.
 
-Checked: every call that the caller awaits and whose failure fails it (synchronous, not
-optional, probability > 0) into a service with at least two replicas (with a single replica
-there is nothing live to route to, which is what ``survives`` is about). Workload requests
-come through the ingress, which is not a caller with its own policies, and are not checked.
+Checked: every required call (``Call.required``) into a service with at least two replicas
+(with a single replica there is nothing live to route to, which is what ``survives`` is
+about). Workload requests come through the ingress, which is not a caller with its own
+policies, and are not checked.
 
-Violated with the chain to the first uncovered call and ``{"window_s", "replicas"}``. Repair:
-``retries: 1`` on every uncovered call, and ``load_balancer: round_robin`` for a consistently
-hashed callee (the smallest change that lets a retry reach another replica).
+Violated with the chain to the first uncovered call and ``{"window_s", "replicas",
+"failure_probability"}`` (the share of that call's requests that fail while one of the
+callee's instances is dead and still in view: exact for ``random``, an upper bound for the
+other balancers). Repair: ``retries: 1`` where there is none and ``retry_other_instance: true``
+on every uncovered call.
 """
 
 from __future__ import annotations
 
 from faultmesh.model import properties as P
+from faultmesh.model.detection import stale_window
 from faultmesh.model.system import System
+from faultmesh.model.units import format_duration
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.deadline import Deadline, out_of_time
 from faultmesh.model.verify.sites import CallSite, call_sites, path_from_entries, successors_of
-from faultmesh.model.verify.timeouts import seconds_text
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 
 def window(system: System) -> float:
-    """How long a caller can keep routing to a dead instance (client-side discovery)."""
-    return system.discovery.ttl + system.discovery.refresh
+    """How long a caller can keep routing to a dead instance (either discovery mode)."""
+    return stale_window(system)
 
 
 def exposed(system: System, site: CallSite) -> bool:
     """Is this call one whose failure on a stale instance fails its caller?"""
-    call = site.call
-    return (not call.asynchronous and not call.optional and call.probability > 0
-            and system.services[call.service].replicas >= 2)
+    return site.call.required and system.services[site.call.service].replicas >= 2
 
 
 def covers(system: System, site: CallSite) -> bool:
-    """Can a retry of this call reach another replica?"""
-    pinned = system.services[site.call.service].load_balancer.kind == "consistent_hash"
-    return site.call.retries >= 1 and not pinned
+    """Is a retry of this call sure to reach another replica?"""
+    return site.call.retries >= 1 and site.call.retry_other_instance
+
+
+def failure_probability(system: System, site: CallSite) -> float:
+    """Share of the call's requests that fail while one callee instance is dead but in view.
+
+    Exact for ``random`` (each attempt independently hits the dead one of n with 1/n); an
+    upper bound for the others: ``consistent_hash`` pins a key to one instance (about 1/n of
+    the keys), and ``round_robin``/``least_request`` send the first attempt there at most
+    about 1/n of the time, the retry depending on interleaved traffic.
+    """
+    if covers(system, site):
+        return 0.0
+    callee = system.services[site.call.service]
+    share = 1.0 / callee.replicas
+    if callee.load_balancer.kind == "random":
+        return share ** site.call.attempts
+    return share
 
 
 @checker("staleness")
 def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if deadline.expired():
-        return Verdict(prop.name, prop.kind, "unknown", "staleness: ran out of time")
-    if system.discovery.mode == "server":
-        return Verdict(prop.name, prop.kind, "holds",
-                       "server-side discovery: callers always route to live instances")
+        return out_of_time(prop, deadline)
     span = window(system)
     d = system.discovery
-    lasting = (f"a dead instance stays in callers' views for up to {seconds_text(span)} "
-               f"(ttl {seconds_text(d.ttl)} + refresh {seconds_text(d.refresh)})")
+    if d.mode == "server":
+        lasting = (f"server-side discovery lists a dead instance for up to "
+                   f"{format_duration(span)} (until its readiness probes fail, or a zone "
+                   f"outage's node grace period of {format_duration(d.zone_detection)})")
+    else:
+        lasting = (f"a dead instance stays in callers' views for up to {format_duration(span)} "
+                   f"(ttl {format_duration(d.ttl)} + refresh {format_duration(d.refresh)})")
     sites = list(call_sites(system))
     checked = [s for s in sites if exposed(system, s)]
     uncovered = [s for s in checked if not covers(system, s)]
@@ -80,36 +108,42 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
     if not uncovered:
         return Verdict(prop.name, prop.kind, "holds",
                        f"{lasting}; all {len(checked)} required calls into replicated services "
-                       "retry on another replica")
+                       "retry on another replica (retry_other_instance)")
     first = uncovered[0]
     callee = system.services[first.call.service]
     succ = successors_of(sites, lambda s: not s.call.asynchronous)
     prefix = path_from_entries(succ, system.entries, first.caller) or [first.caller]
-    pinned = callee.load_balancer.kind == "consistent_hash"
-    why = ("its retries go to the same replica (consistent_hash)" if pinned and
-           first.call.retries else "it makes no retry")
+    balancer = callee.load_balancer.kind
+    chance = failure_probability(system, first)
+    if not first.call.retries:
+        why = "it makes no retry"
+    elif balancer == "consistent_hash":
+        why = "its retries go to the same instance (consistent_hash pins the key)"
+    else:
+        why = (f"each of its {first.call.attempts} attempts is balanced anew ({balancer}) and "
+               "may pick the same dead instance (no retry_other_instance)")
+    exactly = "exactly" if balancer == "random" else "up to"
     more = len(uncovered) - 1
     tail = f" (and {more} more call{'s' if more > 1 else ''})" if more else ""
-    explanation = (f"{lasting}; {first.describe()} fails whenever it is routed there: {why}"
-                   f"{tail}")
+    explanation = (f"{lasting}; {first.describe()} fails when it is routed there, {exactly} "
+                   f"{chance:.4g} of its requests while one of {callee.replicas} instances is "
+                   f"dead: {why}{tail}")
     changes: dict[str, object] = {}
     for site in uncovered:
         if site.call.retries < 1:
             changes[site.key("retries")] = 1
-        if system.services[site.call.service].load_balancer.kind == "consistent_hash":
-            changes[f"services.{site.call.service}.load_balancer"] = "round_robin"
-    words = "add one retry to " + first.describe()
-    if f"services.{first.call.service}.load_balancer" in changes:
-        words = (f"balance {first.call.service} round_robin"
-                 + (" and add one retry to " + first.describe() if not first.call.retries
-                    else ""))
+        changes[site.key("retry_other_instance")] = True
+    words = ("retry " + first.describe() + " on another instance"
+             + (" (one retry, retry_other_instance)" if not first.call.retries
+                else " (retry_other_instance)"))
     if more:
         words += f" (and {more} more call{'s' if more > 1 else ''})"
     return Verdict(
         prop.name, prop.kind, "violated", explanation,
         Counterexample(chain=(*prefix, first.callee),
-                       numbers={"window_s": span, "replicas": callee.replicas}),
+                       numbers={"window_s": span, "replicas": callee.replicas,
+                                "failure_probability": chance}),
         Repair(words, changes))
 
 
-__all__ = ["check_staleness", "covers", "exposed", "window"]
+__all__ = ["check_staleness", "covers", "exposed", "failure_probability", "window"]

@@ -1,8 +1,16 @@
 """`survives {failures: K, of: [...]}`: no K failures take a workload entry down.
 
+An entry is *down* when it serves none of its requests; a failure that only some of its
+requests meet (a call made with probability p < 1 into a dead service) leaves it *degraded*:
+up, serving a known share of its requests (``cones.availability``: the engine's draws of
+probability, repeat and retries, multiplied). Degraded entries do not violate survives, which
+speaks of up and down; they are reported, with their share, in the counterexample
+(``degraded``) and, when no K failures take an entry down but some degrade one, in the
+explanation. How much availability is enough is the ``availability`` property's question.
+
 Decision procedure (exact, linear in the size of the endpoint graph):
 
-  An entry is available iff every service in its required cone is up (see ``cones``). So a
+  An entry is up iff every service in its certain cone is up (see ``cones``). So a
   failure set takes an entry down iff it kills some service of the cone, and the fewest failures
   that take the entry down is the minimum, over the cone's services, of the cost to kill one
   (``failures.kill_cost``: distinct zones occupied with zones allowed, replicas otherwise).
@@ -14,7 +22,8 @@ Decision procedure (exact, linear in the size of the endpoint graph):
 
   The minimum over cones is one pass over the strongly connected components (a cycle shares one
   cone), so 10,000 services decide in well under a second; z3 is used where it earns its place:
-  the repair (``repairs``), and an independent encoding kept as a cross-check (``survives_z3``).
+  the repair (``repairs``); an independent z3 encoding cross-checks it in the tests
+  (``tests/survives_z3_oracle.py``).
 
 The verdict names the weakest service, the failures, every entry they take down and the chain
 of required calls from a downed entry to the dead service, with the smallest repair.
@@ -27,8 +36,8 @@ import math
 from faultmesh.model import properties as P
 from faultmesh.model.system import Service, System
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.cones import RequiredGraph
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.cones import RequiredGraph, availability
+from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, out_of_time
 from faultmesh.model.verify.failures import (
     FailureKinds,
     FailureSet,
@@ -44,14 +53,14 @@ from faultmesh.model.verify.repairs import (
     extra_zones,
 )
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
-from faultmesh.model.verify.wording import arrow, listing, out_of_time, plural
+from faultmesh.model.verify.wording import arrow, listing, plural
 
 
 @checker("survives")
 def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     assert isinstance(prop, P.Survives)
     if deadline.expired():
-        return out_of_time(prop)
+        return out_of_time(prop, deadline)
     kinds = FailureKinds.of(prop.of)
     budget = prop.failures
     entries = system.entries
@@ -59,13 +68,13 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
         return Verdict(prop.name, prop.kind, "holds",
                        "no workload entries: there is nothing for failures to take down")
 
-    graph = RequiredGraph(system)
+    graph = RequiredGraph(system, certain=True)
     cost = {name: kill_cost(service, kinds) for name, service in system.services.items()}
     cheapest = graph.min_cone_cost(cost)
     entry_nodes = [graph.index[e] for e in entries]
     weakest = min(cheapest[v] for v in entry_nodes)
     if deadline.expired():
-        return out_of_time(prop)
+        return out_of_time(prop, deadline)
     if math.isinf(weakest):
         return Verdict(prop.name, prop.kind, "holds",
                        f"no failure of {kinds.describe()} can take any service down")
@@ -82,28 +91,69 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
     if weakest > budget:
         if deadline.expired():
-            return out_of_time(prop)
+            return out_of_time(prop, deadline)
         via = f" (via {arrow(chain)})" if len(chain) > 1 else ""
         return Verdict(prop.name, prop.kind, "holds",
                        f"every workload entry survives any {plural(budget, 'failure')} "
                        f"of {kinds.describe()}: the weakest service they need, {victim.name} "
                        f"({_placement(victim)}), takes {plural(int(weakest), 'failure')} to go "
-                       f"down{via}")
+                       f"down{via}" + _degradation(system, kinds, budget, cost))
 
     units = kill_set(victim, kinds)
     failed = FailureSet(units)
     unavailable = graph.unavailable(failed.services_down(system))
     down = tuple(e for e in entries if graph.index[e] in unavailable)
+    degraded = _degraded(system, failed, down)
     explanation = (f"{victim.name} has {_weakness(victim, kinds, budget)}: {', '.join(units)} down "
                    f"takes {listing(down)} down")
     if len(chain) > 1:
         explanation += f" (via {arrow(chain)})"
-    counterexample = Counterexample(failures=units, down=down, chain=tuple(chain))
+    if degraded:
+        explanation += f" and degrades {_shares(degraded)}"
+    counterexample = Counterexample(failures=units, down=down, chain=tuple(chain),
+                                    degraded=degraded)
 
     repair, note = _repair(system, graph, entry_nodes, cost, kinds, budget, deadline)
     if note:
         explanation += f"; {note}"
     return Verdict(prop.name, prop.kind, "violated", explanation, counterexample, repair)
+
+
+def _degraded(system: System, failed: FailureSet, down: tuple[str, ...]) -> dict[str, float]:
+    """The entries ``failed`` leaves up but failing some requests, with the share they serve."""
+    shares = availability(system, failed.services_down(system))
+    return {e: shares[e] for e in dict.fromkeys(system.entries)
+            if e not in down and shares[e] < 1.0}
+
+
+def _shares(degraded: dict[str, float]) -> str:
+    return listing([f"{entry} to {share:.2%} of its requests" for entry, share in
+                    degraded.items()])
+
+
+def _degradation(system: System, kinds: FailureKinds, budget: int,
+                 cost: dict[str, int | None]) -> str:
+    """When no ``budget`` failures take an entry down: a failure set that degrades one, if any.
+
+    The cheapest service reached over required calls (probabilistic ones included) is killed
+    as in the down case; with its kill set within the budget, some entry loses the requests
+    that make a call into it.
+    """
+    graph = RequiredGraph(system)
+    cheapest = graph.min_cone_cost(cost)
+    starts = [graph.index[e] for e in dict.fromkeys(system.entries)]
+    weakest = min(cheapest[v] for v in starts)
+    if weakest > budget:
+        return ""
+    start = next(v for v in starts if cheapest[v] == weakest)
+    path = graph.chain(start, lambda v: cost[graph.service[v]] == weakest)
+    assert path is not None
+    units = kill_set(system.services[graph.service[path[-1]]], kinds)
+    degraded = _degraded(system, FailureSet(units), ())
+    if not degraded:
+        return ""
+    return (f"; but {', '.join(units)} down degrades {_shares(degraded)} (calls made with "
+            f"probability below 1: via {arrow([graph.names[v] for v in path])})")
 
 
 def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
@@ -131,7 +181,7 @@ def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
             old = {z: counts.get(z, 0) for z in zones}
             plan.append(PlacementChange(name, old, new, service.workers, service.workers))
     except RepairTimeout:
-        return None, "the repair search ran out of time"
+        return None, REPAIR_OUT_OF_TIME
     return as_repair(plan, system.zones, zones), ""
 
 

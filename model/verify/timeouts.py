@@ -3,7 +3,8 @@
 When a caller's timeout expires before its callee could possibly finish, the callee keeps
 working (and calling, and retrying) for a caller that has already given up: wasted capacity
 exactly when the system is slow. The property asks that along every synchronous chain the
-timeouts nest: each call's timeout is at least the worst-case time of the endpoint it calls.
+timeouts nest: each call's timeout is at least the worst-case time of the endpoint it calls,
+plus the network the attempt crosses.
 
 Worst case of an endpoint (calls made with probability 0 never happen; optional calls are
 awaited, so they count; asynchronous calls are not awaited and contribute 0)::
@@ -20,22 +21,44 @@ dependency below hangs, e's caller still waits long enough to get e's answer. (B
 attempt by ``min(timeout, worst(callee) + network)`` instead would only describe a healthy
 system, where timeouts never fire.)
 
+The network (``network``): the engine starts an attempt's timeout when the request is sent,
+and the request and the response are each one message with its own latency draw (same-zone or
+cross-zone by the two instances' zones; ``simulations.engine.network``). So a call from ``a``
+to ``b`` nests when
+
+    timeout > worst(b) + 2 × hop(a, b),
+
+where ``hop(a, b)`` is the largest ``bound`` of the latency distributions the placements of
+``a`` and ``b`` allow (the cross-zone one if some replica of ``a`` and some replica of ``b``
+sit in different zones, the same-zone one if some pair shares a zone). A workload item's
+requests cross no network (the ingress delivers them at once), so its timeout must cover
+``worst(entry)`` alone. The inequality is strict: at equality the response and the timeout
+are due at the same instant, and which the engine sees first is decided by floating-point
+rounding of the sums (a 12 ms chain under a 12 ms timeout times out about 6 times in 7). The
+callee's own calls are already inside ``worst(b)``: each of its
+attempts is charged its full timeout, which covers that hop's messages.
+
 Arithmetic is exact, in the decimals the spec was written in (a float ``0.2`` is read as 1/5,
 not as the binary number nearest it), so a repair to 3.4 s is checked as 3.4 s.
 
-``bound(d)`` is a distribution's upper bound when finite (constant, uniform, empirical) and its
-99.9th percentile otherwise (exponential, log-normal, normal): an unbounded distribution has
-no worst case, and p99.9 is the usual engineering stand-in; bounds are rounded up to the
-microsecond. Time spent queueing for a worker is
-not included: it is unbounded without a queue limit and is what ``capacity`` is about.
+``bound(d)`` is one rule for service times and network latency alike: a distribution's upper
+bound when finite (constant, uniform, empirical) and its 99.9th percentile otherwise
+(exponential, log-normal, normal): an unbounded distribution has no worst case, and p99.9 is
+the usual engineering stand-in; bounds are rounded up to the microsecond. Each term is bounded
+separately (the sum of p99.9s is at least the p99.9 of the sum for these distributions, so the
+rule errs on the long side). Time spent queueing for a worker is not included: it is
+unbounded without a queue limit and is what ``capacity`` is about; latency and slowdown faults
+of a scenario are not included either (a scenario is not the system).
 
-Violated when some call's timeout is below ``worst(callee)``, or a workload item's ``timeout``
-is below ``worst(entry)``. Counterexample: the chain from an entry to the worst offending call,
-with ``{"timeout", "callee_worst"}``. Around a synchronous call cycle the timeouts cannot all
+Violated when some call's timeout is not above ``worst(callee) + 2 × hop``, or a workload
+item's ``timeout`` is not above ``worst(entry)``. Counterexample: the chain from an entry to the
+worst offending call, with ``{"timeout", "callee_worst", "network"}`` (``network`` is the round trip
+charged, 0 for a workload item). Around a synchronous call cycle the timeouts cannot all
 nest unless no time is spent on the way (each would have to exceed itself plus the service
 times round the cycle); then no repair exists (``call_cycles`` reports the cycle).
 
-Repair: the smallest raises of timeouts (in whole milliseconds) that make every timeout nest,
+Repair: the smallest raises of timeouts (in whole milliseconds, so the least whole millisecond
+above what a timeout must exceed) that make every timeout nest,
 found with z3 Optimize over the timeouts involved: the offending ones and every timeout whose
 callee's worst case grows when those are raised (a raised timeout lengthens its caller's worst
 case, which may then need its own caller's timeout raised, up the chain). The objective is the
@@ -56,8 +79,9 @@ import z3
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Distribution
 from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.units import format_duration, format_durations
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.deadline import Deadline, out_of_time
 from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
@@ -72,24 +96,6 @@ QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
 GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds
 MICRO = 10**6  # service-time bounds are rounded up to the microsecond
 OPTIMIZE_LIMIT = 2000  # beyond this many timeouts involved, the least solution is computed
-
-
-def seconds_text(x: float, digits: int = 3) -> str:
-    """A duration for people: ``130.021 s``, ``250 ms``, ``40 µs``."""
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if x >= scale or unit == "µs":
-            text = f"{x / scale:.{digits}f}".rstrip("0").rstrip(".")
-            return f"{text} {unit}"
-    raise AssertionError
-
-
-def two_durations(a: float, b: float) -> tuple[str, str]:
-    """Both as text, with enough digits that unequal values do not print the same."""
-    for digits in (3, 6, 9):
-        left, right = seconds_text(a, digits), seconds_text(b, digits)
-        if left != right or a == b:
-            break
-    return left, right
 
 
 def decimal(x: float) -> Fraction:
@@ -108,6 +114,25 @@ def service_bound(dist: Distribution) -> Fraction:
     """``bound(dist)`` exactly, rounded up to the microsecond (a p99.9 has 17 digits that
     carry no information and would make the repair's integers needlessly huge)."""
     return Fraction(math.ceil(decimal(bound(dist)) * MICRO), MICRO)
+
+
+def round_trip(system: System, caller: str, callee: str) -> Fraction:
+    """The network an attempt from service ``caller`` to service ``callee`` crosses: the
+    request and the response, each at the largest latency bound the two placements allow
+    (same-zone if some pair of their replicas shares a zone, cross-zone if some pair does not).
+    """
+    net = system.communication
+    here, there = set(system.services[caller].zones), set(system.services[callee].zones)
+    hop = Fraction(0)
+    if here & there:
+        hop = max(hop, service_bound(net.same_zone_latency))
+    if any(a != b for a in here for b in there):
+        hop = max(hop, service_bound(net.cross_zone_latency))
+    return 2 * hop
+
+
+def site_network(system: System, site: CallSite) -> Fraction:
+    return round_trip(system, site.caller_service, site.call.service)
 
 
 def awaited(call: Call) -> bool:
@@ -149,6 +174,11 @@ class Offence:
     timeout: Fraction
     callee_worst: Fraction
     site: CallSite | None  # None for a workload item
+    network: Fraction = Fraction(0)  # the round trip the timeout must also cover
+
+    @property
+    def need(self) -> Fraction:
+        return self.callee_worst + self.network
 
 
 def offences(system: System, worst: dict[str, Fraction]) -> list[Offence]:
@@ -156,11 +186,14 @@ def offences(system: System, worst: dict[str, Fraction]) -> list[Offence]:
     found = []
     for site in call_sites(system):
         call = site.call
-        if awaited(call) and decimal(call.timeout) < worst[call.target]:
+        if not awaited(call):
+            continue
+        network = site_network(system, site)
+        if decimal(call.timeout) <= worst[call.target] + network:
             found.append(Offence(site.key("timeout"), site.caller, call.target,
-                                 decimal(call.timeout), worst[call.target], site))
+                                 decimal(call.timeout), worst[call.target], site, network))
     for i, w in enumerate(system.workload):
-        if w.timeout is not None and decimal(w.timeout) < worst[w.entry]:
+        if w.timeout is not None and decimal(w.timeout) <= worst[w.entry]:
             found.append(Offence(f"workload[{i}].timeout", w.source, w.entry,
                                  decimal(w.timeout), worst[w.entry], None))
     return found
@@ -198,8 +231,9 @@ def repair_timeouts(system: System, found: list[Offence],
     olds = {s.key("timeout"): decimal(s.call.timeout) for s in involved}
     olds.update({f"workload[{i}].timeout": decimal(w.timeout) for i, w in workload_items
                  if w.timeout is not None})
+    network = {s: site_network(system, s) for s in involved}
     numbers = [*olds.values(), *const.values(), *(call_worst(s.call) for s in sites),
-               *(decimal(s.call.timeout) for s in sites),
+               *(decimal(s.call.timeout) for s in sites), *network.values(),
                *(service_bound(system.endpoint(e).service_time) for e in grows)]
     scale = GRANULARITY
     for q in numbers:
@@ -219,7 +253,7 @@ def repair_timeouts(system: System, found: list[Offence],
         # digits) it either keeps its value or moves onto the grid above it.
         ms = z3.Int(f"ms[{key}]")
         grid = old * GRANULARITY
-        opt.add(ms >= math.ceil(grid))
+        opt.add(ms >= math.ceil(grid))  # never lowered
         if grid.denominator == 1:
             timeout[key] = ms * unit
         else:
@@ -262,9 +296,9 @@ def repair_timeouts(system: System, found: list[Offence],
         opt.add(w == z3.Sum(terms))
         worst[name] = w
     for s in involved:
-        opt.add(timeout[s.key("timeout")] >= callee_worst(s.callee))
+        opt.add(timeout[s.key("timeout")] > callee_worst(s.callee) + scaled(network[s]))
     for i, w_item in workload_items:
-        opt.add(timeout[f"workload[{i}].timeout"] >= callee_worst(w_item.entry))
+        opt.add(timeout[f"workload[{i}].timeout"] > callee_worst(w_item.entry))
     opt.minimize(z3.Sum([*timeout.values()]) if timeout else z3.IntVal(0))
     if opt.check() != z3.sat:
         return None
@@ -277,15 +311,17 @@ def repair_timeouts(system: System, found: list[Offence],
     return changes
 
 
-def _ceil_ms(need: Fraction) -> Fraction:
-    return Fraction(math.ceil(need * GRANULARITY), GRANULARITY)
+def _above_ms(need: Fraction) -> Fraction:
+    """The least whole millisecond strictly above ``need``."""
+    return Fraction(math.floor(need * GRANULARITY) + 1, GRANULARITY)
 
 
 def least_timeouts(system: System) -> dict[str, float] | None:
     """The pointwise least whole-millisecond raises, bottom-up (None around a call cycle).
 
     What the Optimize objective attains, computed directly: callees first, each offending
-    timeout is raised to its callee's (final) worst case rounded up to the millisecond.
+    timeout is raised to the least whole millisecond above its callee's (final) worst case
+    plus the round trip.
     """
     sites = [s for s in call_sites(system) if awaited(s.call)]
     by_caller: dict[str, list[CallSite]] = {}
@@ -299,8 +335,9 @@ def least_timeouts(system: System) -> dict[str, float] | None:
     changes: dict[str, float] = {}
     for name in reversed(order):  # callees first
         for site in by_caller.get(name, ()):
-            if timeout[site] < worst[site.callee]:
-                timeout[site] = _ceil_ms(worst[site.callee])
+            need = worst[site.callee] + site_network(system, site)
+            if timeout[site] <= need:
+                timeout[site] = _above_ms(need)
                 changes[site.key("timeout")] = float(timeout[site])
         endpoint = system.endpoint(name)
         total = service_bound(endpoint.service_time)
@@ -317,24 +354,25 @@ def least_timeouts(system: System) -> dict[str, float] | None:
             total += max(costs, default=Fraction(0))
         worst[name] = total
     for i, w in enumerate(system.workload):
-        if w.timeout is not None and decimal(w.timeout) < worst[w.entry]:
-            changes[f"workload[{i}].timeout"] = float(_ceil_ms(worst[w.entry]))
+        if w.timeout is not None and decimal(w.timeout) <= worst[w.entry]:
+            changes[f"workload[{i}].timeout"] = float(_above_ms(worst[w.entry]))
     return changes
 
 
 @checker("timeouts_nest")
 def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if deadline.expired():
-        return Verdict(prop.name, prop.kind, "unknown", "timeouts_nest: ran out of time")
+        return out_of_time(prop, deadline)
     worst = worst_cases(system)
     found = offences(system, worst)
     calls = sum(1 for s in call_sites(system) if awaited(s.call))
     if not found:
         return Verdict(prop.name, prop.kind, "holds",
-                       f"every timeout covers its callee's worst case ({calls} synchronous "
-                       f"calls checked)")
-    _, top = max(enumerate(found), key=lambda io: (io[1].callee_worst - io[1].timeout, -io[0]))
-    timeout_s, worst_s = float(top.timeout), float(top.callee_worst)
+                       f"every timeout covers its callee's worst case plus the network "
+                       f"round trip ({calls} synchronous calls checked; unbounded "
+                       f"distributions at p99.9)")
+    _, top = max(enumerate(found), key=lambda io: (io[1].need - io[1].timeout, -io[0]))
+    timeout_s, worst_s, network_s = float(top.timeout), float(top.callee_worst), float(top.network)
     succ = successors_of(call_sites(system), lambda s: awaited(s.call))
     if top.site is not None:
         prefix = path_from_entries(succ, system.entries, top.caller) or [top.caller]
@@ -345,16 +383,27 @@ def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) ->
         what = f"the {top.caller} workload on {top.callee}"
     more = len(found) - 1
     tail = f" (and {more} more timeout{'s' if more > 1 else ''} too short)" if more else ""
-    shown_timeout, shown_worst = two_durations(timeout_s, worst_s)
-    explanation = (f"{what}: timeout {shown_timeout} < {shown_worst}, the worst case of "
-                   f"{top.callee}, which keeps working for a caller that gave up{tail}")
-    cex = Counterexample(chain=chain, numbers={"timeout": timeout_s, "callee_worst": worst_s})
+    relation = "<" if top.timeout < top.need else "="  # equal is too short: see the docstring
+    if top.network:
+        shown_timeout, shown_need = format_durations(timeout_s, float(top.need))
+        explanation = (f"{what}: timeout {shown_timeout} {relation} {shown_need}, the worst "
+                       f"case of {top.callee} ({format_duration(worst_s)}) plus "
+                       f"{format_duration(network_s)} of network there and back (latencies at "
+                       f"their bound or p99.9), so {top.callee} keeps working for a caller "
+                       f"that gave up{tail}")
+    else:
+        shown_timeout, shown_worst = format_durations(timeout_s, worst_s)
+        explanation = (f"{what}: timeout {shown_timeout} {relation} {shown_worst}, the worst "
+                       f"case of {top.callee}, which keeps working for a caller that gave up{tail}")
+    cex = Counterexample(chain=chain, numbers={"timeout": timeout_s, "callee_worst": worst_s,
+                                               "network": network_s})
     repair = None
     if not deadline.expired():
         changes = repair_timeouts(system, found, deadline)
         if changes:
             lead = changes.get(top.key)
-            first = (f"raise the {what} timeout to at least {seconds_text(lead)}"
+            # Seven digits show every whole millisecond (the repair grid) up to hours.
+            first = (f"raise the {what} timeout to {format_duration(lead, digits=7)}"
                      if lead is not None else "raise timeouts")
             others = len(changes) - (lead is not None)
             if others:
@@ -363,4 +412,4 @@ def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) ->
     return Verdict(prop.name, prop.kind, "violated", explanation, cex, repair)
 
 
-__all__ = ["QUANTILE", "bound", "check_timeouts_nest", "worst_cases"]
+__all__ = ["QUANTILE", "bound", "check_timeouts_nest", "round_trip", "worst_cases"]

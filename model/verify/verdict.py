@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from faultmesh.model.faults import Crash, Scenario, parse_target
+from faultmesh.model.units import format_duration
 
 if TYPE_CHECKING:
     from faultmesh.model.system import System
@@ -19,17 +20,22 @@ class Counterexample:
     """A smallest witness that a property fails.
 
     ``failures`` are failed components (``zone:a``, ``instance:cart-0``); ``down`` what they take
-    down (``frontend.checkout``); ``chain`` the path that explains it (services or
-    ``service.endpoint`` names, caller first); ``numbers`` the quantities involved.
+    down (``frontend.checkout``); ``degraded`` the entries they do not take down but make fail
+    some requests, with the share those still serve (``{"frontend.home": 0.9}``: reached only
+    through calls made with probability below 1); ``chain`` the path that explains it
+    (services or ``service.endpoint`` names, caller first); ``numbers`` the quantities involved.
     """
 
     failures: tuple[str, ...] = ()
     down: tuple[str, ...] = ()
     chain: tuple[str, ...] = ()
     numbers: dict[str, float] = field(default_factory=dict)
+    degraded: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"failures": list(self.failures), "down": list(self.down)}
+        if self.degraded:
+            out["degraded"] = dict(self.degraded)
         if self.chain:
             out["chain"] = list(self.chain)
         if self.numbers:
@@ -114,10 +120,6 @@ class Report:
     def verdict(self) -> Status:
         return overall([v.status for v in self.verdicts])
 
-    @property
-    def exit_code(self) -> int:
-        return {"holds": 0, "violated": 1, "unknown": 3}[self.verdict]
-
     def __getitem__(self, name: str) -> Verdict:
         for v in self.verdicts:
             if v.name == name:
@@ -141,6 +143,9 @@ class Report:
                     parts.append("failures: " + ", ".join(ce.failures))
                 if ce.down:
                     parts.append("down: " + ", ".join(ce.down))
+                if ce.degraded:
+                    parts.append("degraded: " + ", ".join(f"{e} ({share:.2%})"
+                                                          for e, share in ce.degraded.items()))
                 if ce.chain:
                     parts.append("chain: " + " → ".join(ce.chain))
                 witness = "<br>".join(html.escape(p) for p in parts)
@@ -148,7 +153,7 @@ class Report:
             rows.append(
                 f"<tr><td>{html.escape(v.name)}</td>"
                 f"<td style='color:{colours[v.status]};font-weight:bold'>{v.status}</td>"
-                f"<td>{v.seconds:.3f}s</td><td>{html.escape(v.explanation)}</td>"
+                f"<td>{format_duration(v.seconds)}</td><td>{html.escape(v.explanation)}</td>"
                 f"<td>{witness}</td><td>{repair}</td></tr>"
             )
         colour = colours[self.verdict]

@@ -46,12 +46,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import networkx as nx
 import z3
 from faultmesh.model import properties as P
+from faultmesh.model.graph import component_index
 from faultmesh.model.system import System
+from faultmesh.model.units import format_duration
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.deadline import Deadline, out_of_time
 from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
@@ -61,17 +62,9 @@ from faultmesh.model.verify.sites import (
     successors_of,
 )
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.wording import plural
 
 TRANSPORT_ERRORS = ("Unavailable", "DeadlineExceeded")
-
-
-def plural(count: int, noun: str) -> str:
-    """``plural(1, "call") == "1 call"``, ``plural(2, "call") == "2 calls"``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _unknown(prop: P.Property, why: str = "ran out of time") -> Verdict:
-    return Verdict(prop.name, prop.kind, "unknown", f"{prop.kind}: {why}")
 
 
 def min_feedback_edges(edges: Sequence[tuple[str, str]], deadline: Deadline,
@@ -101,10 +94,8 @@ def min_feedback_edges(edges: Sequence[tuple[str, str]], deadline: Deadline,
 def _cyclic_edges(successors: dict[str, list[str]], edges: Iterable[tuple[str, str]],
                   ) -> list[int]:
     """Indices of the edges that lie on some cycle (both ends in one strong component)."""
-    graph = nx.DiGraph()
-    graph.add_edges_from((u, v) for u, vs in successors.items() for v in vs)
-    component = {n: i for i, members in enumerate(nx.strongly_connected_components(graph))
-                 for n in members}
+    edges = list(edges)
+    component = component_index(successors, (n for edge in edges for n in edge))
     return [i for i, (u, v) in enumerate(edges) if component[u] == component[v]]
 
 
@@ -114,7 +105,7 @@ def _cyclic_edges(successors: dict[str, list[str]], edges: Iterable[tuple[str, s
 @checker("startup_order")
 def check_startup_order(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop, deadline)
     successors = {name: list(s.depends_on) for name, s in system.services.items()}
     cycle = shortest_cycle(successors, system.services)
     if cycle is None:
@@ -150,7 +141,7 @@ def _awaited(site: CallSite) -> bool:
 @checker("call_cycles")
 def check_call_cycles(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop, deadline)
     sites = [s for s in call_sites(system) if _awaited(s)]
     successors = successors_of(sites)
     cycle = shortest_cycle(successors, endpoints(system))
@@ -181,9 +172,8 @@ def check_call_cycles(system: System, prop: P.Property, deadline: Deadline) -> V
 
 
 def is_required(site: CallSite) -> bool:
-    """Does a failure of this call fail the caller? (synchronous, not optional, happens)."""
-    call = site.call
-    return not call.asynchronous and not call.optional and call.probability > 0
+    """Does a failure of this call fail the caller? (``Call.required``: the one rule)."""
+    return site.call.required
 
 
 def surfaces(system: System) -> dict[str, set[str]]:
@@ -248,7 +238,7 @@ def _walk(parent: dict[str, str], node: str) -> list[str]:
 @checker("errors_covered")
 def check_errors_covered(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop, deadline)
     surface = surfaces(system)
     declared = {e: set(system.endpoint(e).signature.errors) for e in endpoints(system)}
     sites = [s for s in call_sites(system) if is_required(s)]
@@ -264,7 +254,7 @@ def check_errors_covered(system: System, prop: P.Property, deadline: Deadline) -
                        f"calls can surface ({plural(len(declared) - typed, 'untyped endpoint')} "
                        "not checked)")
     if deadline.expired():
-        return _unknown(prop)
+        return out_of_time(prop, deadline)
     escapes = [_origin(e, x, by_caller, surface, declared)
                for e, errors in missing.items() for x in errors]
     order = {e: i for i, e in enumerate(endpoints(system))}
@@ -274,7 +264,8 @@ def check_errors_covered(system: System, prop: P.Property, deadline: Deadline) -
     chain = (*prefix[:-1], *worst.chain)
     if worst.transport is not None:
         call = worst.transport.call
-        why = (f"its timeout of {call.timeout:g}s can expire" if worst.error == "DeadlineExceeded"
+        why = (f"its timeout of {format_duration(call.timeout)} can expire"
+               if worst.error == "DeadlineExceeded"
                else f"{call.service} can have no live instance")
         source = f"{worst.transport.caller}'s call to {worst.transport.callee} ({why})"
     else:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-from faultmesh.model import properties as P
-from faultmesh.model.verify.verdict import Verdict
-
 # Long lists in one-line explanations are cut to this many items ("and 12 more").
 LIST_LIMIT = 5
 
@@ -37,10 +34,4 @@ def percent(x: Fraction | float | None) -> str:
     return "∞%" if x is None else f"{float(x) * 100:.4g}%"
 
 
-def out_of_time(prop: P.Property) -> Verdict:
-    """The verdict when the deadline expires before a decision: never `holds`."""
-    return Verdict(prop.name, prop.kind, "unknown",
-                   "ran out of time before deciding; raise --timeout")
-
-
-__all__ = ["LIST_LIMIT", "arrow", "listing", "number", "out_of_time", "percent", "plural"]
+__all__ = ["LIST_LIMIT", "arrow", "listing", "number", "percent", "plural"]

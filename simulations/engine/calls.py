@@ -1,15 +1,16 @@
 """Calls between services: attempts, timeouts, retries with backoff, breakers, repeats.
 
 A ``CallSite`` is one call of an endpoint, compiled for the run with everything it needs: the
-callee endpoint, the load balancer and circuit breaker of the (caller service, callee service)
-edge, the timeout queue for its length, its retry and backoff policy. Each time a job reaches
-that step, the site starts a ``CallRun``; the run makes attempts until one succeeds or the
-retries are spent:
+callee endpoint, the load balancers and circuit breakers it uses, the timeout queue for its
+length, its retry and backoff policy. Each time a job reaches that step, the site starts a
+``CallRun``; the run makes attempts until one succeeds or the retries are spent:
 
-1. the edge's circuit breaker, if any, is asked first; an open circuit fails the call at once
-   (``circuit open``; not retried: the breaker would refuse the retry too);
-2. an instance is picked from the caller's discovery view with the edge's balancer (no view:
-   ``no instance``); each attempt is load-balanced anew;
+1. the caller instance's circuit breaker for the call's policy, if any, is asked first; an open
+   circuit fails the call at once (``circuit open``; not retried: the breaker would refuse the
+   retry too);
+2. an instance is picked from the caller's discovery view with the caller's balancer (no view:
+   ``no instance``); each attempt is load-balanced anew, among the instances not yet tried
+   by this call when it sets ``retry_other_instance`` (Envoy's ``previous_hosts`` predicate);
 3. the request crosses the network to it (and may be dropped), and the attempt's timeout starts;
 4. the first of response and timeout settles the attempt and is reported to the breaker; a late
    response is ignored (the callee did the work for nothing, as it would).
@@ -19,16 +20,25 @@ still alive; the call then fails with the attempt's cause, or ``retries exhauste
 had retries. ``repeat: n`` makes the call n times in a row, each with its own retries. An
 optional call's failure is reported to the job as a success (degraded); an asynchronous call
 has no job waiting for it.
+
+Breakers and least-request counts live in the caller's instance, as in the client processes
+the engine models (a Resilience4j breaker in each client, an Envoy proxy beside each caller):
+``BreakerGroup`` holds the breakers of one policy on one (caller service, callee service) edge,
+one per caller instance, shared by the call sites of that edge with an equal policy; a site
+picks its caller instance's breaker by the instance's index. A least-request balancer is one
+per caller instance too, and compares that instance's own requests still out to each callee
+instance (``ActiveRequests``): an attempt counts from when it is sent until it settles.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import simpy
-from faultmesh.model.system import Backoff, Call
+from faultmesh.model.system import Backoff, BreakerPolicy, Call, RateBreakerPolicy
 from faultmesh.simulations.outcomes import (
     CIRCUIT_OPEN,
     NO_INSTANCE,
@@ -44,6 +54,9 @@ if TYPE_CHECKING:
     from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
     from faultmesh.simulations.engine.network import Network
     from faultmesh.simulations.engine.timeouts import Deadlines
+
+ActiveRequests: TypeAlias = "Counter[Instance]"
+"""A caller's requests still out, per callee instance (its least-request balancer's load)."""
 
 
 def backoff_delay(policy: Backoff, retry: int, rng: random.Random) -> float:
@@ -78,11 +91,65 @@ class EdgeStats:
                 "degraded": self.degraded, "causes": dict(sorted(self.causes.items()))}
 
 
+class BreakerGroup:
+    """The circuit breakers of one policy on one edge: one per caller instance.
+
+    ``breakers[i]`` is caller instance ``i``'s breaker; ``sites`` names the call sites
+    (``service.endpoint/step``) that share it. ``label(i)`` tags that breaker in the summary:
+    the caller instance's name, with ``/k`` appended when the edge has ``k`` > 1 policies.
+    """
+
+    __slots__ = ("breakers", "callers", "number", "policy", "sites")
+
+    def __init__(self, policy: BreakerPolicy, callers: list[str], number: int) -> None:
+        from faultmesh.simulations.breakers import CircuitBreaker
+
+        self.policy = policy
+        self.callers = callers  # the caller instances' names, by index
+        self.number = number  # 1-based, in the order the edge's policies first appear
+        self.breakers = tuple(CircuitBreaker(policy) for _ in callers)
+        self.sites: list[str] = []
+
+    def label(self, index: int, policies: int) -> str:
+        name = self.callers[index]
+        return name if policies == 1 else f"{name}/{self.number}"
+
+
+_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def breakers_summary(groups: list[BreakerGroup]) -> dict[str, Any]:
+    """The ``breakers`` entry of one edge in the run's summary.
+
+    ``transitions`` merges every breaker's moves in time order as ``[t, state, label]``;
+    ``state`` is the worst final state (open, then half-open, then closed); ``instances``
+    gives each breaker's caller instance, kind, final state and the call sites sharing it.
+    """
+    count = len(groups)
+    moves: list[list[Any]] = []
+    instances: dict[str, dict[str, Any]] = {}
+    kinds: list[str] = []
+    for group in groups:
+        kind = "rate" if isinstance(group.policy, RateBreakerPolicy) else "consecutive"
+        if kind not in kinds:
+            kinds.append(kind)
+        for index, breaker in enumerate(group.breakers):
+            label = group.label(index, count)
+            moves.extend([t, state, label] for t, state in breaker.transitions)
+            instances[label] = {"instance": group.callers[index], "kind": kind,
+                                "state": breaker.state, "sites": list(group.sites)}
+    moves.sort(key=lambda move: move[0])  # stable: simultaneous moves keep their order
+    state = max((b["state"] for b in instances.values()), key=_SEVERITY.__getitem__,
+                default="closed")
+    return {"kind": "+".join(kinds), "state": state, "transitions": moves,
+            "instances": instances}
+
+
 class CallRun:
     """One call in progress: its current attempt (``token``) and how many it has made."""
 
     __slots__ = ("attempt", "awaiting", "caller", "generation", "key", "lost", "parent",
-                 "repeats", "sent_at", "site", "token")
+                 "repeats", "sent_at", "site", "target", "token", "tried")
 
     def __init__(self, site: CallSite, caller: Instance, parent: Job | None, key: int) -> None:
         self.site = site
@@ -96,6 +163,8 @@ class CallRun:
         self.sent_at = 0.0
         self.lost: str | None = None  # why the current attempt's request or response vanished
         self.repeats = site.repeat
+        self.target: Instance | None = None  # the current attempt's instance
+        self.tried: list[Instance] = []  # instances this repetition tried (retry_other_instance)
 
     def respond(self, token: int, ok: bool, cause: str | None, root: str | None) -> None:
         if self.awaiting == token:
@@ -117,13 +186,15 @@ class CallRun:
 class CallSite:
     """One call of one endpoint, with its policies resolved and its edge's shared parts."""
 
-    __slots__ = ("asynchronous", "attempts", "backoff", "balancer", "breaker",
+    __slots__ = ("active", "asynchronous", "attempts", "backoff", "balancers", "breakers",
                  "callee", "callee_service", "deadlines", "edge", "endpoint", "env", "network",
-                 "optional", "probability", "repeat", "rng", "sometimes")
+                 "optional", "other_instance", "probability", "repeat", "rng", "sometimes")
 
     def __init__(self, call: Call, *, env: simpy.Environment, network: Network,
                  endpoint: EndpointRuntime, callee_service: ServiceRuntime,
-                 deadlines: Deadlines, balancer: Balancer, breaker: CircuitBreaker | None,
+                 deadlines: Deadlines, balancers: tuple[Balancer, ...],
+                 active: tuple[ActiveRequests, ...] | None,
+                 breakers: tuple[CircuitBreaker, ...] | None,
                  edge: EdgeStats, rng: random.Random) -> None:
         self.env = env
         self.network = network
@@ -131,8 +202,11 @@ class CallSite:
         self.callee = endpoint.service
         self.callee_service = callee_service
         self.deadlines = deadlines
-        self.balancer = balancer
-        self.breaker = breaker
+        # Indexed by the caller instance's index: its balancer, its requests out (kept only
+        # for least request), its breaker for this site's policy (None: no breaker).
+        self.balancers = balancers
+        self.active = active
+        self.breakers = breakers
         self.edge = edge
         self.attempts = call.attempts
         self.backoff = call.backoff
@@ -142,6 +216,7 @@ class CallSite:
         self.sometimes = call.probability < 1.0
         self.rng = rng  # draws the probability and the backoff jitter
         self.repeat = call.repeat
+        self.other_instance = call.retry_other_instance
 
     def __repr__(self) -> str:
         return f"<CallSite -> {self.endpoint.target}>"
@@ -157,7 +232,9 @@ class CallSite:
     def send(self, run: CallRun) -> None:
         """Make the next attempt of ``run``."""
         now = self.env.now
-        breaker = self.breaker
+        index = run.caller.index
+        breakers = self.breakers
+        breaker = breakers[index] if breakers is not None else None
         if breaker is not None and not breaker.allow(now):
             self.complete(run, False, CIRCUIT_OPEN, CIRCUIT_OPEN)
             return
@@ -172,9 +249,23 @@ class CallSite:
                 breaker.record(now, False, 0.0)
             self.failed(run, NO_INSTANCE, NO_INSTANCE)
             return
-        target = view[0] if n == 1 else self.balancer.choose(view, run.key)
+        if self.other_instance:
+            # Envoy's previous_hosts retry predicate: a retry avoids the instances this
+            # repetition already tried, while an untried one remains in the view.
+            if run.attempt == 1:
+                run.tried.clear()
+            untried = tuple(i for i in view if i not in run.tried) if run.tried else view
+            if untried:
+                view, n = untried, len(untried)
+        target = view[0] if n == 1 else self.balancers[index].choose(view, run.key)
+        if self.other_instance:
+            run.tried.append(target)
         token = run.token = run.awaiting = run.token + 1
         run.sent_at = now
+        if self.active is not None:
+            # Counted before sending: the callee may answer at once, settling the attempt.
+            run.target = target
+            self.active[index][target] += 1
         run.lost = None
         self.deadlines.add(run, token)
         network = self.network
@@ -192,10 +283,12 @@ class CallSite:
 
     def settle(self, run: CallRun, ok: bool, cause: str | None, root: str | None) -> None:
         """The current attempt of ``run`` got its response, or timed out."""
-        breaker = self.breaker
-        if breaker is not None:
+        if self.active is not None:
+            self.active[run.caller.index][run.target] -= 1  # type: ignore[index]
+        breakers = self.breakers
+        if breakers is not None:
             now = self.env.now
-            breaker.record(now, ok, now - run.sent_at)
+            breakers[run.caller.index].record(now, ok, now - run.sent_at)
         if not ok:
             self.failed(run, cause, root)  # type: ignore[arg-type]
         elif run.repeats > 1:
@@ -223,7 +316,8 @@ class CallSite:
         edge.calls += 1
         if not ok:
             edge.failed += 1
-            edge.causes[cause] = edge.causes.get(cause, 0) + 1  # type: ignore[index]
+            if cause is not None:  # a failure always has one
+                edge.causes[cause] = edge.causes.get(cause, 0) + 1
         parent = run.parent
         if parent is None:
             return

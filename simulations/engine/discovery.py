@@ -2,8 +2,13 @@
 
 Each instance routes its calls with ``instance.view``, a mapping service -> instances.
 
-* **server** mode: the view is the live one, shared by all callers and always fresh: the
-  instances that are up and ready (a mesh or server-side load balancer that sees every change).
+* **server** mode: callers share the registry's view, the endpoints of a Kubernetes Service:
+  the instances that are ready. An instance joins when its readiness probe passes and leaves at
+  once when it stops gracefully or is restarted (a new container is unready until its probe
+  passes). A crash is noticed after a detection delay (``faultmesh.model.detection``): the
+  orchestrator's readiness probes fail ``readiness.failures`` times in a row, or, for a zone
+  outage, the node controller's grace period ``discovery.zone_detection`` passes. Until then
+  callers keep routing to the dead instance and those calls fail (``instance down``).
 * **client** mode: instances register in a registry when they become ready and heartbeat every
   ``heartbeat`` seconds; the registry drops an instance ``ttl`` after its last heartbeat (at
   once when it stops gracefully). Each caller routes from its own cached copy of the registry,
@@ -13,7 +18,7 @@ Each instance routes its calls with ``instance.view``, a mapping service -> inst
 
 A registry outage freezes every view where it is: client caches stop refreshing (a restarted
 caller keeps the view it had) and, in server mode, the router keeps its last view. The implicit
-ingress of workload requests always sees the live view.
+ingress of workload requests always sees the live view: the instances that are up and ready.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import random
 from collections.abc import Iterable
 
 import simpy
+from faultmesh.model.detection import stale_window
 from faultmesh.model.system import Discovery as DiscoveryPolicy
+from faultmesh.model.system import System
 from faultmesh.simulations.engine.instances import Instance
 from simpy.events import Timeout
 
@@ -43,9 +50,13 @@ class Discovery:
         self.live: View = {name: self._members(instances, "ready")
                            for name, instances in services.items()}
         self.published: View = dict(self.live)  # the registry's current content (client mode)
+        # Server mode: the instances the registry lists (ready, or crashed and not yet noticed),
+        # and the view built from them, shared by every caller and updated in place.
+        self.listed: set[Instance] = {i for i in self._all() if i.ready}
+        self.endpoints: View = dict(self.live)
         self.heartbeat_phase: dict[Instance, float] = {}
         for instance in self._all():
-            instance.view = self.published if self.client else self.live
+            instance.view = self.published if self.client else self.endpoints
             if self.client:
                 self.heartbeat_phase[instance] = rng.uniform(0.0, policy.heartbeat)
         self._refresh_phase = {i: rng.uniform(0.0, policy.refresh) for i in self._all()} \
@@ -70,22 +81,41 @@ class Discovery:
     def on_ready(self, instance: Instance) -> None:
         """``instance`` passed its readiness probe: it joins the live view and registers."""
         self._update_live(instance.service)
-        if self.client and not instance.registered:
+        if not self.client:
+            self._list(instance, True)
+        elif not instance.registered:
             instance.registered = True
             self._publish(instance.service)
 
     def on_boot(self, instance: Instance) -> None:
-        """A (re)started instance fetches its view (unless the registry is out)."""
+        """A (re)started instance fetches its view (unless the registry is out).
+
+        In server mode the new container is unready: a crashed instance that the registry still
+        listed leaves it now.
+        """
+        if not self.client:
+            self._list(instance, False)
         if self.frozen is not None:
             if not self.client:
                 instance.view = self.frozen
             return
-        instance.view = self.published if self.client else self.live
+        instance.view = self.published if self.client else self.endpoints
 
-    def on_down(self, instance: Instance, graceful: bool) -> None:
-        """``instance`` stopped: it leaves the live view; the registry learns per its mode."""
+    def on_down(self, instance: Instance, graceful: bool, detection: float = 0.0) -> None:
+        """``instance`` stopped: it leaves the live view; the registry learns per its mode.
+
+        ``detection``: server mode, after a crash: how long until the registry notices.
+        """
         self._update_live(instance.service)
-        if not self.client or not instance.registered:
+        if not self.client:
+            if graceful or detection <= 0:
+                self._list(instance, False)
+            else:
+                generation = instance.generation
+                Timeout(self.env, detection).callbacks.append(
+                    lambda _event: self._noticed(instance, generation))
+            return
+        if not instance.registered:
             return
         if graceful:
             instance.registered = False
@@ -98,6 +128,22 @@ class Discovery:
         evict_at = max(now, last + self.policy.ttl)
         Timeout(self.env, evict_at - now).callbacks.append(
             lambda _event: self._evict(instance))
+
+    def _noticed(self, instance: Instance, generation: int) -> None:
+        # Only if the instance is still down from that crash (a restart already unlisted it).
+        if instance.generation == generation and not instance.up:
+            self._list(instance, False)
+
+    def _list(self, instance: Instance, on: bool) -> None:
+        if on == (instance in self.listed):
+            return
+        if on:
+            self.listed.add(instance)
+        else:
+            self.listed.discard(instance)
+        listed = self.listed
+        self.endpoints[instance.service] = tuple(
+            i for i in self.services[instance.service] if i in listed)
 
     def _evict(self, instance: Instance) -> None:
         if instance.registered and not instance.ready:
@@ -125,7 +171,7 @@ class Discovery:
         """Start or end (one of possibly overlapping) registry outages."""
         self.outages += 1 if on else -1
         if self.outages == 1 and on:
-            self.frozen = dict(self.live)
+            self.frozen = dict(self.published if self.client else self.endpoints)
             if not self.client:
                 for instance in self._all():
                     instance.view = self.frozen
@@ -133,10 +179,9 @@ class Discovery:
             self.frozen = None
             if not self.client:
                 for instance in self._all():
-                    instance.view = self.live
+                    instance.view = self.endpoints
 
-    def staleness_bound(self) -> float:
-        """Longest time a caller may route to a crashed instance (0 in server mode)."""
-        if not self.client:
-            return 0.0
-        return self.policy.heartbeat + self.policy.ttl + self.policy.refresh
+    @staticmethod
+    def staleness_bound(system: System) -> float:
+        """Longest time a caller may route to a crashed instance (as the verifier counts it)."""
+        return stale_window(system)

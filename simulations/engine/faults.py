@@ -7,7 +7,13 @@ only). Overlapping faults compose: each is kept under its own id and lifted alon
 * ``crash`` -- with ``for``, the instances are held down for that long and start again after
   it (an outage); without, they crash once and restart after their restart delay. With
   ``mttf``/``mttr`` each instance independently fails after exponential up-times and stays down
-  for exponential repair times, from ``at`` to the end of the fault (or of the run).
+  for exponential repair times, from ``at`` to the end of the fault (or of the run). The repair
+  time is the whole time down: the restart delay is part of it, not added to it, and with the
+  default ``readiness.initial_delay`` of 0 the restarted instance is ready at once, so an
+  instance is in service a share ``mttf / (mttf + mttr)`` of the time and k-of-n replicas follow
+  the binomial law. The next up-time is drawn when the instance restarts (up time counts from
+  the restart, not from readiness). A ``zone:`` target crashes the zone's nodes: server-side
+  discovery notices after ``discovery.zone_detection``, not by readiness probes.
 * ``latency`` -- requests reaching the target wait an extra draw of ``add`` first.
 * ``errors`` -- the target fails each request with probability ``rate``, at once.
 * ``partition`` -- messages between the two sides are dropped (one way with ``oneway``).
@@ -40,6 +46,7 @@ from faultmesh.model.faults import (
     Slowdown,
     Target,
 )
+from faultmesh.model.units import format_duration
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.instances import Instance
 from faultmesh.simulations.engine.network import Network
@@ -50,30 +57,15 @@ from simpy.events import Timeout
 Edge = tuple[str, str]
 
 
-def seconds(value: float) -> str:
-    """A short human spelling of a duration: ``250ms``, ``1.5s``, ``2m``, ``1h30m``."""
-    if value == 0:
-        return "0s"
-    if value < 1:
-        return f"{value * 1000:.4g}ms"
-    if value < 60:
-        return f"{value:.4g}s"
-    if value < 3600:
-        minutes, rest = divmod(value, 60)
-        return f"{minutes:.0f}m" + (f"{rest:.3g}s" if rest >= 0.001 else "")
-    hours, rest = divmod(value, 3600)
-    return f"{hours:.0f}h" + (f"{rest / 60:.3g}m" if rest >= 0.06 else "")
-
-
 def describe(fault: Fault) -> str:
     """A one-line label of a fault, as the per-phase view shows it."""
     if isinstance(fault, Crash):
         text = f"crash {fault.target}"
         if fault.mttf is not None and fault.mttr is not None:
-            text += f" (mttf {seconds(fault.mttf)}, mttr {seconds(fault.mttr)})"
+            text += f" (mttf {format_duration(fault.mttf)}, mttr {format_duration(fault.mttr)})"
         return text
     if isinstance(fault, LatencyFault):
-        return f"latency {fault.target} +{seconds(fault.add.mean)}"
+        return f"latency {fault.target} +{format_duration(fault.add.mean)}"
     if isinstance(fault, ErrorFault):
         return f"errors {fault.target} {fault.rate:.0%}"
     if isinstance(fault, Partition):
@@ -87,7 +79,7 @@ def describe(fault: Fault) -> str:
     if isinstance(fault, RegistryOutage):
         return "registry outage"
     if isinstance(fault, RollingRestart):
-        return f"rolling restart {fault.target} every {seconds(fault.interval)}"
+        return f"rolling restart {fault.target} every {format_duration(fault.interval)}"
     raise TypeError(f"unknown fault {fault!r}")
 
 
@@ -235,6 +227,7 @@ class FaultInjector:
         instances, _ = self.resolve(fault.target)
         edges = self._into(instances)
         orchestrator = self.orchestrator
+        node = fault.target.kind == "zone"
         if fault.mttf is not None and fault.mttr is not None:
             stop = self.duration if end is None else min(end, self.duration)
             processes = [
@@ -247,10 +240,10 @@ class FaultInjector:
             return edges, None
         if end is None:
             for instance in instances:
-                orchestrator.crash(instance)
+                orchestrator.crash(instance, node)
             return edges, None
         for instance in instances:
-            orchestrator.hold(instance)
+            orchestrator.hold(instance, node)
 
         def lift() -> None:
             for instance in instances:

@@ -1,8 +1,9 @@
 """The engine: compose a System and a Scenario into one SimPy run, and run it.
 
 ``simulate(system, scenario, duration=..., seed=...)`` builds the run's parts from the frozen
-model (instances, the network, discovery, orchestration, call sites with their edges' balancers
-and breakers, the workload, the fault injector, the monitors), runs SimPy until ``duration``,
+model (instances, the network, discovery, orchestration, call sites with their callers'
+balancers and breakers, the workload, the fault injector, the monitors), runs SimPy until
+``duration``,
 and returns a ``Run``. Everything random draws from streams derived from ``seed``
 (``simulations.streams``), so the same spec, scenario and seed give the same run.
 
@@ -17,6 +18,7 @@ import difflib
 import itertools
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
@@ -25,11 +27,17 @@ from typing import Any
 import simpy
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
-from faultmesh.model.system import Call, ParallelCalls, RateBreakerPolicy, System
-from faultmesh.model.units import parse_duration
+from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.units import format_durations, parse_duration
 from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
-from faultmesh.simulations.engine.calls import CallSite, EdgeStats
+from faultmesh.simulations.engine.calls import (
+    ActiveRequests,
+    BreakerGroup,
+    CallSite,
+    EdgeStats,
+    breakers_summary,
+)
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
@@ -50,6 +58,7 @@ from faultmesh.simulations.observation.monitors import (
 )
 from faultmesh.simulations.observation.phases import Phases
 from faultmesh.simulations.observation.results import Run
+from faultmesh.simulations.observation.warmup import WarmupDetector
 from simpy.events import Timeout
 
 from faultmesh import model
@@ -90,10 +99,13 @@ class Simulation:
         self.system = system
         self.scenario = scenario
         self.duration = duration
-        self.warmup = scenario.warmup if scenario is not None else 0.0
+        # No warm-up given (no scenario, or one without ``warmup``): detect it after the run.
+        given = scenario.warmup if scenario is not None else None
+        self.warmup = given or 0.0
         if self.warmup >= duration:
-            raise ValueError(f"the run ({duration:g}s) must be longer than the scenario's "
-                             f"warm-up ({self.warmup:g}s)")
+            run, warmup = format_durations(duration, self.warmup)
+            raise ValueError(f"the run ({run}) must be longer than the scenario's "
+                             f"warm-up ({warmup})")
         self.seed = seed
         self.cold_start = cold_start
         self.env = env = simpy.Environment()
@@ -104,14 +116,21 @@ class Simulation:
                                    {name: s.instances for name, s in self.services.items()},
                                    streams("discovery"))
         self.deadlines: dict[float, Deadlines] = {}
-        self.breakers: dict[Edge, CircuitBreaker] = {}
-        self.balancers: dict[Edge, Balancer] = {}
+        self.breaker_groups: dict[Edge, list[BreakerGroup]] = {}
+        self.balancers: dict[Edge, tuple[tuple[Balancer, ...],
+                                         tuple[ActiveRequests, ...] | None]] = {}
         self.edge_stats: dict[Edge, EdgeStats] = {}
         self._compile_calls()
+        # Every breaker by edge, then by its label in the summary (``cart-0``, or ``cart-0/2``).
+        self.breakers: dict[Edge, dict[str, CircuitBreaker]] = {
+            edge: {group.label(i, len(groups)): breaker for group in groups
+                   for i, breaker in enumerate(group.breakers)}
+            for edge, groups in self.breaker_groups.items()}
         self.timeline = Timeline(duration)
         self.trace = RequestTrace() if trace else None
         self._build_workload()
-        self.orchestrator = Orchestrator(env, dict(system.services), self.discovery)
+        self.orchestrator = Orchestrator(env, dict(system.services), self.discovery,
+                                         streams("readiness"), system.discovery.zone_detection)
         faults = scenario.faults if scenario is not None else ()
         self.injector = FaultInjector(
             env, faults, instances={n: s.instances for n, s in self.services.items()},
@@ -121,6 +140,13 @@ class Simulation:
         self.phases = Phases(self._spans(faults), duration, self.warmup, self.timeline) \
             if faults else None
         self.monitors: list[Monitor] = self._build_monitors()
+        self.detector: WarmupDetector | None = None
+        if given is None:
+            starts = [f.at for f in faults if f.at < duration]
+            self.detector = WarmupDetector(
+                env, self.timeline, list(self.entries.values()),
+                min([duration / 2, *starts]), instances=self.instances,
+                services=list(self.services.values()), edges=list(self.edge_stats.values()))
 
     # --- assembly -----------------------------------------------------------------------------
 
@@ -148,28 +174,55 @@ class Simulation:
             self.deadlines[length] = Deadlines(self.env, length)
         return self.deadlines[length]
 
-    def _balancer(self, caller: str, callee: str) -> Balancer:
+    def _balancers(self, caller: str, callee: str
+                   ) -> tuple[tuple[Balancer, ...], tuple[ActiveRequests, ...] | None]:
+        """The edge's balancers by caller instance index, and (least request) their load.
+
+        Each caller instance balances on its own, as each Envoy proxy does: round robin keeps
+        its own position (from a random start), least request compares that instance's own
+        requests out to each callee instance (Envoy's per-proxy ``rq_active``).
+        """
         edge = (caller, callee)
         if edge not in self.balancers:
             policy = self.system.services[callee].load_balancer
-            self.balancers[edge] = make_balancer(
-                policy, self.streams(f"balancer/{caller}->{callee}"), attrgetter("in_flight"))
+            callers = self.services[caller].instances
+            active = tuple(Counter[Instance]() for _ in callers) \
+                if policy.kind == "least_request" else None
+            self.balancers[edge] = (tuple(
+                make_balancer(policy, self.streams(f"balancer/{c.name}->{callee}"),
+                              attrgetter("in_flight") if active is None
+                              else active[i].__getitem__)
+                for i, c in enumerate(callers)), active)
         return self.balancers[edge]
+
+    def _breakers(self, caller: str, call: Call, where: str
+                  ) -> tuple[CircuitBreaker, ...] | None:
+        """The breakers of ``call``'s policy on its edge, one per caller instance.
+
+        Call sites of one edge with equal policies share them (one named breaker in each
+        client, as in Resilience4j); a different policy on the same edge gets its own.
+        """
+        policy = call.circuit_breaker
+        if policy is None:
+            return None
+        groups = self.breaker_groups.setdefault((caller, call.service), [])
+        group = next((g for g in groups if g.policy == policy), None)
+        if group is None:
+            group = BreakerGroup(policy, [i.name for i in self.services[caller].instances],
+                                 len(groups) + 1)
+            groups.append(group)
+        group.sites.append(where)
+        return group.breakers
 
     def _call_site(self, caller: str, call: Call, where: str) -> CallSite:
         edge = (caller, call.service)
-        breaker = None
-        if call.circuit_breaker is not None:
-            # One breaker per edge; the first call on the edge that configures one sets it.
-            if edge not in self.breakers:
-                self.breakers[edge] = CircuitBreaker(call.circuit_breaker)
-            breaker = self.breakers[edge]
         stats = self.edge_stats.setdefault(edge, EdgeStats())
+        balancers, active = self._balancers(caller, call.service)
         return CallSite(call, env=self.env, network=self.network,
                         endpoint=self.services[call.service].endpoints[call.endpoint],
                         callee_service=self.services[call.service],
-                        deadlines=self._deadlines(call.timeout),
-                        balancer=self._balancer(caller, call.service), breaker=breaker,
+                        deadlines=self._deadlines(call.timeout), balancers=balancers,
+                        active=active, breakers=self._breakers(caller, call, where),
                         edge=stats, rng=self.streams(f"call/{where}"))
 
     def _compile_calls(self) -> None:
@@ -199,12 +252,17 @@ class Simulation:
         self.arrivals: list[Arrivals] = []
         for i, item in enumerate(system.workload):
             policy = system.services[item.service].load_balancer
-            balancer = make_balancer(policy, self.streams(f"ingress/{i}"), attrgetter("in_flight"))
+            # The ingress is one caller: least request counts its own requests out.
+            active = Counter[Instance]() if policy.kind == "least_request" else None
+            balancer = make_balancer(policy, self.streams(f"ingress/{i}"),
+                                     attrgetter("in_flight") if active is None
+                                     else active.__getitem__)
             self.arrivals.append(Arrivals(
                 self.env, item, self.services[item.service].endpoints[item.endpoint],
                 self.discovery.live, balancer, self.entries[item.entry],
                 self.streams(f"arrivals/{i}"), ids,
-                None if item.timeout is None else self._deadlines(item.timeout), self.trace))
+                None if item.timeout is None else self._deadlines(item.timeout), self.trace,
+                active=active))
 
     def _build_monitors(self) -> list[Monitor]:
         monitors: list[Monitor] = []
@@ -220,7 +278,7 @@ class Simulation:
                                                        self.duration))
             elif isinstance(prop, Staleness):
                 monitors.append(StalenessMonitor(prop, self.arrivals,
-                                                 self.discovery.staleness_bound()))
+                                                 self.discovery.staleness_bound(self.system)))
         monitors.append(NoLostRequestsMonitor(self.arrivals, self.instances))
         return monitors
 
@@ -234,12 +292,12 @@ class Simulation:
                 instances, _ = self.injector.resolve(fault.target)
                 recover = [services[i.service].restart.delay for i in instances]
                 if recover and all(d is not None for d in recover):
-                    end = fault.at + max(d + services[i.service].readiness.period  # type: ignore[operator]
+                    end = fault.at + max(d + services[i.service].readiness.initial_delay  # type: ignore[operator]
                                          for d, i in zip(recover, instances, strict=True))
             elif isinstance(fault, RollingRestart) and fault.duration is None:
                 service = services[fault.target.name]
                 end = (fault.at + fault.interval * (service.replicas - 1)
-                       + (service.restart.delay or 0.0) + service.readiness.period)
+                       + (service.restart.delay or 0.0) + service.readiness.initial_delay)
             spans.append((describe(fault), fault.at, end))
         return spans
 
@@ -247,6 +305,8 @@ class Simulation:
 
     def run(self, progress: Progress | None = None) -> Run:
         env = self.env
+        if self.detector is not None:
+            self.detector.start()
         if self.cold_start:
             self.orchestrator.cold_start(self.instances)
         self.discovery.start()
@@ -264,6 +324,8 @@ class Simulation:
         for instance in self.instances:
             instance.close_counters()
         self.timeline.finish(self.duration)
+        if self.detector is not None:
+            self.warmup = self.detector.finish()
         return Run(self.summary(), self.timeline, self.breakers, self.trace,
                    latency={name: stats.latency for name, stats in self.entries.items()})
 
@@ -286,18 +348,14 @@ class Simulation:
             "seed": self.seed,
             "duration_s": self.duration,
             "warmup_s": self.warmup,
+            "warmup": self.detector.summary() if self.detector is not None
+            else {"seconds": self.warmup, "detected": False, "rule": "scenario"},
             "verdict": "holds" if all(p["status"] == "holds" for p in properties)
             else "violated",
             "entries": {name: stats.summary() for name, stats in self.entries.items()},
             "services": {name: s.summary(measured) for name, s in self.services.items()},
-            "breakers": {
-                f"{caller}->{callee}": {
-                    "kind": "rate" if isinstance(b.policy, RateBreakerPolicy) else "consecutive",
-                    "state": b.state,
-                    "transitions": [[t, state] for t, state in b.transitions],
-                }
-                for (caller, callee), b in self.breakers.items()
-            },
+            "breakers": {f"{caller}->{callee}": breakers_summary(groups)
+                         for (caller, callee), groups in self.breaker_groups.items()},
             "calls": {f"{caller}->{callee}": s.summary()
                       for (caller, callee), s in self.edge_stats.items()},
             "properties": properties,

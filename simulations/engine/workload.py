@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
@@ -63,8 +64,11 @@ class Arrivals:
     def __init__(self, env: simpy.Environment, workload: Workload, endpoint: EndpointRuntime,
                  live: dict[str, tuple[Instance, ...]], balancer: Balancer, stats: EntryStats,
                  rng: random.Random, ids: Iterator[int], deadlines: Deadlines | None,
-                 trace: RequestTrace | None) -> None:
+                 trace: RequestTrace | None,
+                 active: Counter[Instance] | None = None) -> None:
         self.env = env
+        # Requests out per instance, kept when the balancer is least request (its load).
+        self.active = active
         self.workload = workload
         self.endpoint = endpoint
         self.service = workload.service
@@ -105,6 +109,8 @@ class Arrivals:
             return
         instance = view[0] if n == 1 else self.balancer.choose(view, ident)
         request.instance = instance
+        if self.active is not None:
+            self.active[instance] += 1
         instance.receive(self.endpoint, request, 1, ident, None)
 
     def end(self, request: EntryRequest, ok: bool, cause: str | None, root: str | None) -> None:
@@ -113,6 +119,8 @@ class Arrivals:
         request.awaiting = 0
         now = self.env.now
         del self.open[request.ident]
+        if self.active is not None and request.instance is not None:
+            self.active[request.instance] -= 1
         if ok:
             outcome = OK
             self.stats.record_ok(request.arrived, now)

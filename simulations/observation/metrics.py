@@ -9,7 +9,13 @@ and latency quantiles of the successful ones. Bins are a second long, or longer 
 ``MAX_BINS`` seconds, so that there are never more than ``MAX_BINS`` of them.
 
 Bins close lazily, when the first request ending after them is recorded (or at the end of the
-run); listeners (monitors, the per-phase view) see every closed bin in order.
+run); listeners (monitors, the per-phase view, the warm-up detector) see every closed bin in
+order.
+
+When the warm-up is to be detected after the run (``simulations.observation.warmup``), an
+entry also tallies the requests that arrived in each of at most ``MAX_SEGMENTS`` segments of
+the stretch where the warm-up may end, apart from the rest; ``truncate`` then folds the kept
+segments into the run-long figures, so memory stays bounded whatever the request count.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Callable, Iterable
 from math import log2
 from typing import Any
 
+from faultmesh.model.extras import requires
 from faultmesh.simulations.outcomes import OK, OUTCOMES
 
 FINE = 128  # buckets per octave of the run-long histograms
@@ -91,6 +98,12 @@ class Histogram:
         if value > self.max:
             self.max = value
 
+    def merge(self, other: Histogram) -> None:
+        """Add every value of ``other`` (same resolution): counts, mean and max."""
+        self.merge_counts(other.counts)
+        self.total += other.total
+        self.max = max(self.max, other.max)
+
     def merge_counts(self, counts: dict[int, int], sign: int = 1) -> None:
         """Add (or with ``sign=-1`` remove) bucket counts; mean and max are not kept."""
         mine = self.counts
@@ -120,15 +133,46 @@ class Histogram:
         return {"mean": self.mean, "p50": p50, "p90": p90, "p99": p99, "max": self.max}
 
 
+class Tally:
+    """Outcome counts, causes, root causes and the latency histogram of some requests."""
+
+    __slots__ = ("causes", "latency", "outcomes", "roots")
+
+    def __init__(self) -> None:
+        self.latency = Histogram()
+        self.outcomes = [0, 0, 0, 0]
+        self.causes: dict[str, int] = {}
+        self.roots: dict[str, int] = {}
+
+    def failure(self, outcome: int, cause: str, root: str) -> None:
+        self.outcomes[outcome] += 1
+        self.causes[cause] = self.causes.get(cause, 0) + 1
+        self.roots[root] = self.roots.get(root, 0) + 1
+
+    def merge_into(self, other: EntryStats | Tally) -> None:
+        """Add this tally's requests to ``other``'s."""
+        other.latency.merge(self.latency)
+        for i, n in enumerate(self.outcomes):
+            other.outcomes[i] += n
+        for mine, theirs in ((self.causes, other.causes), (self.roots, other.roots)):
+            for key, n in mine.items():
+                theirs[key] = theirs.get(key, 0) + n
+
+
+MAX_SEGMENTS = 64  # most tallies an entry keeps apart for a warm-up found after the run
+
+
 class EntryStats:
     """Everything measured about one workload entry (``service.endpoint``).
 
     Run-long statistics count requests that arrived after the warm-up; the timeline counts every
-    request by the bin it ended in.
+    request by the bin it ended in. With ``segments(width, count)`` set, requests that arrive
+    before ``width * count`` are tallied per segment of ``width`` seconds instead, until
+    ``truncate`` keeps the segments from a warm-up found after the run.
     """
 
-    __slots__ = ("bin_counts", "bin_latency", "causes", "index", "latency", "name", "outcomes",
-                 "roots", "timeline", "warmup")
+    __slots__ = ("bin_counts", "bin_latency", "bin_sum", "causes", "index", "latency", "limit",
+                 "name", "outcomes", "roots", "segment_width", "tallies", "timeline", "warmup")
 
     def __init__(self, name: str, index: int, warmup: float, timeline: Timeline) -> None:
         self.name = name
@@ -141,6 +185,24 @@ class EntryStats:
         self.roots: dict[str, int] = {}
         self.bin_counts = [0, 0, 0, 0]
         self.bin_latency: dict[int, int] = {}
+        self.bin_sum = 0.0  # latencies of the current bin's successful requests, summed
+        self.tallies: list[Tally] = []
+        self.segment_width = 1.0
+        self.limit = 0.0  # requests arriving before this are tallied per segment
+
+    def segments(self, width: float, count: int) -> None:
+        """Tally requests arriving before ``width * count`` per segment of ``width`` seconds."""
+        self.segment_width = width
+        self.tallies = [Tally() for _ in range(count)]
+        self.limit = width * count
+
+    def truncate(self, start: int) -> None:
+        """Keep the segments from index ``start`` on (the warm-up ends there); drop the rest."""
+        for tally in self.tallies[start:]:
+            tally.merge_into(self)
+        self.warmup = self.segment_width * start
+        self.tallies = []
+        self.limit = 0.0
 
     def record_ok(self, arrived: float, now: float) -> None:
         """A request that arrived at ``arrived`` succeeded at ``now``."""
@@ -153,7 +215,12 @@ class EntryStats:
         bin_latency = self.bin_latency
         bin_latency[coarse] = bin_latency.get(coarse, 0) + 1
         self.bin_counts[OK] += 1
-        if arrived >= self.warmup:
+        self.bin_sum += latency
+        if arrived < self.limit:
+            tally = self.tallies[min(int(arrived / self.segment_width), len(self.tallies) - 1)]
+            tally.outcomes[OK] += 1
+            tally.latency.add_key(key, latency)
+        elif arrived >= self.warmup:
             self.outcomes[OK] += 1
             self.latency.add_key(key, latency)
 
@@ -162,7 +229,10 @@ class EntryStats:
         if now >= self.timeline.bin_end:
             self.timeline.roll(now)
         self.bin_counts[outcome] += 1
-        if arrived >= self.warmup:
+        if arrived < self.limit:
+            self.tallies[min(int(arrived / self.segment_width), len(self.tallies) - 1)].failure(
+                outcome, cause, root)
+        elif arrived >= self.warmup:
             self.outcomes[outcome] += 1
             self.causes[cause] = self.causes.get(cause, 0) + 1
             self.roots[root] = self.roots.get(root, 0) + 1
@@ -184,7 +254,8 @@ class EntryStats:
 
 BinListener = Callable[[EntryStats, float, list[int], dict[int, int]], None]
 """Called as ``listener(entry, bin_start, counts_by_outcome, coarse_latency_buckets)``; the
-list and mapping are the timeline's and may be reused: copy them to keep them."""
+list and mapping are the timeline's and may be reused: copy them to keep them. The entry's
+``bin_sum`` is the bin's summed latency of successful requests."""
 
 
 class Timeline:
@@ -240,12 +311,14 @@ class Timeline:
             if ok or errors or timeouts or rejected:
                 entry.bin_counts = [0, 0, 0, 0]
                 entry.bin_latency = {}
+                entry.bin_sum = 0.0
         self.bin_start = self.bin_end
         self.bin_end = self.bin_start + self.width
 
     def frame(self) -> Any:
         """The timeline as a pandas DataFrame: one row per (bin, entry)."""
-        import pandas as pd
+        with requires("data"):
+            import pandas as pd
 
         parts = []
         for entry, columns in zip(self.entries, self.columns, strict=True):
@@ -287,6 +360,7 @@ class RequestTrace:
         return len(self.rows["id"])
 
     def frame(self) -> Any:
-        import pandas as pd
+        with requires("data"):
+            import pandas as pd
 
         return pd.DataFrame(self.rows).sort_values("id", ignore_index=True)

@@ -8,7 +8,8 @@ checks merge into one violation).
   ``window`` seconds after the warm-up (checked at each timeline bin), and over the whole run.
 * ``latency`` -- the entry's latency quantile over every sliding window, and over the run.
 * ``breaker_reaction`` -- after each fault starts, a circuit breaker on an edge the fault
-  affects (or on the named edge) is open within ``within`` seconds.
+  affects (or on the named edge) is open within ``within`` seconds: any of the edge's
+  breakers, which live in the caller instances (one per caller instance and policy).
 * ``staleness`` -- no workload request fails because a caller routed to an instance that its
   discovery view still listed after it went down (root cause ``instance down``).
 * ``no_lost_requests`` -- always on: every request that entered ended exactly once with a cause,
@@ -17,11 +18,11 @@ checks merge into one violation).
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
+from faultmesh.model.units import format_duration, format_durations
 from faultmesh.simulations.observation.metrics import (
     COARSE,
     EntryStats,
@@ -132,7 +133,8 @@ class AvailabilityMonitor(_WindowMonitor):
             value = self.ok / self.ended
             self.violations.check(
                 end, value < self.prop.at_least, value,
-                f"availability {value:.3%} in the {self.window:g}s window ending at {end:g}s "
+                f"availability {value:.3%} in the {format_duration(self.window)} window ending "
+                f"at {format_duration(end)} "
                 f"({self.ended - self.ok} of {self.ended} failed), below "
                 f"{self.prop.at_least:.3%}", worse=False)
 
@@ -169,18 +171,19 @@ class LatencyMonitor(_WindowMonitor):
         window = self.window_latency
         if len(self.recent) == self.bins and window.count:
             value = quantiles(window.counts, window.count, (self.prop.quantile,), COARSE)[0]
+            shown, threshold = format_durations(value, self.prop.threshold)
             self.violations.check(
                 end, value > self.prop.threshold, value,
-                f"{self.label} {value * 1000:.4g}ms in the {self.window:g}s window ending at "
-                f"{end:g}s, above {self.prop.threshold * 1000:.4g}ms")
+                f"{self.label} {shown} in the {format_duration(self.window)} window ending at "
+                f"{format_duration(end)}, above {threshold}")
 
     def verdict(self) -> dict[str, Any]:
         histogram = self.entry.latency
         overall = histogram.quantile(self.prop.quantile) if histogram.count else None
         if overall is not None and overall > self.prop.threshold:
+            shown, threshold = format_durations(overall, self.prop.threshold)
             self.violations.add(None, None, overall,
-                                f"{self.label} {overall * 1000:.4g}ms over the run, above "
-                                f"{self.prop.threshold * 1000:.4g}ms")
+                                f"{self.label} {shown} over the run, above {threshold}")
         return self.violations.verdict(self.name, self.kind, entry=self.entry.name,
                                        value=overall, threshold=self.prop.threshold)
 
@@ -189,7 +192,8 @@ class BreakerReactionMonitor:
     kind = "breaker_reaction"
 
     def __init__(self, prop: BreakerReaction, faults: list[FaultRecord],
-                 breakers: dict[tuple[str, str], CircuitBreaker], duration: float) -> None:
+                 breakers: dict[tuple[str, str], dict[str, CircuitBreaker]],
+                 duration: float) -> None:
         self.name = prop.name
         self.prop = prop
         self.faults = faults
@@ -229,15 +233,17 @@ class BreakerReactionMonitor:
             if not guarded:
                 violations.add(record.start, record.start + within, None,
                                f"no circuit breaker guards {names} ({record.label} at "
-                               f"{record.start:g}s)")
+                               f"{format_duration(record.start)})")
                 continue
-            opened = [t for e in guarded
-                      if (t := self._open_within(self.breakers[e], record.start,
+            # Any caller instance's breaker on a guarded edge reacting counts.
+            opened = [t for e in guarded for breaker in self.breakers[e].values()
+                      if (t := self._open_within(breaker, record.start,
                                                  record.start + within)) is not None]
             if not opened:
                 violations.add(record.start, record.start + within, None,
-                               f"no breaker on {names} opened within {within:g}s of "
-                               f"{record.label} at {record.start:g}s")
+                               f"no breaker on {names} opened within "
+                               f"{format_duration(within)} of {record.label} at "
+                               f"{format_duration(record.start)}")
         return violations.verdict(self.name, self.kind, faults_checked=checked)
 
 
@@ -320,6 +326,3 @@ class NoLostRequestsMonitor:
                                f"{instance.finished} finished, {len(instance.active)} active")
         return violations.verdict(self.name, self.kind, requests=self.totals())
 
-
-def finite_or_none(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) or math.isinf(value) else value

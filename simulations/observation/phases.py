@@ -57,7 +57,10 @@ class Phases:
         for key, n in latency.items():
             buckets[key] = buckets.get(key, 0) + n
 
-    def summary(self, breakers: dict[tuple[str, str], CircuitBreaker]) -> list[dict[str, Any]]:
+    def summary(self, breakers: dict[tuple[str, str], dict[str, CircuitBreaker]]
+                ) -> list[dict[str, Any]]:
+        """Each phase with its entries' figures and, per edge, the transitions of all the
+        edge's breakers (every caller instance's) that happened in it, counted by state."""
         result = []
         for phase, counts, latency in zip(self.phases, self.counts, self.latency, strict=True):
             entries = {}
@@ -71,8 +74,8 @@ class Phases:
                     "p50": None if ok == 0 else p50, "p99": None if ok == 0 else p99,
                 }
             transitions = {}
-            for (caller, callee), breaker in breakers.items():
-                moves = [state for t, state in breaker.transitions
+            for (caller, callee), scoped in breakers.items():
+                moves = [state for breaker in scoped.values() for t, state in breaker.transitions
                          if phase["from"] <= t < phase["to"]]
                 if moves:
                     transitions[f"{caller}->{callee}"] = {

@@ -19,7 +19,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faultmesh.model.extras import requires
 from faultmesh.model.files import atomic_path, write_atomic
+from faultmesh.model.units import format_duration
 
 if TYPE_CHECKING:
     from faultmesh.simulations.breakers import CircuitBreaker
@@ -36,7 +38,7 @@ class Run:
     """The results of one simulation run."""
 
     def __init__(self, summary: dict[str, Any], timeline: Timeline,
-                 breakers: dict[tuple[str, str], CircuitBreaker],
+                 breakers: dict[tuple[str, str], dict[str, CircuitBreaker]],
                  trace: RequestTrace | None,
                  latency: dict[str, Histogram] | None = None) -> None:
         self.summary = summary
@@ -78,14 +80,20 @@ class Run:
 
     @cached_property
     def breakers(self) -> Any:
-        """Every circuit breaker transition: ``time_s``, ``edge``, ``state``."""
-        import pandas as pd
+        """Every circuit breaker transition: ``time_s``, ``edge``, ``state``, ``instance``.
 
-        rows = [(t, f"{caller}->{callee}", state)
-                for (caller, callee), breaker in self._breakers.items()
+        ``instance`` is the breaker's label: the caller instance it lives in (``cart-0``),
+        with ``/k`` for the edge's k-th policy when the edge has several.
+        """
+        with requires("data"):
+            import pandas as pd
+
+        rows = [(t, f"{caller}->{callee}", state, label)
+                for (caller, callee), scoped in self._breakers.items()
+                for label, breaker in scoped.items()
                 for t, state in breaker.transitions]
         rows.sort(key=lambda row: row[0])
-        return pd.DataFrame(rows, columns=["time_s", "edge", "state"])
+        return pd.DataFrame(rows, columns=["time_s", "edge", "state", "instance"])
 
     @cached_property
     def requests(self) -> Any:
@@ -124,6 +132,10 @@ class Run:
             if existing:
                 raise OutputExists(f"{target} already holds {', '.join(existing)}; "
                                    "use another directory or --force to overwrite")
+        # Ask before writing anything: a missing package would otherwise leave half the files.
+        with requires("data", "writing Parquet files"):
+            import pandas  # noqa: F401
+            import pyarrow  # noqa: F401
         target.mkdir(parents=True, exist_ok=True)
         written = []
         for name in names:
@@ -171,7 +183,7 @@ class Run:
         s = self.summary
         scenario = html.escape(s["scenario"] or "no faults")
         return (f"<div><b>{html.escape(s['system'])}</b> — {scenario}, seed {s['seed']}, "
-                f"{s['duration_s']:g}s: <b>{html.escape(s['verdict'])}</b>"
+                f"{format_duration(s['duration_s'])}: <b>{html.escape(s['verdict'])}</b>"
                 f"{summary_tables(s)}</div>")
 
     def __repr__(self) -> str:
@@ -181,5 +193,5 @@ class Run:
             + ("n/a" if e["availability"] is None else f"{e['availability']:.3%}")
             for name, e in s["entries"].items())
         scenario = s["scenario"] or "no faults"
-        return (f"<Run {s['system']} ({scenario}, seed {s['seed']}, {s['duration_s']:g}s): "
-                f"{s['verdict']}; {entries}>")
+        return (f"<Run {s['system']} ({scenario}, seed {s['seed']}, "
+                f"{format_duration(s['duration_s'])}): {s['verdict']}; {entries}>")

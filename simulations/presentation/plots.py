@@ -9,6 +9,8 @@ so they work on runs loaded back from disk too.
 - ``latency_distribution``: histogram and CDF of request latency per entry;
 - ``topology``: the call graph, with failed instances and down services coloured (a
   counterexample), or services coloured by utilisation.
+- ``sweep``: a sweep's table (``summarize``): metric against one parameter with confidence
+  intervals (``sweep_lines``), or heatmaps over two (``sweep_heatmap``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import math
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from faultmesh.model.extras import requires
+
+with requires("data", "faultmesh.plots"):
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
 if TYPE_CHECKING:
     from faultmesh.model.system import System
@@ -77,19 +82,29 @@ def timeline(run: Run, entries: Collection[str] | None = None) -> Figure:
 
 
 def breaker_states(run: Run) -> Figure:
-    """One lane per breaker edge, coloured by state over the run."""
+    """One lane per breaker edge, coloured by state over the run.
+
+    An edge has a breaker in each caller instance (and per policy): its lane is split into
+    one thin strip per breaker, top to bottom in label order (``cart-0``, ``cart-1``, ...).
+    """
     frame = run.breakers
     end = run.summary["duration_s"]
-    edges = sorted(run.summary.get("breakers", {}))
+    summaries = run.summary.get("breakers", {})
+    edges = sorted(summaries)
     fig = Figure(figsize=(10, 1 + 0.4 * max(1, len(edges))), layout="constrained")
     ax = fig.subplots()
     for lane, edge in enumerate(edges):
         rows = frame[frame["edge"] == edge]
-        times = [0.0, *rows["time_s"].tolist(), end]
-        states = ["closed", *rows["state"].tolist()]
-        for start, stop, state in zip(times, times[1:], states, strict=False):
-            ax.barh(lane, stop - start, left=start, height=0.5, color=STATE_COLOURS[state], lw=0,
-                    zorder=2)
+        labels = sorted(summaries[edge].get("instances") or set(rows["instance"])) or [""]
+        height = 0.5 / len(labels)
+        for strip, label in enumerate(labels):
+            mine = rows[rows["instance"] == label] if label else rows
+            times = [0.0, *mine["time_s"].tolist(), end]
+            states = ["closed", *mine["state"].tolist()]
+            y = lane + 0.25 - height * (strip + 0.5)
+            for start, stop, state in zip(times, times[1:], states, strict=False):
+                ax.barh(y, stop - start, left=start, height=height, color=STATE_COLOURS[state],
+                        lw=0, zorder=2)
     _shade_faults(ax, run.summary, label=False)
     ax.set_yticks(range(len(edges)), edges, fontsize=8)
     ax.set_xlim(0, end)
@@ -213,12 +228,12 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
 
 def _layered_layout(graph: Any) -> dict[str, tuple[float, float]]:
     """Callers left of callees: layers by longest call distance from a source."""
-    import networkx as nx
+    from faultmesh.model.graph import components
 
     depth: dict[str, int] = {}
-    condensed = nx.condensation(graph)
-    for component in nx.topological_sort(condensed):
-        members = condensed.nodes[component]["members"]
+    successors = {node: list(graph.successors(node)) for node in graph.nodes}
+    # Components come callees first: reversed, each comes after every caller outside it.
+    for members in reversed(components(successors, graph.nodes)):
         level = max((depth[p] + 1 for m in members for p in graph.predecessors(m)
                      if p in depth), default=0)
         for member in members:
@@ -248,3 +263,107 @@ def _lowest(ax: Any) -> float:
 
 def _positive(ax: Any) -> bool:
     return any(any(float(v) > 0 for v in line.get_ydata()) for line in ax.get_lines())
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: a table of ``summarize`` (means with confidence intervals per grid point)
+# ---------------------------------------------------------------------------------------------
+
+SWEEP_METRICS = (("availability", "availability (%)", 100.0),
+                 ("latency_p99_s", "p99 latency (ms)", 1000.0))
+SWEEP_ENTRIES = 6  # entries drawn at most (the first ones of the table)
+
+
+def sweep(table: Any, params: list[str] | None = None,
+          entries: Collection[str] | None = None) -> Figure:
+    """A sweep's table as a figure: ``sweep_lines`` for one parameter, ``sweep_heatmap`` for two.
+
+    ``table`` is ``summarize(runs)``; ``params`` defaults to the sweep's own (the table remembers
+    them). Raises ValueError for a grid of no or more than two parameters.
+    """
+    params = list(params if params is not None else table.attrs.get("params", []))
+    if len(params) == 1:
+        return sweep_lines(table, params[0], entries)
+    if len(params) == 2:
+        return sweep_heatmap(table, params[0], params[1], entries)
+    raise ValueError(f"a sweep plot draws one or two parameters; this table has {len(params)}"
+                     f"{': ' + ', '.join(params) if params else ''}")
+
+
+def sweep_entries(table: Any, entries: Collection[str] | None = None) -> list[str]:
+    """The workload entries a sweep table has metrics for (the named ones, checked)."""
+    suffix = "/availability_mean"
+    known = [c[: -len(suffix)] for c in table.columns if c.endswith(suffix)]
+    if entries is None:
+        return known[:SWEEP_ENTRIES]
+    missing = [e for e in entries if e not in known]
+    if missing:
+        raise ValueError(f"no metrics for {', '.join(missing)} in this table; it has "
+                         f"{', '.join(known) or 'none'}")
+    return list(entries)
+
+
+def sweep_lines(table: Any, param: str, entries: Collection[str] | None = None) -> Figure:
+    """Availability and p99 latency against one parameter: a line per entry, with the 95%
+    confidence interval across seeds as error bars (clipped to the metric's range)."""
+    names = sweep_entries(table, entries)
+    values = list(table[param])  # one row per grid point, in grid order
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    xs = [float(v) for v in values] if numeric else list(range(len(values)))
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    for ax, (metric, label, scale) in zip(axes, SWEEP_METRICS, strict=True):
+        for name, colour in zip(names, _colours(len(names)), strict=True):
+            means = [float(m) for m in table[f"{name}/{metric}_mean"]]
+            cis = [0.0 if math.isnan(c) else float(c) for c in table[f"{name}/{metric}_ci95"]]
+            # An interval is drawn within the metric's range (0 <= availability <= 1).
+            top = 1.0 if metric == "availability" else math.inf
+            low = [min(c, max(m, 0.0)) * scale for m, c in zip(means, cis, strict=True)]
+            high = [min(c, max(top - m, 0.0)) * scale for m, c in zip(means, cis, strict=True)]
+            ax.errorbar(xs, [m * scale for m in means], yerr=[low, high], marker="o",
+                        capsize=4, color=colour, label=name)
+        ax.set_xlabel(param)
+        ax.set_ylabel(label)
+        if not numeric or all(isinstance(v, int) for v in values):
+            ax.set_xticks(xs, [str(v) for v in values])
+        ax.grid(alpha=0.3)
+    if names:
+        axes[0].legend(fontsize="small")
+    fig.suptitle(f"{table.attrs.get('system', 'sweep')}: mean with 95% CI across seeds")
+    return fig
+
+
+def sweep_heatmap(table: Any, rows: str, cols: str,
+                  entries: Collection[str] | None = None) -> Figure:
+    """Mean availability and p99 latency over a grid of two parameters, one row of heatmaps
+    per entry, each cell labelled with its value."""
+    import numpy as np
+
+    names = sweep_entries(table, entries)
+    row_values = list(dict.fromkeys(table[rows]))
+    col_values = list(dict.fromkeys(table[cols]))
+    fig = Figure(figsize=(11, 3.6 * max(1, len(names))), layout="constrained")
+    axes = fig.subplots(max(1, len(names)), 2, squeeze=False)
+    for i, name in enumerate(names):
+        for ax, (metric, label, scale) in zip(axes[i], SWEEP_METRICS, strict=True):
+            grid = np.full((len(row_values), len(col_values)), np.nan)
+            for _, r in table.iterrows():
+                grid[row_values.index(r[rows]), col_values.index(r[cols])] = \
+                    r[f"{name}/{metric}_mean"] * scale
+            cmap = "RdYlGn" if metric == "availability" else "viridis_r"
+            image = ax.imshow(grid, cmap=cmap, aspect="auto")
+            fig.colorbar(image, ax=ax, label=label)
+            ax.set_xticks(range(len(col_values)), [str(v) for v in col_values])
+            ax.set_yticks(range(len(row_values)), [str(v) for v in row_values])
+            ax.set_xlabel(cols)
+            ax.set_ylabel(rows)
+            ax.set_title(f"{name}: {label}", fontsize="medium")
+            for (r, c), value in np.ndenumerate(grid):
+                if not math.isnan(value):
+                    red, green, blue, _ = image.cmap(image.norm(value))
+                    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+                    text = f"{value:.2f}%" if metric == "availability" else f"{value:.3g}"
+                    ax.text(c, r, text, ha="center", va="center", fontsize="small",
+                            color="white" if dark else "black")
+    fig.suptitle(f"{table.attrs.get('system', 'sweep')}: mean across seeds")
+    return fig

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faultmesh.model.files import write_atomic
+from faultmesh.model.units import format_duration
 
 if TYPE_CHECKING:
     from faultmesh.model.system import System
@@ -67,8 +68,8 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3%}"
 
 
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 1000:.1f} ms"
+def _duration(value: float | None) -> str:
+    return "n/a" if value is None else format_duration(value)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -77,17 +78,22 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _move(move: list[Any]) -> str:
+    """A breaker transition ``[t, state, label]`` as ``12.3s cart-0 open``."""
+    label = f" {move[2]}" if len(move) > 2 else ""
+    return f"{format_duration(move[0])}{label} {move[1]}"
+
+
 def summary_tables(summary: dict[str, Any]) -> str:
     """Entries, services, breakers and properties as HTML tables."""
     entries = [[html.escape(name), str(e["requests"]), str(e["ok"]), str(e["failed"]),
-                _percent(e["availability"]), _ms(e["latency_s"]["p50"]),
-                _ms(e["latency_s"]["p90"]), _ms(e["latency_s"]["p99"])]
+                _percent(e["availability"]), _duration(e["latency_s"]["p50"]),
+                _duration(e["latency_s"]["p90"]), _duration(e["latency_s"]["p99"])]
                for name, e in summary["entries"].items()]
     services = [[html.escape(name), _percent(s.get("utilization")), str(s.get("requests", 0)),
                  str(s.get("rejected", 0)), str(s.get("retries", 0))]
                 for name, s in summary["services"].items()]
-    breakers = [[html.escape(edge), html.escape(", ".join(f"{t:.1f}s {state}"
-                                                          for t, state in b["transitions"]))]
+    breakers = [[html.escape(edge), html.escape(", ".join(map(_move, b["transitions"])))]
                 for edge, b in summary.get("breakers", {}).items()]
     properties = []
     for p in summary["properties"]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faultmesh.simulations.engine.faults import seconds
+from faultmesh.model.units import format_duration
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
@@ -22,15 +22,9 @@ from rich.text import Text
 STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
 
 
-def ms(value: float | None) -> str:
-    """A latency for people: ``850µs``, ``12.4ms``, ``1.32s``."""
-    if value is None:
-        return "-"
-    if value < 1e-3:
-        return f"{value * 1e6:.0f}µs"
-    if value < 1:
-        return f"{value * 1e3:.3g}ms"
-    return f"{value:.3g}s"
+def duration(value: float | None) -> str:
+    """A latency for people (``850µs``, ``12.4ms``, ``1.32s``), ``-`` when there is none."""
+    return "-" if value is None else format_duration(value)
 
 
 def percent(value: float | None) -> Text:
@@ -62,8 +56,8 @@ def entries_table(summary: dict[str, Any]) -> Table:
         latency = e["latency_s"]
         table.add_row(name, f"{e['requests']:,}", f"{e['ok']:,}",
                       Text(f"{e['failed']:,}", style="red" if e["failed"] else ""),
-                      percent(e["availability"]), ms(latency["p50"]), ms(latency["p90"]),
-                      ms(latency["p99"]))
+                      percent(e["availability"]), duration(latency["p50"]),
+                      duration(latency["p90"]), duration(latency["p99"]))
         if e["failed"]:
             notes.append(f"{name}: {_top(e.get('root_causes', {}))}")
     if notes:
@@ -95,17 +89,23 @@ def breakers_table(summary: dict[str, Any]) -> Table | None:
     table = _table("Circuit breakers")
     table.add_column("edge", no_wrap=True)
     table.add_column("kind", no_wrap=True)
-    for name in ("opened", "first open", "last closed"):
+    # An edge has one breaker per caller instance and policy; "opened" counts all of theirs.
+    for name in ("breakers", "opened", "first open", "last closed"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("final state", no_wrap=True)
     for edge, b in breakers.items():
         moves = b["transitions"]
-        opens = [t for t, state in moves if state == "open"]
-        closes = [t for t, state in moves if state == "closed"]
+        opens = [move[0] for move in moves if move[1] == "open"]
+        closes = [move[0] for move in moves if move[1] == "closed"]
         final = b.get("state", "closed")
-        table.add_row(edge, b.get("kind", ""), str(len(opens)),
-                      seconds(opens[0]) if opens else "-", seconds(closes[-1]) if closes else "-",
-                      Text(final, style=STATE_STYLE.get(final, "")))
+        scoped = b.get("instances", {})
+        stuck = sum(1 for one in scoped.values() if one["state"] == final)
+        shown = final if final == "closed" or len(scoped) < 2 \
+            else f"{final} ({stuck} of {len(scoped)})"
+        table.add_row(edge, b.get("kind", ""), str(len(scoped) or 1), str(len(opens)),
+                      duration(opens[0] if opens else None),
+                      duration(closes[-1] if closes else None),
+                      Text(shown, style=STATE_STYLE.get(final, "")))
     return table
 
 
@@ -118,7 +118,7 @@ def phases_view(summary: dict[str, Any]) -> Text | None:
     text.append("Phases\n", style="bold")
     for phase in phases:
         label = phase["label"]
-        text.append(f" {seconds(phase['from']):>7} → {seconds(phase['to']):<7} ")
+        text.append(f" {format_duration(phase['from']):>7} → {format_duration(phase['to']):<7} ")
         text.append(label, style="dim" if label == "warm-up"
                     else "bold yellow" if phase["faults"] else "green")
         text.append("\n")
@@ -127,7 +127,7 @@ def phases_view(summary: dict[str, Any]) -> Text | None:
             cell = Text(f"{entry} ")
             if e["requests"]:
                 cell.append_text(percent(e["availability"]))
-                cell.append(f" p99 {ms(e['p99'])}", style="dim")
+                cell.append(f" p99 {duration(e['p99'])}", style="dim")
             else:
                 cell.append("no requests", style="dim")
             cells.append(cell)
@@ -161,7 +161,7 @@ def properties_view(summary: dict[str, Any]) -> Group:
         at = first["at"] if first else None
         table.add_row(p["name"], Text(p["status"], style="green" if holds else "bold red"),
                       f"{p.get('violation_count', len(p['violations'])):,}",
-                      seconds(at) if at is not None else ("-" if first is None else "run"))
+                      format_duration(at) if at is not None else ("-" if first is None else "run"))
         for violation in p["violations"][:3]:
             details.append(" ✗ ", style="bold red")
             details.append(f"{p['name']}: ", style="bold")
@@ -177,12 +177,12 @@ def render(summary: dict[str, Any], console: Console, elapsed: float | None = No
     scenario = summary["scenario"] or "no faults"
     head = Text()
     head.append(f"{summary['system']}", style="bold")
-    head.append(f" · {scenario} · seed {summary['seed']} · {seconds(summary['duration_s'])} "
-                "simulated")
+    head.append(f" · {scenario} · seed {summary['seed']} · "
+                f"{format_duration(summary['duration_s'])} simulated")
     if summary.get("warmup_s"):
-        head.append(f" (warm-up {seconds(summary['warmup_s'])})")
+        head.append(f" (warm-up {format_duration(summary['warmup_s'])})")
     if elapsed is not None:
-        head.append(f" in {elapsed:.1f}s", style="dim")
+        head.append(f" in {format_duration(elapsed)}", style="dim")
     parts: list[Any] = [head, entries_table(summary), services_table(summary)]
     for part in (breakers_table(summary), phases_view(summary)):
         if part is not None:

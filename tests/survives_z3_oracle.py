@@ -1,8 +1,10 @@
-"""An independent z3 encoding of `survives`, kept as a cross-check of the combinatorial checker.
+"""An independent z3 encoding of `survives`, the cross-check of the combinatorial checker.
 
 It encodes the semantics directly (instances, zones, endpoint availability) rather than the
 cone theorem the checker relies on, so agreement between the two on many generated topologies
-is evidence for both. Two reductions keep it small without changing the answer:
+is evidence for both. It shares no code with ``faultmesh.model.verify``: its own rule says which
+calls take a caller down (``takes_caller_down``), its own components come from networkx. Two
+reductions keep it small without changing the answer:
 
 * Cone of influence: only endpoints reachable from a workload entry over required calls, their
   services and the zones those occupy are encoded; nothing else can affect an entry.
@@ -15,7 +17,8 @@ is evidence for both. Two reductions keep it small without changing the answer:
 Unavailability is encoded as the least fixpoint (the complement of availability's greatest
 fixpoint): an endpoint may be marked down only with a justification (its service is down, or a
 required callee is down), and inside call cycles the justification must descend a rank, so a
-cycle cannot justify itself. Not used by the CLI or the API; the tests and the benchmark use it.
+cycle cannot justify itself. Not part of the product: ``tests/test_verify_survives.py`` and
+``bench/verify.py`` use it.
 """
 
 from __future__ import annotations
@@ -25,12 +28,41 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Literal
 
+import networkx as nx
 import z3
-from faultmesh.model.system import System
-from faultmesh.model.verify.cones import is_required, strongly_connected
-from faultmesh.model.verify.failures import FailureKinds
+from faultmesh.model.system import Call, System
 
 Answer = Literal["holds", "violated", "unknown"]
+
+
+@dataclass(frozen=True)
+class FailureKinds:
+    """Which failure units may fail (instances, zones)."""
+
+    instances: bool
+    zones: bool
+
+    @classmethod
+    def of(cls, kinds: tuple[str, ...] | list[str]) -> FailureKinds:
+        return cls(instances="instance" in kinds, zones="zone" in kinds)
+
+
+def takes_caller_down(call: Call) -> bool:
+    """A dead callee takes the caller down: the caller awaits the call (not ``async``), does not
+    swallow its failure (not ``optional``) and makes it on every request (probability 1; a
+    rarer call only fails the requests that make it)."""
+    if call.asynchronous or call.optional:
+        return False
+    return call.probability >= 1
+
+
+def components(succ: list[list[int]]) -> dict[int, int]:
+    """Node -> strongly connected component id."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(succ)))
+    graph.add_edges_from((v, w) for v, targets in enumerate(succ) for w in targets)
+    return {v: c for c, members in enumerate(nx.strongly_connected_components(graph))
+            for v in members}
 
 
 @dataclass
@@ -51,7 +83,7 @@ def encode(system: System, kinds: FailureKinds) -> Encoding:
     while queue:
         node = queue.popleft()
         for call in system.endpoint(node).calls():
-            if is_required(call) and call.target not in seen:
+            if takes_caller_down(call) and call.target not in seen:
                 seen[call.target] = None
                 queue.append(call.target)
     nodes = list(seen)
@@ -104,11 +136,8 @@ def encode(system: System, kinds: FailureKinds) -> Encoding:
     # Endpoint unavailability as a justified least fixpoint.
     position = {n: i for i, n in enumerate(nodes)}
     succ = [list(dict.fromkeys(position[c.target] for c in system.endpoint(n).calls()
-                               if is_required(c))) for n in nodes]
-    component_of: dict[int, int] = {}
-    for c, component in enumerate(strongly_connected(succ)):
-        for v in component:
-            component_of[v] = c
+                               if takes_caller_down(c))) for n in nodes]
+    component_of = components(succ)
     cyclic = {v for v in range(len(nodes))
               if v in succ[v] or any(component_of[w] == component_of[v] for w in succ[v])}
     down = [z3.Bool(f"unavailable:{n}") for n in nodes]
@@ -160,4 +189,4 @@ def minimum(system: System, kinds: FailureKinds,
     return model.eval(enc.cost).as_long(), failed
 
 
-__all__ = ["Encoding", "decide", "encode", "minimum"]
+__all__ = ["Encoding", "FailureKinds", "decide", "encode", "minimum", "takes_caller_down"]
