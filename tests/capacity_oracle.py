@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 from failure_units import oracle_units
+
 from faultmesh.model.distributions import Exponential
 from faultmesh.model.system import Call, ParallelCalls, System
 

@@ -476,6 +476,36 @@ def test_several_reference_errors_at_once() -> None:
     assert [e.line for e in caught.value.errors] == [12, 16, 20, 37]
 
 
+def test_a_bad_value_in_a_call_does_not_hide_reference_errors() -> None:
+    # Found by a new user: one bad duration inside a call ('2 seconds') hid every reference
+    # error of the file (unknown service, unknown endpoint, unknown zone, a typo'd key).
+    text = edited(("timeout: 200ms, optional: true", "timeout: 2 seconds, optional: true"),
+                  ("- cart.GetCart", "- crat.GetCart"),
+                  ("[redis.HGET]", "[redis.HGTE]"),
+                  ('"zone:a"', '"zone:q"'),
+                  ("duration: 10m", "duraton: 10m"))
+    with pytest.raises(SpecErrors) as caught:
+        loads(text, "spec.yaml")
+    found = [(e.line, e.path) for e in caught.value.errors]
+    assert found == [(12, "services.frontend.endpoints.home.calls[0]"),
+                     (13, "services.frontend.endpoints.home.calls[1].timeout"),
+                     (20, "services.cart.endpoints.GetCart.calls[0]"),
+                     (35, "scenarios.outage.duraton"),
+                     (37, "scenarios.outage.faults[0].crash")]
+    assert "unknown service 'crat'" in caught.value.errors[0].message
+    assert "no endpoint 'HGTE'" in caught.value.errors[2].message
+
+
+def test_a_bad_required_key_prunes_only_its_own_list() -> None:
+    # A call whose required 'call' is wrong: the endpoint's calls are left out of the reference
+    # checks, the rest of the file is still checked.
+    text = edited(("{call: pricing.Quote,", "{call: 5,"), ('"zone:a"', '"zone:q"'))
+    with pytest.raises(SpecErrors) as caught:
+        loads(text, "spec.yaml")
+    assert [e.line for e in caught.value.errors] == [13, 37]
+    assert "unknown zone 'q'" in caught.value.errors[1].message
+
+
 def test_pruned_keys_do_not_invent_errors() -> None:
     # A bad 'replicas' is left out to look for more errors; the instance cart-1 must then not
     # be reported as unknown, since it exists once replicas is fixed.

@@ -18,14 +18,15 @@ from capacity_oracle import (
     oracle_minimum,
     survivors,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model.properties import Capacity
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.strategies import spec_documents
 from faultmesh.model.system import System
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.capacity import check
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 OFS = [("instance", "zone"), ("instance",), ("zone",)]

@@ -19,6 +19,9 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model import properties as P
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.spec.edit import apply_changes
@@ -27,8 +30,6 @@ from faultmesh.model.system import Call, ParallelCalls, System
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.timeouts import check_timeouts_nest, least_timeouts
 from faultmesh.simulations import simulate
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,

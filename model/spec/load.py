@@ -43,8 +43,10 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, bool]:
         if in_dict or in_list:
             path.append(step)
             node = node[step]  # type: ignore[index]
-        elif index == len(loc) - 1 and isinstance(node, dict) and isinstance(step, str):
-            # The last step names a key that is not there: a missing required key.
+        elif (index == len(loc) - 1 and isinstance(node, dict) and isinstance(step, str)
+              and not step.startswith("~")):
+            # The last step names a key that is not there: a missing required key (a union
+            # tag such as '~call' is pydantic's, never a key).
             path.append(step)
     return tuple(path), about_key
 
@@ -186,9 +188,10 @@ _DEPENDENT_CHECKS = {
 def _prune(data: Any, loc: tuple[Any, ...]) -> str | None:
     """Remove the optional key (or unknown key) that holds a validation error, in place.
 
-    Walks up from the error to the nearest key that a model allows to be absent. Only keys of
-    mappings are removed, never list items, so the paths of everything else stay valid.
-    Returns the key removed, or None when there is none (a required key, a service name).
+    Walks up from the error to the nearest key that a model allows to be absent (past required
+    keys: a bad call's required 'call' prunes the endpoint's 'calls'). Only keys of mappings
+    are removed, never list items, so the paths of everything else stay valid. Returns the key
+    removed, or None when there is none (every key up to the top is required).
     """
     for i in range(len(loc), 0, -1):
         step = loc[i - 1]
@@ -201,7 +204,7 @@ def _prune(data: Any, loc: tuple[Any, ...]) -> str | None:
             continue  # a name in a dict of services, endpoints...: look further up
         fields = {info.alias or name: info for m in models for name, info in m.model_fields.items()}
         if step in fields and fields[step].is_required():
-            return None
+            continue
         parent_path, _ = _data_path(data, loc[: i - 1])
         parent = data
         for part in parent_path:

@@ -9,6 +9,8 @@ enforced so a "billion laughs" file is refused after a bounded amount of work.
 
 from __future__ import annotations
 
+import gc
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,20 +209,166 @@ def _check_expansion(root: yaml.Node) -> None:
     size(root, 0)
 
 
-def _deep_mark(text: str) -> tuple[int, int]:
-    """Where nesting first exceeds MAX_DEPTH, found with PyYAML's (non-recursive) parser."""
-    depth = -1  # the top-level collection is depth 0, as in _check_expansion
+# Files up to this size get the pure-Python parser's wording for a syntax error (it names the
+# token it expected); larger ones keep libyaml's, so re-reading never costs more than ~0.3 s.
+EXACT_MESSAGE_BYTES = 64 * 1024
+
+_C_LOADER: Any = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+
+# What YAML calls printable (YAML 1.1, 5.1, as PyYAML's reader checks it); anything else is
+# refused before parsing so the message can name the line and column.
+_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD"
+                            "\U00010000-\U0010FFFF]")
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of a character index."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def check_characters(text: str, file: str) -> None:
+    """Refuse characters YAML does not allow, located; NULs between ASCII suggest UTF-16."""
+    found = _NON_PRINTABLE.search(text)
+    if found is None:
+        return
+    line, column = _position(text, found.start())
+    char = found.group()
+    if char == "\0":
+        sample = text[:200]
+        if sample.count("\0") * 3 >= len(sample):
+            message = ("NUL bytes between the characters: the file looks like UTF-16 without "
+                       "a byte-order mark; save it as UTF-8")
+        else:
+            message = "a NUL byte (U+0000) is not allowed in YAML"
+    else:
+        message = f"control character U+{ord(char):04X} is not allowed in YAML"
+    raise SpecErrors([SpecError(file, line, column, "", message)])
+
+
+class _Open:
+    """A collection being composed, and the key of a mapping waiting for its value."""
+
+    __slots__ = ("node", "key")
+
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
+        self.key: yaml.Node | None = None
+
+
+def _compose_all(text: str, loader_class: Any) -> list[yaml.Node]:
+    """Compose every document of ``text`` into nodes, without recursion and within budgets.
+
+    Does what PyYAML's Composer does (anchors, aliases sharing nodes, tag resolution) from
+    the parser's events, but iteratively, so nesting cannot overflow the stack, and checking
+    depth and node count at every event, so a hostile file is refused as soon as it crosses
+    a limit rather than after the whole file is scanned (the scanner's cost grows with the
+    flow nesting, and a 1 MB flow list held ~400 MB before the old refusal).
+    """
+    loader = loader_class(text)
+    documents: list[yaml.Node] = []
+    anchors: dict[str, yaml.Node] = {}
+    stack: list[_Open] = []
+    # Plain scalars are resolved (int, bool, null...) after the budgets have passed, so a
+    # refused file costs only the parsing of its first MAX_EXPANDED_NODES events.
+    unresolved: list[tuple[yaml.ScalarNode, Any]] = []
+    count = 0
+    get_event = loader.get_event
+    # Hundreds of thousands of new objects that live on would trigger a full garbage
+    # collection again and again (2 s of a 3 s refusal); nodes hold no cycles but aliases'.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return event.start_mark.line + 1, event.start_mark.column + 1
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
+        while True:
+            event = get_event()
+            kind = type(event)
+            if kind is yaml.StreamEndEvent:
+                break
+            if kind in _SKIPPED_EVENTS:
+                if kind is yaml.DocumentStartEvent:
+                    anchors = {}
+                continue
+            if kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+                stack.pop().node.end_mark = event.end_mark
+                continue
+            node: yaml.Node
+            if kind is yaml.AliasEvent:
+                if event.anchor not in anchors:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"found undefined alias {event.anchor!r}", event.start_mark)
+                node = anchors[event.anchor]
+            else:
+                count += 1
+                if count > MAX_EXPANDED_NODES:
+                    raise _TooLarge(stack[-1].node if stack else _event_node(event))
+                anchor = event.anchor
+                if anchor is not None and anchor in anchors:
+                    raise yaml.composer.ComposerError(
+                        f"found duplicate anchor {anchor!r}; first occurrence",
+                        anchors[anchor].start_mark, "second occurrence", event.start_mark)
+                tag = event.tag
+                if kind is yaml.ScalarEvent:
+                    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,
+                                           style=event.style)
+                    if tag is None or tag == "!":
+                        unresolved.append((node, event.implicit))
+                else:
+                    node_class = (yaml.SequenceNode if kind is yaml.SequenceStartEvent
+                                  else yaml.MappingNode)
+                    if tag is None or tag == "!":
+                        tag = loader.resolve(node_class, None, event.implicit)
+                    node = node_class(tag, [], event.start_mark, None,
+                                      flow_style=event.flow_style)
+                if anchor is not None:
+                    anchors[anchor] = node
+            _attach(stack, documents, node)
+            if kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                if len(stack) > MAX_DEPTH:  # the top-level collection is depth 0
+                    raise _TooDeep(node)
+                stack.append(_Open(node))
+    finally:
+        loader.dispose()
+        if collecting:
+            gc.enable()
+    resolve = loader.resolve
+    for scalar, implicit in unresolved:
+        scalar.tag = resolve(yaml.ScalarNode, scalar.value, implicit)
+    return documents
+
+
+_SKIPPED_EVENTS = (yaml.StreamStartEvent, yaml.DocumentStartEvent, yaml.DocumentEndEvent)
+
+
+def _event_node(event: Any) -> yaml.Node:
+    return yaml.ScalarNode("", "", event.start_mark, event.end_mark)
+
+
+def _attach(stack: list[_Open], documents: list[yaml.Node], node: yaml.Node) -> None:
+    if not stack:
+        documents.append(node)
+        return
+    parent = stack[-1]
+    if isinstance(parent.node, yaml.SequenceNode):
+        parent.node.value.append(node)
+    elif parent.key is None:
+        parent.key = node
+    else:
+        parent.node.value.append((parent.key, node))
+        parent.key = None
+
+
+def _compose(text: str) -> list[yaml.Node]:
+    """Compose with libyaml (C) when available; a syntax error in a small file is re-read
+    with the pure-Python parser, whose messages say which token it expected."""
+    if _C_LOADER is None:
+        return _compose_all(text, yaml.SafeLoader)
+    try:
+        return _compose_all(text, _C_LOADER)
     except yaml.YAMLError:
-        pass
-    return 1, 1
+        if len(text) > EXACT_MESSAGE_BYTES:
+            raise
+        _compose_all(text, yaml.SafeLoader)  # raises the same error in its own words
+        raise  # the two parsers disagree: keep libyaml's finding
 
 
 def _refusal(file: str, exc: _TooLarge) -> SpecErrors:
@@ -235,6 +383,15 @@ def _refusal(file: str, exc: _TooLarge) -> SpecErrors:
     return SpecErrors([SpecError(file, line, column, "", message)])
 
 
+def _char_at(text: str, mark: yaml.Mark | None) -> str:
+    """The character at a mark (libyaml's wording does not quote it); '' when out of range."""
+    if mark is None:
+        return ""
+    lines = text.split("\n", mark.line + 1)
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    return line[mark.column] if 0 <= mark.column < len(line) else ""
+
+
 def read_yaml(text: str, file: str) -> Source:
     """Parse one YAML document; raises SpecErrors when it cannot be read at all.
 
@@ -245,14 +402,11 @@ def read_yaml(text: str, file: str) -> Source:
     if not text.strip():
         raise SpecErrors([SpecError(file, 1, 1, "", "the file is empty; a spec needs at least "
                                     "'system' and 'services'")])
+    check_characters(text, file)
     try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except RecursionError:
-        # PyYAML composes recursively: a few hundred nested '[' overflowed the stack and the
-        # user saw a traceback. Locate the nesting with the (iterative) parser instead.
-        line, column = _deep_mark(text)
-        raise SpecErrors([SpecError(file, line, column, "", f"mappings and lists are nested "
-                                    f"more than {MAX_DEPTH} levels deep; refusing it")]) from None
+        documents = _compose(text)
+    except _TooLarge as exc:
+        raise _refusal(file, exc) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -264,7 +418,7 @@ def read_yaml(text: str, file: str) -> Source:
         if context and start is not None and end is not None and start.line != end.line:
             context = f" ({exc.context} started at line {start.line + 1}, " \
                       f"column {start.column + 1})"
-        if "'\\t'" in problem:
+        if "'\\t'" in problem or _char_at(text, end) == "\t":
             context += "; indent with spaces: YAML does not allow tabs there"
         raise SpecErrors([SpecError(file, line, column, "",
                                     f"invalid YAML: {problem}{context}")]) from None

@@ -105,10 +105,10 @@ def offered_load(system: System) -> OfferedLoad:
                 else:
                     load[v] = solved[v]
         for v in component:
-            for w, weight in weights[v].items():
-                if w not in members:
-                    inflow[w] += load[v] * weight
-                    unbounded_in[w] |= unbounded[v]
+            for callee, weight in weights[v].items():
+                if callee not in members:
+                    inflow[callee] += load[v] * weight
+                    unbounded_in[callee] |= unbounded[v]
     return OfferedLoad(
         endpoints={names[v]: load[v] for v in range(len(names)) if load[v] or unbounded[v]},
         unbounded=frozenset(names[v] for v in range(len(names)) if unbounded[v]),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import z3
+
 from faultmesh.model.system import System
 from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.failures import FailureKinds

@@ -76,6 +76,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import z3
+
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Distribution
 from faultmesh.model.system import Call, ParallelCalls, System
@@ -346,11 +347,11 @@ def least_timeouts(system: System) -> dict[str, float] | None:
             members = step.calls if isinstance(step, ParallelCalls) else (step,)
             costs = []
             for j, call in enumerate(members):
-                site = mine.get((index, j if isinstance(step, ParallelCalls) else None))
-                if site is None:
+                found = mine.get((index, j if isinstance(step, ParallelCalls) else None))
+                if found is None:
                     continue
                 fixed = call_worst(call) - call.repeat * call.attempts * decimal(call.timeout)
-                costs.append(fixed + call.repeat * call.attempts * timeout[site])
+                costs.append(fixed + call.repeat * call.attempts * timeout[found])
             total += max(costs, default=Fraction(0))
         worst[name] = total
     for i, w in enumerate(system.workload):

@@ -38,6 +38,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import simpy
+from simpy.events import Timeout
+
 from faultmesh.model.system import Backoff, BreakerPolicy, Call, RateBreakerPolicy
 from faultmesh.simulations.outcomes import (
     CIRCUIT_OPEN,
@@ -45,7 +47,6 @@ from faultmesh.simulations.outcomes import (
     RETRIES_EXHAUSTED,
     TIMED_OUT,
 )
-from simpy.events import Timeout
 
 if TYPE_CHECKING:
     from faultmesh.simulations.balancers import Balancer
@@ -54,6 +55,11 @@ if TYPE_CHECKING:
     from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
     from faultmesh.simulations.engine.network import Network
     from faultmesh.simulations.engine.timeouts import Deadlines
+    from faultmesh.simulations.observation.summary import (
+        BreakerInstance,
+        BreakerSummary,
+        CallSummary,
+    )
 
 ActiveRequests: TypeAlias = "Counter[Instance]"
 """A caller's requests still out, per callee instance (its least-request balancer's load)."""
@@ -86,7 +92,7 @@ class EdgeStats:
         self.degraded = 0
         self.causes: dict[str, int] = {}
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> CallSummary:
         return {"calls": self.calls, "attempts": self.attempts, "failed": self.failed,
                 "degraded": self.degraded, "causes": dict(sorted(self.causes.items()))}
 
@@ -118,7 +124,7 @@ class BreakerGroup:
 _SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 
 
-def breakers_summary(groups: list[BreakerGroup]) -> dict[str, Any]:
+def breakers_summary(groups: list[BreakerGroup]) -> BreakerSummary:
     """The ``breakers`` entry of one edge in the run's summary.
 
     ``transitions`` merges every breaker's moves in time order as ``[t, state, label]``;
@@ -127,7 +133,7 @@ def breakers_summary(groups: list[BreakerGroup]) -> dict[str, Any]:
     """
     count = len(groups)
     moves: list[list[Any]] = []
-    instances: dict[str, dict[str, Any]] = {}
+    instances: dict[str, BreakerInstance] = {}
     kinds: list[str] = []
     for group in groups:
         kind = "rate" if isinstance(group.policy, RateBreakerPolicy) else "consecutive"

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import simpy
+from simpy.events import Timeout
+
 from faultmesh.model.faults import (
     Crash,
     ErrorFault,
@@ -52,7 +54,7 @@ from faultmesh.simulations.engine.instances import Instance
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.engine.streams import Streams
-from simpy.events import Timeout
+from faultmesh.simulations.observation.summary import FaultSummary
 
 Edge = tuple[str, str]
 
@@ -94,7 +96,7 @@ class FaultRecord:
     end: float | None  # None: lasts to the end of the run
     edges: frozenset[Edge] = field(default_factory=frozenset)  # where a breaker should react
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> FaultSummary:
         return {"kind": self.kind, "fault": self.label, "at": self.start, "until": self.end,
                 "edges": sorted(f"{a}->{b}" for a, b in self.edges)}
 

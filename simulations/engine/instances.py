@@ -21,9 +21,11 @@ import random
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import simpy
+from simpy.events import Timeout
+
 from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
 from faultmesh.simulations.outcomes import (
     CONCURRENCY_LIMIT,
@@ -32,10 +34,10 @@ from faultmesh.simulations.outcomes import (
     INSTANCE_DOWN,
     QUEUE_FULL,
 )
-from simpy.events import Timeout
 
 if TYPE_CHECKING:
     from faultmesh.simulations.engine.network import Network
+    from faultmesh.simulations.observation.summary import ServiceSummary
 
 UNLIMITED = sys.maxsize
 
@@ -341,7 +343,7 @@ class ServiceRuntime:
         self.endpoints: dict[str, EndpointRuntime] = {}
         self.retries = 0
 
-    def summary(self, measured: float) -> dict[str, Any]:
+    def summary(self, measured: float) -> ServiceSummary:
         instances = self.instances
         capacity = self.workers * len(instances) * measured
         busy = sum(i.busy_area for i in instances)

@@ -22,9 +22,12 @@ from collections import Counter
 from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import simpy
+from simpy.events import Timeout
+
+from faultmesh import model
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
 from faultmesh.model.system import Call, ParallelCalls, System
@@ -58,15 +61,14 @@ from faultmesh.simulations.observation.monitors import (
 )
 from faultmesh.simulations.observation.phases import Phases
 from faultmesh.simulations.observation.results import Run
+from faultmesh.simulations.observation.summary import RunSummary
 from faultmesh.simulations.observation.warmup import WarmupDetector
-from simpy.events import Timeout
-
-from faultmesh import model
 
 DEFAULT_DURATION = 60.0
 PROGRESS_STEPS = 200
 
 Edge = tuple[str, str]
+T = TypeVar("T")
 Progress = Callable[[float, float], None]
 """Called as ``progress(simulated_seconds, total_seconds)`` as the run goes."""
 
@@ -339,10 +341,10 @@ class Simulation:
 
     # --- results ------------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RunSummary:
         measured = self.duration - self.warmup
         properties = [monitor.verdict() for monitor in self.monitors]
-        summary: dict[str, Any] = {
+        summary: RunSummary = {
             "system": self.system.name,
             "scenario": self.scenario.name if self.scenario is not None else None,
             "seed": self.seed,
@@ -367,14 +369,18 @@ class Simulation:
         return _clean(summary)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become None."""
+def _clean(value: T) -> T:
+    """JSON-safe: NaN and infinities become None (the shape is unchanged)."""
+    return cast(T, _cleaned(value))
+
+
+def _cleaned(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _cleaned(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [_cleaned(v) for v in value]
     return value
 
 

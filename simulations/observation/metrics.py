@@ -27,6 +27,7 @@ from math import log2
 from typing import Any
 
 from faultmesh.model.extras import requires
+from faultmesh.simulations.observation.summary import EntrySummary, LatencySummary
 from faultmesh.simulations.outcomes import OK, OUTCOMES
 
 FINE = 128  # buckets per octave of the run-long histograms
@@ -124,7 +125,7 @@ class Histogram:
         # The bucket's midpoint may exceed the largest value seen; never report beyond it.
         return min(value, self.max) if self.max and not math.isnan(value) else value
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> LatencySummary:
         """``{"mean", "p50", "p90", "p99", "max"}`` in seconds (None when empty)."""
         if not self.count:
             return {"mean": None, "p50": None, "p90": None, "p99": None, "max": None}
@@ -237,7 +238,7 @@ class EntryStats:
             self.causes[cause] = self.causes.get(cause, 0) + 1
             self.roots[root] = self.roots.get(root, 0) + 1
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> EntrySummary:
         requests = sum(self.outcomes)
         ok = self.outcomes[OK]
         return {

@@ -19,7 +19,7 @@ checks merge into one violation).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
 from faultmesh.model.units import format_duration, format_durations
@@ -30,6 +30,7 @@ from faultmesh.simulations.observation.metrics import (
     Timeline,
     quantiles,
 )
+from faultmesh.simulations.observation.summary import PropertySummary, Violation
 from faultmesh.simulations.outcomes import INSTANCE_DOWN, OUTCOMES
 
 if TYPE_CHECKING:
@@ -45,16 +46,16 @@ class Monitor(Protocol):
     name: str
     kind: str
 
-    def verdict(self) -> dict[str, Any]: ...
+    def verdict(self) -> PropertySummary: ...
 
 
 class Violations:
     """Violations of one property; consecutive failing checks extend the open one."""
 
     def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
+        self.items: list[Violation] = []
         self.count = 0
-        self._open: dict[str, Any] | None = None
+        self._open: Violation | None = None
 
     def check(self, time: float, bad: bool, value: float, detail: str, *,
               worse: bool = True) -> None:
@@ -67,23 +68,26 @@ class Violations:
             self._open = self.add(time, time, value, detail)
             return
         current["until"] = time
-        if (value > current["value"]) == worse and value != current["value"]:
+        previous = current["value"]
+        if previous is None or ((value > previous) == worse and value != previous):
             current["value"] = value
             current["detail"] = detail
 
     def add(self, at: float | None, until: float | None, value: float | None,
-            detail: str) -> dict[str, Any]:
+            detail: str) -> Violation:
         """A new violation (listed while fewer than ``MAX_VIOLATIONS`` are)."""
         self.count += 1
         self._open = None
-        item = {"at": at, "until": until, "value": value, "detail": detail}
+        item: Violation = {"at": at, "until": until, "value": value, "detail": detail}
         if len(self.items) < MAX_VIOLATIONS:
             self.items.append(item)
         return item
 
-    def verdict(self, name: str, kind: str, **extra: Any) -> dict[str, Any]:
-        return {"name": name, "kind": kind, "status": "violated" if self.count else "holds",
-                "violations": self.items, "violation_count": self.count, **extra}
+    def verdict(self, name: str, kind: str, **extra: Any) -> PropertySummary:
+        # ``extra``: the keys of each kind, declared on PropertySummary.
+        return cast(PropertySummary, {
+            "name": name, "kind": kind, "status": "violated" if self.count else "holds",
+            "violations": self.items, "violation_count": self.count, **extra})
 
 
 class _WindowMonitor:
@@ -138,7 +142,7 @@ class AvailabilityMonitor(_WindowMonitor):
                 f"({self.ended - self.ok} of {self.ended} failed), below "
                 f"{self.prop.at_least:.3%}", worse=False)
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self) -> PropertySummary:
         summary = self.entry.summary()
         overall = summary["availability"]
         if overall is not None and overall < self.prop.at_least:
@@ -177,7 +181,7 @@ class LatencyMonitor(_WindowMonitor):
                 f"{self.label} {shown} in the {format_duration(self.window)} window ending at "
                 f"{format_duration(end)}, above {threshold}")
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self) -> PropertySummary:
         histogram = self.entry.latency
         overall = histogram.quantile(self.prop.quantile) if histogram.count else None
         if overall is not None and overall > self.prop.threshold:
@@ -217,7 +221,7 @@ class BreakerReactionMonitor:
                 return time
         return start if state == "open" else None
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self) -> PropertySummary:
         violations = Violations()
         within = self.prop.within
         checked = 0
@@ -255,7 +259,7 @@ class StalenessMonitor:
         self.name = prop.name
         self.bound = bound
         self.violations = Violations()
-        self.current: dict[str, Any] | None = None
+        self.current: Violation | None = None
         self.failures = 0
         for source in arrivals:
             source.on_failure.append(self._on_failure)
@@ -265,9 +269,9 @@ class StalenessMonitor:
             return
         self.failures += 1
         current = self.current
-        if current is not None and time - current["until"] <= self.GAP:
+        if current is not None and time - (current["until"] or time) <= self.GAP:
             current["until"] = time
-            current["value"] += 1
+            current["value"] = (current["value"] or 0) + 1
             current["detail"] = (f"{current['value']:g} requests failed: routed to an instance "
                                  f"that was down but still in the caller's view")
             return
@@ -275,7 +279,7 @@ class StalenessMonitor:
             time, time, 1, f"{entry} failed: routed to an instance that was down but still in "
             "the caller's view")
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self) -> PropertySummary:
         return self.violations.verdict(self.name, self.kind, failed_requests=self.failures,
                                        window_bound_s=self.bound)
 
@@ -299,7 +303,7 @@ class NoLostRequestsMonitor:
             totals["in_flight"] += len(source.open)
         return totals
 
-    def verdict(self) -> dict[str, Any]:
+    def verdict(self) -> PropertySummary:
         violations = Violations()
         for source in self.arrivals:
             entry = source.stats.name

@@ -10,12 +10,13 @@ Requests are assigned by the timeline bin they ended in, so phase edges round to
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from faultmesh.simulations.observation.metrics import COARSE, EntryStats, Timeline, quantiles
 
 if TYPE_CHECKING:
     from faultmesh.simulations.breakers import CircuitBreaker
+    from faultmesh.simulations.observation.summary import PhaseEntry, PhaseSpan, PhaseSummary
 
 
 class Phases:
@@ -32,7 +33,7 @@ class Phases:
                 if t is not None and 0 < t < duration:
                     cuts.add(t)
         points = sorted(cuts)
-        self.phases: list[dict[str, Any]] = []
+        self.phases: list[PhaseSpan] = []
         for start, end in itertools.pairwise(points):
             active = [label for label, begin, finish in spans
                       if begin <= start and (finish is None or finish > start)]
@@ -58,12 +59,12 @@ class Phases:
             buckets[key] = buckets.get(key, 0) + n
 
     def summary(self, breakers: dict[tuple[str, str], dict[str, CircuitBreaker]]
-                ) -> list[dict[str, Any]]:
+                ) -> list[PhaseSummary]:
         """Each phase with its entries' figures and, per edge, the transitions of all the
         edge's breakers (every caller instance's) that happened in it, counted by state."""
-        result = []
+        result: list[PhaseSummary] = []
         for phase, counts, latency in zip(self.phases, self.counts, self.latency, strict=True):
-            entries = {}
+            entries: dict[str, PhaseEntry] = {}
             for name, (ok, errors, timeouts, rejected) in counts.items():
                 requests = ok + errors + timeouts + rejected
                 p50, p99 = quantiles(latency.get(name, {}), ok, (0.5, 0.99), COARSE)
@@ -73,7 +74,7 @@ class Phases:
                     "availability": ok / requests if requests else None,
                     "p50": None if ok == 0 else p50, "p99": None if ok == 0 else p99,
                 }
-            transitions = {}
+            transitions: dict[str, dict[str, int]] = {}
             for (caller, callee), scoped in breakers.items():
                 moves = [state for breaker in scoped.values() for t, state in breaker.transitions
                          if phase["from"] <= t < phase["to"]]
@@ -81,5 +82,7 @@ class Phases:
                     transitions[f"{caller}->{callee}"] = {
                         state: moves.count(state) for state in ("open", "half_open", "closed")
                         if state in moves}
-            result.append({**phase, "entries": entries, "breakers": transitions})
+            result.append({"from": phase["from"], "to": phase["to"], "label": phase["label"],
+                           "faults": phase["faults"], "entries": entries,
+                           "breakers": transitions})
         return result

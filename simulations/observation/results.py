@@ -26,6 +26,11 @@ from faultmesh.model.units import format_duration
 if TYPE_CHECKING:
     from faultmesh.simulations.breakers import CircuitBreaker
     from faultmesh.simulations.observation.metrics import Histogram, RequestTrace, Timeline
+    from faultmesh.simulations.observation.summary import (
+        EntrySummary,
+        PropertySummary,
+        RunSummary,
+    )
 
 OUTPUT_FILES = ("summary.json", "timeline.parquet", "breakers.parquet", "requests.parquet")
 
@@ -37,7 +42,7 @@ class OutputExists(FileExistsError):
 class Run:
     """The results of one simulation run."""
 
-    def __init__(self, summary: dict[str, Any], timeline: Timeline,
+    def __init__(self, summary: RunSummary, timeline: Timeline,
                  breakers: dict[tuple[str, str], dict[str, CircuitBreaker]],
                  trace: RequestTrace | None,
                  latency: dict[str, Histogram] | None = None) -> None:
@@ -50,7 +55,7 @@ class Run:
     # --- verdicts -----------------------------------------------------------------------------
 
     @property
-    def properties(self) -> list[dict[str, Any]]:
+    def properties(self) -> list[PropertySummary]:
         return self.summary["properties"]
 
     @property
@@ -62,7 +67,7 @@ class Run:
     def violated(self) -> list[str]:
         return [p["name"] for p in self.properties if p["status"] != "holds"]
 
-    def entry(self, name: str | None = None) -> dict[str, Any]:
+    def entry(self, name: str | None = None) -> EntrySummary:
         """The summary of one entry (the only one when ``name`` is omitted)."""
         entries = self.summary["entries"]
         if name is None:

@@ -62,12 +62,22 @@ class ServiceSummary(TypedDict):
     instances: dict[str, InstanceSummary]
 
 
+class BreakerInstance(TypedDict):
+    """One breaker: it lives in a caller instance, one per call-site policy."""
+
+    instance: str
+    kind: str
+    state: str
+    sites: list[str]
+
+
 class BreakerSummary(TypedDict):
     """The circuit breakers of one ``caller->callee`` edge."""
 
-    kind: str  # "rate" (Resilience4j) or "consecutive" (pybreaker)
-    state: str  # the final state
-    transitions: list[list[float | str]]  # [[t, state, ...], ...] in time order
+    kind: str  # "rate" (Resilience4j), "consecutive" (pybreaker), or both joined by "+"
+    state: str  # the worst final state among the edge's breakers
+    transitions: list[list[float | str]]  # [[t, state, breaker label], ...] in time order
+    instances: dict[str, BreakerInstance]  # breaker label -> where it lives
 
 
 class CallSummary(TypedDict):
@@ -88,16 +98,23 @@ class Violation(TypedDict):
 
 
 class PropertySummary(TypedDict):
-    """A monitor's verdict; monitors may add their own keys (e.g. ``failed_requests``)."""
+    """A monitor's verdict, with the keys its kind adds."""
 
     name: str
     kind: str
     status: Status
     violations: list[Violation]
     violation_count: int
+    entry: NotRequired[str]  # availability, latency
+    value: NotRequired[float | None]  # availability, latency: the run-long value
+    threshold: NotRequired[float]
+    faults_checked: NotRequired[int]  # breaker_reaction
+    failed_requests: NotRequired[int]  # staleness
+    window_bound_s: NotRequired[float]
+    requests: NotRequired[dict[str, int]]  # no_lost_requests: the ledger
 
 
-class FaultRecord(TypedDict):
+class FaultSummary(TypedDict):
     kind: str
     fault: str
     at: float
@@ -117,6 +134,7 @@ class PhaseEntry(TypedDict):
 
 
 # A stretch of the run between fault boundaries; "from" is a keyword, hence this syntax.
+PhaseSpan = TypedDict("PhaseSpan", {"from": float, "to": float, "label": str, "faults": list[str]})
 PhaseSummary = TypedDict("PhaseSummary", {
     "from": float,
     "to": float,
@@ -127,6 +145,16 @@ PhaseSummary = TypedDict("PhaseSummary", {
 })
 
 
+class WarmupSummary(TypedDict):
+    """What the run discarded at its start, and why."""
+
+    seconds: float
+    detected: bool  # True: found by the rule below; False: the scenario's own ``warmup``
+    rule: str  # "MSER-5" or "scenario"
+    settled: NotRequired[bool]  # MSER-5 found a truncation point inside the searched half
+    searched_s: NotRequired[float]
+
+
 class RunSummary(TypedDict):
     """The whole summary of one run (the ``simulate --json`` object)."""
 
@@ -135,6 +163,7 @@ class RunSummary(TypedDict):
     seed: int
     duration_s: float
     warmup_s: float
+    warmup: WarmupSummary
     verdict: Status
     entries: dict[str, EntrySummary]
     services: dict[str, ServiceSummary]
@@ -142,5 +171,5 @@ class RunSummary(TypedDict):
     calls: dict[str, CallSummary]
     properties: list[PropertySummary]
     requests: dict[str, int]  # the ledger: started, each outcome, in flight
-    faults: list[FaultRecord]
+    faults: list[FaultSummary]
     phases: NotRequired[list[PhaseSummary]]

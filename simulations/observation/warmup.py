@@ -30,13 +30,16 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from faultmesh.simulations.observation.metrics import MAX_SEGMENTS, EntryStats, Timeline
 from simpy.events import Timeout
+
+from faultmesh.simulations.observation.metrics import MAX_SEGMENTS, EntryStats, Timeline
 
 if TYPE_CHECKING:
     import simpy
+
     from faultmesh.simulations.engine.calls import EdgeStats
     from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
+    from faultmesh.simulations.observation.summary import WarmupSummary
 
 BATCH = 5  # observations per batch (the "5" of MSER-5)
 RULE = "MSER-5"
@@ -204,7 +207,7 @@ class WarmupDetector:
                     del edge.causes[cause]
         return self.seconds
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> WarmupSummary:
         return {"seconds": self.seconds, "detected": True, "rule": RULE,
                 "settled": self.settled, "searched_s": self.horizon}
 

@@ -18,9 +18,11 @@ from faultmesh.model.files import write_atomic
 from faultmesh.model.units import format_duration
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
-    from matplotlib.figure import Figure
+    from faultmesh.simulations.observation.summary import RunSummary
 
 FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
 REPORT_FILES = (*FIGURES, "report.html")
@@ -33,7 +35,7 @@ def figures(run: Run, system: System) -> dict[str, Figure]:
     )
 
     utilization = {name: s["utilization"] for name, s in run.summary["services"].items()
-                   if s.get("utilization") is not None}
+                   if s["utilization"] is not None}
     return {
         "timeline.png": plots.timeline(run),
         "breakers.png": plots.breaker_states(run),
@@ -84,21 +86,21 @@ def _move(move: list[Any]) -> str:
     return f"{format_duration(move[0])}{label} {move[1]}"
 
 
-def summary_tables(summary: dict[str, Any]) -> str:
+def summary_tables(summary: RunSummary) -> str:
     """Entries, services, breakers and properties as HTML tables."""
     entries = [[html.escape(name), str(e["requests"]), str(e["ok"]), str(e["failed"]),
                 _percent(e["availability"]), _duration(e["latency_s"]["p50"]),
                 _duration(e["latency_s"]["p90"]), _duration(e["latency_s"]["p99"])]
                for name, e in summary["entries"].items()]
-    services = [[html.escape(name), _percent(s.get("utilization")), str(s.get("requests", 0)),
-                 str(s.get("rejected", 0)), str(s.get("retries", 0))]
+    services = [[html.escape(name), _percent(s["utilization"]), str(s["requests"]),
+                 str(s["rejected"]), str(s["retries"])]
                 for name, s in summary["services"].items()]
     breakers = [[html.escape(edge), html.escape(", ".join(map(_move, b["transitions"])))]
-                for edge, b in summary.get("breakers", {}).items()]
+                for edge, b in summary["breakers"].items()]
     properties = []
     for p in summary["properties"]:
         colour = "#1e8449" if p["status"] == "holds" else "#c0392b"
-        violations = p.get("violations", [])
+        violations = p["violations"]
         first = html.escape(str(violations[0])) if violations else ""
         properties.append([html.escape(p["name"]),
                            f"<b style='color:{colour}'>{html.escape(p['status'])}</b>",
@@ -119,14 +121,14 @@ def summary_tables(summary: dict[str, Any]) -> str:
 
 def render_html(run: Run, images: dict[str, bytes]) -> str:
     summary = run.summary
-    scenario = summary.get("scenario") or "no faults"
+    scenario = summary["scenario"] or "no faults"
     title = f"{summary['system']} — {scenario}"
     figures_html = "\n".join(
         f"<figure><img alt='{name[:-4]}' src='data:image/png;base64,"
         f"{base64.b64encode(data).decode('ascii')}'><figcaption>{name[:-4]}</figcaption></figure>"
         for name, data in images.items()
     )
-    verdict = summary.get("verdict", "")
+    verdict = summary["verdict"]
     colour = "#1e8449" if verdict == "holds" else "#c0392b"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -141,7 +143,7 @@ figcaption {{ color: #666; font-size: 0.85em; }}
 <body>
 <h1>{html.escape(title)}</h1>
 <p>seed {summary['seed']}, {summary['duration_s']:g} s simulated, warm-up
-{summary.get('warmup_s', 0):g} s — verdict:
+{summary['warmup_s']:g} s — verdict:
 <b style="color:{colour}">{html.escape(str(verdict))}</b></p>
 {summary_tables(summary)}
 <h2>Figures</h2>

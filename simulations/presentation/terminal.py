@@ -11,13 +11,17 @@ with their first violations.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faultmesh.model.units import format_duration
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+from faultmesh.model.units import format_duration
+
+if TYPE_CHECKING:
+    from faultmesh.simulations.observation.summary import RunSummary
 
 STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
 
@@ -46,7 +50,7 @@ def _table(title: str, caption: str | None = None) -> Table:
                  collapse_padding=True)
 
 
-def entries_table(summary: dict[str, Any]) -> Table:
+def entries_table(summary: RunSummary) -> Table:
     table = _table("Entries")
     table.add_column("entry", no_wrap=True)
     for name in ("requests", "ok", "failed", "avail.", "p50", "p90", "p99"):
@@ -59,21 +63,21 @@ def entries_table(summary: dict[str, Any]) -> Table:
                       percent(e["availability"]), duration(latency["p50"]),
                       duration(latency["p90"]), duration(latency["p99"]))
         if e["failed"]:
-            notes.append(f"{name}: {_top(e.get('root_causes', {}))}")
+            notes.append(f"{name}: {_top(e['root_causes'])}")
     if notes:
         table.caption = "root causes of failures: " + "; ".join(notes)
     return table
 
 
-def services_table(summary: dict[str, Any]) -> Table:
+def services_table(summary: RunSummary) -> Table:
     table = _table("Services", "instances up: up for the whole measured time")
     for name in ("service", "utilization", "requests", "rejected", "retries", "instances up"):
         table.add_column(name, justify="left" if name == "service" else "right", no_wrap=True)
-    measured = summary["duration_s"] - (summary.get("warmup_s") or 0.0)
+    measured = summary["duration_s"] - summary["warmup_s"]
     for name, s in summary["services"].items():
         utilization = s["utilization"]
         style = "bold red" if utilization >= 0.9 else "yellow" if utilization >= 0.7 else ""
-        instances = s.get("instances", {})
+        instances = s["instances"]
         full = sum(1 for i in instances.values() if i["up_s"] >= measured - 1e-9)
         up = Text(f"{full}/{len(instances)}", style="" if full == len(instances) else "yellow")
         table.add_row(name, Text(f"{utilization:.1%}", style=style), f"{s['requests']:,}",
@@ -82,8 +86,8 @@ def services_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def breakers_table(summary: dict[str, Any]) -> Table | None:
-    breakers = summary.get("breakers", {})
+def breakers_table(summary: RunSummary) -> Table | None:
+    breakers = summary["breakers"]
     if not breakers:
         return None
     table = _table("Circuit breakers")
@@ -95,21 +99,21 @@ def breakers_table(summary: dict[str, Any]) -> Table | None:
     table.add_column("final state", no_wrap=True)
     for edge, b in breakers.items():
         moves = b["transitions"]
-        opens = [move[0] for move in moves if move[1] == "open"]
-        closes = [move[0] for move in moves if move[1] == "closed"]
-        final = b.get("state", "closed")
-        scoped = b.get("instances", {})
+        opens = [float(move[0]) for move in moves if move[1] == "open"]
+        closes = [float(move[0]) for move in moves if move[1] == "closed"]
+        final = b["state"]
+        scoped = b["instances"]
         stuck = sum(1 for one in scoped.values() if one["state"] == final)
         shown = final if final == "closed" or len(scoped) < 2 \
             else f"{final} ({stuck} of {len(scoped)})"
-        table.add_row(edge, b.get("kind", ""), str(len(scoped) or 1), str(len(opens)),
+        table.add_row(edge, b["kind"], str(len(scoped) or 1), str(len(opens)),
                       duration(opens[0] if opens else None),
                       duration(closes[-1] if closes else None),
                       Text(shown, style=STATE_STYLE.get(final, "")))
     return table
 
 
-def phases_view(summary: dict[str, Any]) -> Text | None:
+def phases_view(summary: RunSummary) -> Text | None:
     """Each phase on its own lines: label, every entry's availability and p99, breaker moves."""
     phases = summary.get("phases")
     if not phases:
@@ -149,7 +153,7 @@ def phases_view(summary: dict[str, Any]) -> Text | None:
     return text
 
 
-def properties_view(summary: dict[str, Any]) -> Group:
+def properties_view(summary: RunSummary) -> Group:
     table = _table("Properties")
     for name in ("property", "verdict", "violations", "first at"):
         table.add_column(name, justify="right" if name in ("violations", "first at") else "left",
@@ -160,26 +164,26 @@ def properties_view(summary: dict[str, Any]) -> Group:
         first = p["violations"][0] if p["violations"] else None
         at = first["at"] if first else None
         table.add_row(p["name"], Text(p["status"], style="green" if holds else "bold red"),
-                      f"{p.get('violation_count', len(p['violations'])):,}",
+                      f"{p['violation_count']:,}",
                       format_duration(at) if at is not None else ("-" if first is None else "run"))
         for violation in p["violations"][:3]:
             details.append(" ✗ ", style="bold red")
             details.append(f"{p['name']}: ", style="bold")
             details.append(f"{violation['detail']}\n")
-        hidden = p.get("violation_count", 0) - min(3, len(p["violations"]))
+        hidden = p["violation_count"] - min(3, len(p["violations"]))
         if hidden > 0:
             details.append(f"   … and {hidden:,} more\n", style="dim")
     return Group(table, details) if details else Group(table)
 
 
-def render(summary: dict[str, Any], console: Console, elapsed: float | None = None) -> None:
+def render(summary: RunSummary, console: Console, elapsed: float | None = None) -> None:
     """Print the summary of a run."""
     scenario = summary["scenario"] or "no faults"
     head = Text()
     head.append(f"{summary['system']}", style="bold")
     head.append(f" · {scenario} · seed {summary['seed']} · "
                 f"{format_duration(summary['duration_s'])} simulated")
-    if summary.get("warmup_s"):
+    if summary["warmup_s"]:
         head.append(f" (warm-up {format_duration(summary['warmup_s'])})")
     if elapsed is not None:
         head.append(f" in {format_duration(elapsed)}", style="dim")

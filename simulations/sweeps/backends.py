@@ -2,7 +2,9 @@
 
 ``serial`` runs one after another here (debugging, notebooks, the benchmark's baseline);
 ``local`` is a process pool on this machine whose workers come from a clean forkserver (a pool
-whose worker died is rebuilt and its runs retried); ``dask`` is ``dask.distributed``, a
+whose worker died is rebuilt and its runs retried) and never re-run the caller's main script, so
+a sweep works alike in a plain script without an ``if __name__ == "__main__":`` guard, from
+stdin or ``-c``, in a notebook and on the command line; ``dask`` is ``dask.distributed``, a
 scheduler at an address or a LocalCluster on loopback (a run on a worker that dies is
 rescheduled by the scheduler). Each ships a ``RunTask`` out and only the summary dict (the
 ``simulate --json`` object) back, and yields ``(task, summary or exception)`` as runs finish.
@@ -15,10 +17,12 @@ every backend. Workers ignore SIGINT: Ctrl-C is the parent's to handle.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -112,6 +116,42 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _defined_in_main(runner: Runner) -> bool:
+    """Whether the function a worker runs comes from the ``__main__`` module (unwrapping
+    ``functools.partial``): then a worker must import the main script to find it."""
+    function: Any = runner
+    while isinstance(function, functools.partial):
+        function = function.func
+    return getattr(function, "__module__", None) == "__main__"
+
+
+@contextlib.contextmanager
+def _workers_skip_main(runner: Runner) -> Iterator[None]:
+    """While workers start, hide where the ``__main__`` module came from, so they do not import it.
+
+    A ``spawn`` or ``forkserver`` worker re-runs the parent's main script (found through
+    ``__main__.__spec__`` or ``__file__``) before it runs anything. The runs need nothing from
+    it (they ship a ``RunTask`` and call this module's functions), and a script without an
+    ``if __name__ == "__main__":`` guard would start its own sweep in every worker, which dies
+    (a daemonic process may not have children). A notebook's main module has no file, so it
+    is never re-run there either; this makes a plain script behave the same. Only a runner
+    defined in the main script itself needs it imported, and then it is left visible.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or _defined_in_main(runner):
+        yield
+        return
+    hidden = {name: main.__dict__[name] for name in ("__file__", "__spec__")
+              if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None  # spawn reads the attribute, so it must exist
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(hidden)
+
+
 def _run_with_trace(runner: Runner, task: RunTask) -> Any:
     try:
         return runner(task)
@@ -152,10 +192,12 @@ class Local:
         remaining = {task.run_id: task for task in tasks}
         restarts = 0
         while remaining:
-            self.pool = self._new_pool()
-            futures: dict[Future[Any], RunTask] = {
-                self.pool.submit(_run_with_trace, self.runner, task): task
-                for task in remaining.values()}
+            # The pool starts a worker per submit (up to its size): all start in this block.
+            with _workers_skip_main(self.runner):
+                self.pool = self._new_pool()
+                futures: dict[Future[Any], RunTask] = {
+                    self.pool.submit(_run_with_trace, self.runner, task): task
+                    for task in remaining.values()}
             pending = set(futures)
             broken = False
             while pending and not broken:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
+
 from faultmesh.model.extras import requires
 from faultmesh.simulations.sweeps.plan import SCENARIO
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from faultmesh.simulations.observation.summary import RunSummary
 
 RUN_COLUMNS = ("run_id", "point", "replication", "seed")
 
@@ -36,12 +39,12 @@ def _nan(value: Any) -> float:
     return math.nan if number is None else number
 
 
-def metrics_of(summary: Mapping[str, Any]) -> dict[str, float]:
+def metrics_of(summary: RunSummary) -> dict[str, float]:
     """The flat numeric metrics of one run: ``entry/availability``, ``entry/latency_p99_s``,
     ``entry/timeout_count``, ``service/utilization``, ``caller->callee/breaker_opens``, ...
     (missing values are NaN)."""
     row: dict[str, float] = {}
-    for entry, values in (summary.get("entries") or {}).items():
+    for entry, values in summary["entries"].items():
         for key, value in values.items():
             if key == "latency_s" and isinstance(value, Mapping):
                 for stat, x in value.items():
@@ -52,17 +55,17 @@ def metrics_of(summary: Mapping[str, Any]) -> dict[str, float]:
                         row[f"{entry}/{outcome}_count"] = _nan(x)
             elif _number(value) is not None or value is None:
                 row[f"{entry}/{key}"] = _nan(value)
-    for service, values in (summary.get("services") or {}).items():
-        for key, value in values.items():
+    for service, figures in summary["services"].items():
+        for key, value in figures.items():
             if _number(value) is not None or value is None:
                 row[f"{service}/{key}"] = _nan(value)
-    for edge, breaker in (summary.get("breakers") or {}).items():
-        transitions = breaker.get("transitions") or []
+    for edge, breaker in summary["breakers"].items():
+        transitions = breaker["transitions"]
         # Moves are [t, state, caller instance]: the opens of all the edge's breakers.
         row[f"{edge}/breaker_opens"] = float(sum(1 for t in transitions if t[1] == "open"))
-    properties = summary.get("properties") or []
+    properties = summary["properties"]
     row["properties_violated"] = float(sum(1 for p in properties
-                                           if p.get("status") == "violated"))
+                                           if p["status"] == "violated"))
     return row
 
 
@@ -83,7 +86,7 @@ def runs_frame(records: Iterable[Mapping[str, Any]], params: list[str]) -> pd.Da
         row: dict[str, Any] = {key: record[key] for key in RUN_COLUMNS}
         row["scenario"] = record.get("scenario")
         row.update({p: _label(record["params"].get(p)) for p in params if p != SCENARIO})
-        row.update(metrics_of(record))
+        row.update(metrics_of(cast("RunSummary", record)))  # a record is a summary + ids
         rows.append(row)
     frame = pd.DataFrame(rows)
     for p in params:
