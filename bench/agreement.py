@@ -8,31 +8,45 @@ adversarial scenarios of each verdict (``tests/agreement.py`` says exactly what 
 and with which statistical tolerance). Prints per property how many verdicts held or were
 violated and how many of those the simulation contradicted, and the run time. Each
 disagreement's spec (``model.dump``) goes to ``--out`` with the finding as a header comment,
-for triage. Exit code 1 on any disagreement.
+for triage. Exit code 1 on any disagreement. The "crashed" column counts properties whose
+verification raised (each one also counts as a disagreement).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from faultmesh.model.spec import dump
-from faultmesh.model.spec.load import from_document
-from faultmesh.model.strategies import spec_documents
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-import agreement as A
+from faultmesh.model.spec import dump
+from faultmesh.model.spec.load import from_document
+from faultmesh.model.strategies import spec_documents
 
-FEATURES = dict(max_services=5, max_replicas=3, max_zones=3, balancers=True, probabilities=True,
-                network_latency=True, limits=True, discovery=True, all_properties=True,
-                scenarios=False)
+
+def _harness() -> Any:
+    """tests/agreement.py, loaded by path (this script's own name would shadow it)."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "agreement.py"
+    spec = importlib.util.spec_from_file_location("agreement_harness", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+A = _harness()
+FEATURES: dict[str, Any] = dict(
+    max_services=5, max_replicas=3, max_zones=3, balancers=True, probabilities=True,
+    network_latency=True, limits=True, discovery=True, all_properties=True, scenarios=False)
 SECONDS_PER_SYSTEM = {"fast": 0.6, "thorough": 2.5}  # measured on one core of a laptop
 
 
@@ -80,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 wrong[(kind, status)] += 1
             if disagreeing:
                 path = args.out / f"{systems[0]:05d}.yaml"
-                header = "".join(f"# {f.kind} {f.status} [{f.scenario}]: {f.detail}\n"
+                header = "".join(f"# {f.kind} {f.status} [{f.scenario}]: "
+                                 + " / ".join(f.detail.splitlines()) + "\n"
                                  for f in disagreeing)
                 path.write_text(header + dump(system))
                 written.append(path)
@@ -90,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
 
     table = Table(title=f"{systems[0]} systems in {elapsed:.0f} s")
-    for column in ("property", "holds", "disagree", "violated", "disagree", "unknown"):
+    for column in ("property", "holds", "disagree", "violated", "disagree", "unknown",
+                   "crashed"):
         table.add_column(column, justify="right")
     for kind in A.KINDS:
         table.add_row(kind, str(seen[(kind, "holds")]), str(wrong[(kind, "holds")]),
                       str(seen[(kind, "violated")]), str(wrong[(kind, "violated")]),
-                      str(seen[(kind, "unknown")]))
+                      str(seen[(kind, "unknown")]), str(seen[(kind, "error")]))
     Console().print(table)
     total = len(written)
     print(f"disagreements: {total} systems" + (f" (specs in {args.out}/)" if total else ""))

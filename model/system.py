@@ -115,7 +115,9 @@ class Backoff:
             return 0.0
         if self.strategy == "constant":
             return min(self.base, self.cap)
-        return min(self.cap, self.base * 2 ** (retry - 1))
+        # The exponent is capped (as real clients cap their backoff step) so a large retry
+        # number cannot overflow a float; 2**60 times any base is past any cap already.
+        return min(self.cap, self.base * 2.0 ** min(retry - 1, 60))
 
 
 LoadBalancerKind = Literal["round_robin", "random", "least_request", "consistent_hash"]

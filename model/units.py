@@ -8,6 +8,7 @@ Durations are spelled back in two forms that pick their unit by one rule (the la
 above the value): ``spec_duration`` gives the shortest exact spelling, so a dumped spec reads
 like a hand-written one and still round-trips; ``format_duration`` gives the rounded spelling
 every report, table and message shows to people (``250ms``, ``2.5s``, ``2m 1.4s``, ``1h 3m``).
+Shares (availability, utilization) are shown by ``format_percent`` (``99.691%``, ``65.3%``).
 """
 
 from __future__ import annotations
@@ -190,6 +191,31 @@ def _hours(seconds: float, digits: int) -> str:
     return " ".join(parts)
 
 
+def format_percent(fraction: float | None) -> str:
+    """A share (availability, utilization) for people, by one rule everywhere.
+
+    Exactly 0 and 1 read ``0%`` and ``100%``. Near the ends (from 99 % and below 1 %), three
+    decimals (``99.691%``), more when three would round to an end (``99.9996%``): a value
+    below 1 never reads ``100.000%``, nor a positive one ``0.000%``. Elsewhere one decimal
+    (``65.3%``). Values above 1 (a utilization past capacity) follow the same rule.
+    """
+    if fraction is None or math.isnan(fraction):
+        return "n/a"
+    if math.isinf(fraction):
+        return "∞%" if fraction > 0 else "-∞%"
+    value = fraction * 100
+    if value == 0 or value == 100:
+        return f"{value:.0f}%"
+    near_end = 99 <= value < 100 or 0 < value < 1
+    places = 3 if near_end else 1
+    # Add decimals until the rounded value is no longer an end it does not equal.
+    while float(f"{value:.{places}f}") in (0.0, 100.0):
+        if places == 15:  # a share too small for decimals: 3.27e-196%
+            return f"{value:.3g}%"
+        places += 1
+    return f"{value:.{places}f}%"
+
+
 def format_durations(*seconds: float) -> tuple[str, ...]:
     """Several durations for people, with enough digits that unequal values read differently
     (a timeout of 1.0004 s beside a worst case of 1.0002 s must not both read ``1s``)."""
@@ -208,7 +234,8 @@ def spec_duration(seconds: float) -> str | float:
     The unit is picked as for people (the largest not above the value), moving to smaller
     units only when the value has no short exact spelling in it (100 s is ``'100s'``, not
     ``'1.6666666666666667m'``). Exact means it reads back as the very same float; when no unit
-    spells it in at most 12 significant digits, the number of seconds itself is written.
+    spells it in at most 12 significant digits, the float's own shortest decimal is written in
+    seconds (``'0.0008s'``: 0.8 x 0.001 is not the float 0.0008), so every duration keeps a unit.
     """
     if not math.isfinite(seconds) or seconds < 0:
         return seconds
@@ -225,4 +252,5 @@ def spec_duration(seconds: float) -> str | float:
                 text = text.rstrip("0").rstrip(".")
             if parse_duration(text + name) == seconds:
                 return text + name
-    return seconds
+    # Seconds multiply by 1.0, so the float's repr always reads back exactly.
+    return f"{seconds!r}s"

@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from faultmesh.model import properties as P
 from faultmesh.model.detection import stale_window
+from faultmesh.model.units import format_percent
 from faultmesh.model.verify.verdict import Verdict
 from faultmesh.simulations.engine.simulation import simulate
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
-    from matplotlib.figure import Figure
 
 # An entry predicted down must serve at most this share of its requests in the window; an
 # entry predicted up at least this share. Far apart on purpose: the proof speaks of up/down,
@@ -74,7 +76,7 @@ class EntryReplay:
 
     def claim(self) -> str:
         if self.predicted == "degraded":
-            return f"degraded to {self.expected:.2%}"
+            return f"degraded to {format_percent(self.expected)}"
         return self.predicted
 
 
@@ -160,7 +162,7 @@ class Replay:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{html.escape(e.entry)}</td><td>{html.escape(e.claim())}</td>"
-            f"<td>{'n/a' if e.availability is None else f'{e.availability:.1%}'}</td>"
+            f"<td>{format_percent(e.availability)}</td>"
             f"<td>{'✓' if e.agrees else '✗'}</td></tr>"
             for e in self.entries)
         rows += "".join(

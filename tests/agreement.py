@@ -6,37 +6,23 @@ quantifies over: a ``holds`` must show no violation beyond the stated statistica
 ``violated`` must be reproduced by replaying its counterexample. It returns one ``Finding`` per
 (property, scenario); ``agrees`` is False on a disagreement.
 
-What each property promises, as measured here (the README's "What the verifier assumes about the
-simulator" says the same in prose):
+What each property promises, as measured here (the README's "What the verifier assumes about
+the simulator" says it in prose; the constants below are the stated tolerances):
 
-* **survives** is about reachability. A holds is checked on a *light* copy of the system (workers
-  scaled so the worst load stays below ``LIGHT``: capacity cannot confound it; survives does not
-  read workers). Each failure set within K is crashed and held down; requests arriving after the
-  settle time (the stale window of ``model.detection`` plus the longest breaker ``open_for``
-  plus ``SLACK``) must never fail for a reachability root cause (``no instance``, ``instance
-  down``: zero tolerance, these have no other source), nor fail with ``circuit open`` more often
-  than in the fault-free run (Wilson bounds at ``CONFIDENCE`` do not overlap). A violated is
-  replayed with ``simulations.replay.replay`` on the system as written: every entry in ``down``
-  serves no request in the window (a request arriving after the settle time cannot reach a dead
-  service), the other entries are checked as for a holds.
-* **capacity** at nominal load: under each failure set, every surviving instance's measured
-  utilisation stays below the target (a confident excess, ``UTILISATION_Z`` standard errors of
-  compound-Poisson work, is a disagreement) and its service rejects at most ``REJECTED_AT_MOST``
-  of its requests (Wilson lower bound). A violated must show its service overloaded (or with no
-  instance left and its callers failing), or a service upstream of it on the chain, and
-  ``replay`` must agree.
-* **staleness**: one instance of a replicated callee of a required call is crashed; entry
-  requests arriving in the stale window must not fail for the dead instance (``instance down``,
-  or ``circuit open`` beyond the fault-free rate). A violated must show such failures (unless
-  its ``failure_probability`` makes seeing none likely).
-* **timeouts_nest**: a probe service calls the callee of a call site with that site's timeout
-  and no retry, from the caller's zones (so it crosses the same network); the callee's own
-  dependencies are hung by latency faults (all of them, or the last awaited step's), which
-  pushes it towards its worst case. A probe attempt timing out while the (not hung) callee still
-  works is orphaned work; the tolerance is the chance of a service time or network hop beyond the
-  verifier's p99.9 stand-in plus the chance of queueing on the light system. A workload item's
-  timeout is checked on the entry itself. A violated must show orphaned timeouts on its chain's
-  last call in one of these scenarios.
+* **survives**: on a *light* copy (workers scaled below ``LIGHT`` utilisation: survives does not
+  read workers, so capacity cannot confound it), each failure set within K is held down; requests
+  arriving after ``settle_time`` never fail for a dead instance (``REACHABILITY`` root causes,
+  zero tolerance; ``circuit open`` no more often than fault-free), except the share the verifier
+  gives a degraded entry (checked against its Wilson interval). A violated replays
+  (``simulations.replay.replay``, the system as written): entries in ``down`` serve nothing.
+* **capacity** at nominal load: each surviving instance's utilisation stays below the target
+  (``Z`` standard errors of compound-Poisson work), rejections below ``REJECTED_AT_MOST``. A
+  violated shows overload on its chain, and ``replay`` agrees.
+* **staleness**: an instance of a replicated callee of a required call crashes; during the stale
+  window no entry request fails for it. A violated shows such failures.
+* **timeouts_nest**: a probe in the caller's zones calls the callee with the site's timeout and
+  no retry while the callee's dependencies hang; a probe timeout is orphaned work, tolerated up
+  to the chance of a p99.9 tail or of queueing (``_tolerance``). A violated shows one.
 """
 
 from __future__ import annotations
@@ -157,7 +143,9 @@ def settle_time(system: System) -> float:
 def run(system: System, faults: tuple[Fault, ...], start: float, end: float,
         seed: int) -> dict[str, Any]:
     """Summary of a run whose statistics cover requests arriving in [start, end)."""
-    return simulate(system, Scenario("agreement", faults, end, start), seed=seed).summary
+    summary: dict[str, Any] = dict(
+        simulate(system, Scenario("agreement", faults, end, start), seed=seed).summary)
+    return summary
 
 
 def crashes(units: tuple[str, ...], at: float) -> tuple[Fault, ...]:
@@ -217,7 +205,7 @@ def _reachability(summary: dict[str, Any], base: dict[str, Any], expected: dict[
         roots, n = stats["root_causes"], stats["requests"]
         hard = sum(roots.get(c, 0) for c in REACHABILITY)
         breaker = roots.get(BREAKER, 0)
-        if share < 1.0:
+        if 0.0 < share < 1.0:  # (0 would be down, which these entries are promised not to be)
             low, high = wilson(hard + breaker, n)
             if not low <= 1.0 - share <= high:
                 bad.append(f"{entry}: {hard + breaker} of {n} requests failed for a dead "
@@ -283,42 +271,27 @@ def _second_moment(system: System, service: str) -> float:
 
 
 def overloads(system: System, summary: dict[str, Any], service: str, limit: float,
-              measured: float, dead: FailureSet) -> list[str]:
-    """Why ``service`` counts as overloaded in the run: instances at or above ``limit``
-    (confidently), or a rejected share confidently above ``REJECTED_AT_MOST``."""
-    s = system.services[service]
-    stats = summary["services"][service]
-    found = []
+              rejected: float, measured: float, dead: FailureSet, *, sure: bool) -> list[str]:
+    """Signs of overload of ``service`` in the run: a surviving instance at or above ``limit``
+    utilisation, or a rejected share above ``rejected``; ``sure``: confidently (a holds is
+    contradicted), else merely consistent with it (a violated is reproduced)."""
+    s, stats = system.services[service], summary["services"][service]
+    if not sure and dead.surviving(s) == 0:
+        return [f"{service} has no instance left"]
+    sign, found = (-1 if sure else 1), []
     second = _second_moment(system, service)
     for instance in s.instances:
         if instance.name in dead.instances or instance.zone in dead.zones:
             continue
         i = stats["instances"][instance.name]
         noise = Z * math.sqrt(i["requests"] * second) / (s.workers * measured)
-        if i["utilization"] - noise >= limit:
+        if i["utilization"] + sign * noise >= limit:
             found.append(f"{instance.name} at {i['utilization']:.1%} (+-{noise:.1%}) >= "
                          f"{limit:.0%}")
-    if wilson(stats["rejected"], stats["requests"])[0] > REJECTED_AT_MOST:
+    low, high = wilson(stats["rejected"], stats["requests"])
+    if (low if sure else high) > rejected:
         found.append(f"{service} rejected {stats['rejected']} of {stats['requests']}")
     return found
-
-
-def _shows_overload(system: System, summary: dict[str, Any], service: str, limit: float,
-                    measured: float, dead: FailureSet) -> bool:
-    """The violated direction: consistent with overload (the symmetric, lenient bound)."""
-    s = system.services[service]
-    stats = summary["services"][service]
-    if dead.surviving(s) == 0:
-        return True
-    second = _second_moment(system, service)
-    for instance in s.instances:
-        if instance.name in dead.instances or instance.zone in dead.zones:
-            continue
-        i = stats["instances"][instance.name]
-        noise = Z * math.sqrt(i["requests"] * second) / (s.workers * measured)
-        if i["utilization"] + noise >= limit:
-            return True
-    return wilson(stats["rejected"], stats["requests"])[1] > REJECTED_AT_MOST
 
 
 def check_capacity(system: System, prop: P.Capacity, verdict: Verdict,
@@ -328,14 +301,16 @@ def check_capacity(system: System, prop: P.Capacity, verdict: Verdict,
     end = start + settings.measure
     loaded = [name for name in system.services
               if offered_load(system).service(system, name)[0] > 0]
+    # The property's own bound on rejections where it states one, else ours.
+    rejected = float(getattr(prop, "rejected", REJECTED_AT_MOST))
     findings = []
     if verdict.status == "holds":
         for units in [(), *failure_sets(system, prop.of, prop.failures, settings)]:
             got = run(system, crashes(units, at), start, end, settings.seed)
             dead = FailureSet(units)
             bad = [why for name in loaded
-                   for why in overloads(system, got, name, prop.utilization,
-                                        settings.measure, dead)]
+                   for why in overloads(system, got, name, prop.utilization, rejected,
+                                        settings.measure, dead, sure=True)]
             findings.append(Finding("capacity", "holds",
                                     "crash " + (", ".join(units) or "nothing"), not bad,
                                     "; ".join(bad)))
@@ -345,8 +320,8 @@ def check_capacity(system: System, prop: P.Capacity, verdict: Verdict,
     got = run(system, crashes(cex.failures, at), start, end, settings.seed)
     dead = FailureSet(cex.failures)
     chain = list(dict.fromkeys(n.partition(".")[0] for n in cex.chain)) or list(cex.down)
-    shown = [name for name in chain
-             if _shows_overload(system, got, name, prop.utilization, settings.measure, dead)]
+    shown = [name for name in chain if overloads(system, got, name, prop.utilization, rejected,
+                                                 settings.measure, dead, sure=False)]
     detail = "" if shown else f"no service on {' -> '.join(chain)} overloaded: " + ", ".join(
         f"{n} {got['services'][n]['utilization']:.1%}" for n in chain)
     scenario = "crash " + (", ".join(cex.failures) or "nothing")

@@ -11,23 +11,24 @@ from __future__ import annotations
 
 import collections
 import textwrap
+from typing import Any
 
 import agreement as A
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from faultmesh import model
 from faultmesh.model import properties as P
 from faultmesh.model.spec import dump
 from faultmesh.model.spec.load import from_document
 from faultmesh.model.strategies import spec_documents
 from faultmesh.model.system import System
 from faultmesh.model.verify.verdict import Counterexample, Verdict
-from hypothesis import HealthCheck, Phase, given, settings
-
-from faultmesh import model
 
 SYSTEMS = 200
-FEATURES = dict(max_services=4, max_replicas=3, max_zones=3, balancers=True, probabilities=True,
-                network_latency=True, limits=True, discovery=True, all_properties=True,
-                scenarios=False)
+FEATURES: dict[str, Any] = dict(
+    max_services=4, max_replicas=3, max_zones=3, balancers=True, probabilities=True,
+    network_latency=True, limits=True, discovery=True, all_properties=True, scenarios=False)
 
 
 def test_generated_systems_agree() -> None:

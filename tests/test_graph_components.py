@@ -8,9 +8,10 @@ partition as networkx on random graphs, callees-first order, and no recursion on
 from __future__ import annotations
 
 import networkx as nx
-from faultmesh.model.graph import component_index, components, strongly_connected
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from faultmesh.model.graph import component_index, components, strongly_connected
 
 
 @st.composite

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faultmesh.simulations.presentation import plots
@@ -135,3 +136,127 @@ def test_verify_replay_cli_agrees_with_the_proof() -> None:
     assert predicted == {"frontend.checkout": "down", "frontend.browse": "up"}
     text = faultmesh("verify", str(SHOP), "--property", "survives", "--replay")
     assert "agrees with the proof" in text.stdout
+
+
+# --- the figures' artists: nothing covers the data, labels stay in their boxes ----------------
+
+
+def drawn(fig: Any) -> Any:
+    """Lay the figure out and draw it (Agg); returns the renderer that measured it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_breaker_legend_stays_off_the_lanes(outage_run: simulations.Run) -> None:
+    # Found by a new user: the legend sat in the upper right of the axes, over a lane's bars.
+    fig = outage_run.plot_breakers()
+    renderer = drawn(fig)
+    ax = fig.axes[0]
+    legends = [*fig.legends, *[a.get_legend() for a in fig.axes if a.get_legend()]]
+    assert legends, "the chart names its colours"
+    lanes = ax.get_window_extent(renderer)
+    for legend in legends:
+        assert not legend.get_window_extent(renderer).overlaps(lanes)
+
+
+def test_timeline_full_availability_is_drawn_inside_the_frame(
+        outage_run: simulations.Run) -> None:
+    # Found by a new user: with a run that drops to 0 %, the 100 % line lay a pixel under the
+    # top of the frame and could not be seen.
+    fig = outage_run.plot_timeline()
+    renderer = drawn(fig)
+    top = fig.axes[0]
+    browse = next(line for line in top.get_lines() if line.get_label() == "frontend.browse")
+    assert max(browse.get_ydata()) == 100
+    frame = top.get_window_extent(renderer)
+    y100 = top.transData.transform((0, 100))[1]
+    assert frame.y1 - y100 >= 4, "pixels between the 100 % line and the frame"
+
+
+def node_boxes(fig: Any) -> dict[str, Any]:
+    return {artist.get_gid().removeprefix(plots.NODE_PREFIX): artist
+            for artist in fig.axes[0].get_children()
+            if (artist.get_gid() or "").startswith(plots.NODE_PREFIX)}
+
+
+@pytest.mark.parametrize("spec", ["zone_outage_shop", "online_boutique", "dsb_social_network"])
+def test_topology_labels_stay_inside_their_nodes(spec: str) -> None:
+    # Found by a new user: names longer than the fixed circles spilled out of them.
+    from matplotlib.text import Text
+
+    system = model.load(ROOT / "specs" / f"{spec}.yaml")
+    utilization = {name: 0.5 for name in system.services}
+    fig = plots.topology(system, utilization=utilization, title="utilization")
+    renderer = drawn(fig)
+    boxes = node_boxes(fig)
+    assert set(system.services) <= set(boxes)
+    extents = {}
+    for name, box in boxes.items():
+        frame = box.patch.get_window_extent(renderer)
+        texts = [t for t in box.findobj(Text) if t.get_text()]
+        assert texts[0].get_text() == name
+        for text in texts:
+            inner = text.get_window_extent(renderer)
+            assert frame.x0 <= inner.x0 and inner.x1 <= frame.x1, (name, text.get_text())
+            assert frame.y0 <= inner.y0 and inner.y1 <= frame.y1, (name, text.get_text())
+        extents[name] = frame
+    names = sorted(extents)
+    for i, a in enumerate(names):  # and no node covers another
+        for b in names[i + 1:]:
+            assert not extents[a].overlaps(extents[b]), (a, b)
+
+
+def test_topology_draws_zones_and_never_the_implicit_one() -> None:
+    from matplotlib.patches import Rectangle
+    from matplotlib.text import Text
+
+    system = model.load(SHOP)
+    fig = plots.topology(system, down=["payment", "checkout"], failed=["zone:a"])
+    drawn(fig)
+    legend_texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert [t for t in legend_texts if t.startswith("zone")] == ["zone a", "zone b", "zone c"]
+    boxes = node_boxes(fig)
+    # payment's two replicas are both in zone a: one chip each, outlined as failed.
+    payment = boxes["payment"]
+    assert [t.get_text() for t in payment.findobj(Text) if t.get_text()] == \
+        ["payment", "2 replicas", "a"]
+    chips = [r for r in payment.findobj(Rectangle) if r is not payment.patch and r.get_width() < 20]
+    assert len(chips) == 2
+    assert all(chip.get_edgecolor()[:3] == pytest.approx((0xC0 / 255, 0x39 / 255, 0x2B / 255),
+                                                          abs=1e-3) for chip in chips)
+    frontend = [t.get_text() for t in boxes["frontend"].findobj(Text) if t.get_text()]
+    assert frontend == ["frontend", "3 replicas", "a", "b", "c"]
+    # A spec without zones draws none and never names the implicit one.
+    plain = plots.topology(model.load(ROOT / "specs" / "chain.yaml"))
+    drawn(plain)
+    texts = [t.get_text() for t in plain.findobj(Text)]
+    assert not any("zone" in t or t == "default" for t in texts)
+
+
+def test_report_tables_read_like_the_terminal(outage_run: simulations.Run) -> None:
+    # Found by a new user: the "first violation" column showed a raw Python dict, there was no
+    # phases or root-cause section though the terminal has both, counts had no thousands
+    # separators, and the page said "utilisation" where everything else says "utilization".
+    from faultmesh.simulations.presentation.report import summary_tables
+
+    summary = outage_run.summary
+    page = summary_tables(summary)
+    assert "{'at'" not in page and "'detail'" not in page
+    checkout = next(p for p in summary["properties"]
+                    if p["name"] == "availability:frontend.checkout")
+    first = checkout["violations"][0]
+    assert first["at"] is not None
+    assert re.search(r"<td>at \d+m( [\d.]+s)?: availability 0% in the 1m window", page)
+    assert "<h2>Phases</h2>" in page and "crash zone:a" in page
+    assert "<h2>Root causes of failures</h2>" in page and "circuit open" in page
+    browse = summary["entries"]["frontend.browse"]
+    assert browse["requests"] >= 1000 and f"<td>{browse['requests']:,}</td>" in page
+    assert "utilisation" not in page and "<th>utilization</th>" in page
+    # One way to write an availability: 100% exactly, three decimals near it, never 100.000%.
+    assert "100.000%" not in page and "100%" in page
+    for name in ("report.py", "terminal.py", "plots.py"):
+        source = (ROOT / "simulations" / "presentation" / name).read_text(encoding="utf-8")
+        assert "utilisation" not in source, name

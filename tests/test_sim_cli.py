@@ -93,8 +93,8 @@ def test_out_writes_results_atomically_and_refuses_to_overwrite(
     summary = json.loads(captured.out)
     assert "wrote" in captured.err
     assert sorted(p.name for p in out.iterdir()) == [
-        "breakers.parquet", "breakers.png", "latency.png", "report.html", "requests.parquet",
-        "summary.json", "timeline.parquet", "timeline.png", "topology.png"]
+        "breakers.parquet", "breakers.png", "latency.png", "manifest.json", "report.html",
+        "requests.parquet", "summary.json", "timeline.parquet", "timeline.png", "topology.png"]
     assert json.loads((out / "summary.json").read_text()) == summary
     timeline = pd.read_parquet(out / "timeline.parquet")
     assert {"time_s", "entry", "requests", "ok", "p99"} <= set(timeline.columns)

@@ -375,6 +375,49 @@ def test_distributions_round_trip_through_dump() -> None:
     assert loads(dump(system)) == system
 
 
+# Keys whose values are durations (or distributions of durations) wherever they appear in a
+# dumped document; 'window' is one only in availability and latency properties (a breaker's
+# window counts calls).
+_DURATION_KEYS = {"timeout", "base", "cap", "open_for", "duration", "mean", "p99", "sd",
+                  "exponential", "uniform", "empirical", "same_zone", "cross_zone",
+                  "service_time", "heartbeat", "ttl", "refresh", "zone_detection", "delay",
+                  "period", "initial_delay", "at", "for", "mttf", "mttr", "interval", "within",
+                  "warmup", "p50", "p90", "p95", "p999", "add"}
+
+
+def bare_durations(node: Any, path: str = "", parent: str = "") -> list[str]:
+    """Paths in a dumped document where a duration is written as a bare number."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            timed = key in _DURATION_KEYS or (key == "window"
+                                              and parent in ("availability", "latency"))
+            values = value if isinstance(value, list) and timed else [value]
+            for item in values:
+                if timed and isinstance(item, int | float) and not isinstance(item, bool):
+                    found.append(f"{path}.{key}: {item!r}")
+            found += bare_durations(value, f"{path}.{key}", str(key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += bare_durations(item, f"{path}[{index}]", parent)
+    return found
+
+
+def test_dump_writes_every_duration_with_its_unit() -> None:
+    # Found by a new user: 'same_zone: 0.0005' beside 'cross_zone: 2ms' (0.8 x 0.001 is not the
+    # float 0.0008, so no unit spelled it exactly and the bare number of seconds was written).
+    text = SHOP_YAML.replace("{uniform: [0.1ms, 0.5ms]}",
+                             "{lognormal: {mean: 0.8ms, p99: 0.0030000000000000005s}}")
+    system = loads(text)
+    document = yaml.safe_load(dump(system))
+    assert bare_durations(document) == []
+    assert document["services"]["redis"]["endpoints"]["HGET"]["service_time"] == {
+        "lognormal": {"mean": "0.0008s", "p99": "0.0030000000000000005s"}}
+    assert loads(dump(system)) == system
+    for spec in SPECS:
+        assert bare_durations(yaml.safe_load(dump(load(spec)))) == [], spec.name
+
+
 # --- property tests over generated Systems ----------------------------------------------------
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None,
@@ -386,6 +429,7 @@ PROPERTY_SETTINGS = settings(max_examples=150, deadline=None,
 @given(strategies.systems())
 def test_generated_systems_round_trip(system: System) -> None:
     assert loads(dump(system)) == system
+    assert bare_durations(yaml.safe_load(dump(system))) == []
 
 
 @PROPERTY_SETTINGS

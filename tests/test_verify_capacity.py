@@ -88,7 +88,7 @@ def test_capacity_agrees_with_brute_force(doc: dict[str, Any], budget: int,
     agrees_with_brute_force(from_document(doc), budget, of, limit)
 
 
-@settings(FAST, max_examples=200)
+@settings(FAST, max_examples=120)
 @given(doc=documents(limits=True, balancers=True), budget=st.integers(0, 2),
        of=st.sampled_from(OFS), limit=st.sampled_from(LIMITS),
        rejected=st.sampled_from([0.001, 0.05, 0.3]))

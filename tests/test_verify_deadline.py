@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from faultmesh.model import properties as P
 from faultmesh.model.spec import load
 from faultmesh.model.system import ConsecutiveBreakerPolicy, RateBreakerPolicy

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model import properties as P
 from faultmesh.model.spec import from_document, load, loads, to_document
 from faultmesh.model.spec.edit import apply_changes
@@ -18,8 +21,6 @@ from faultmesh.model.strategies import spec_documents
 from faultmesh.model.units import parse_duration
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.staleness import check_staleness
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,

@@ -2,23 +2,103 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from faultmesh import model
 from faultmesh.model import files
-from faultmesh.model.spec import SpecErrors
+from faultmesh.model.spec import SpecErrors, load_with_warnings
 
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
+# A failure of faultmesh itself (a bug, or the machine ran out of memory): never 1, which
+# would read as "a property is violated". 130: stopped by Ctrl-C, as a shell reports SIGINT.
+EXIT_INTERNAL, EXIT_INTERRUPTED = 4, 130
 # The process exit code of an overall verdict: the model answers holds/violated/unknown, the
 # command line alone knows these numbers (DESIGN: 0 holds, 1 violated, 3 inconclusive).
 VERDICT_EXIT: dict[str, int] = {"holds": EXIT_OK, "violated": EXIT_VIOLATED,
                                 "unknown": EXIT_UNKNOWN}
 
+# Typer 0.16+ carries its own click (typer._click) whose exceptions derive from TyperException;
+# before, they were click's own.
+UsageProblem: type[Exception] = getattr(typer, "TyperException", None) or __import__(
+    "click").ClickException
+
+
+class Group(TyperGroup):
+    """The command group, with click's usage errors in the program's one style: the usage
+    line, then ``error: message`` (lower case, as every other message), exit 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except UsageProblem as exc:
+            code = getattr(exc, "exit_code", 2)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(code)
+            context = getattr(exc, "ctx", None)
+            if context is not None:
+                typer.echo(context.get_usage(), err=True)
+                typer.echo(f"Try '{context.command_path} --help' for help.\n", err=True)
+            typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
+            sys.exit(code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """The commands in the order of a user's work (as the README lists them)."""
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: (COMMAND_ORDER.index(name)
+                                               if name in COMMAND_ORDER else len(COMMAND_ORDER)))
+
+
+COMMAND_ORDER = ("validate", "verify", "simulate", "sweep", "graph", "schema")
+
+
+class Command(TyperCommand):
+    """A command whose help speaks the README's language: ``SPEC`` or ``SPEC...`` for its
+    arguments (not typer's ``{spec}`` and ``<path>``); options name their values by metavar."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "argument":
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                continue
+            name = param.metavar or (param.name or "").upper()
+            name += "..." if param.nargs != 1 else ""
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 service``, ``2 services``: counts in messages agree with their nouns."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 app = typer.Typer(
+    cls=Group,
     name="faultmesh",
     help="Prove what holds, show what breaks, and watch it break: microservice topologies "
     "verified with Z3 and simulated under failures.",
@@ -27,6 +107,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+class Options:
+    """Options of the whole program, set by the top-level callback before a command runs."""
+
+    debug = False
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from faultmesh import __version__
+
+        print(f"faultmesh {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", envvar="FAULTMESH_DEBUG",
+        help="show the full traceback of an internal error (exit 4)")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="print the version and exit")] = False,
+) -> None:
+    Options.debug = debug
+
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -40,7 +148,12 @@ def bad_input(message: str) -> NoReturn:
 
 
 def load_spec(path: Path) -> model.System:
-    return model.load(path)
+    """Load a spec; its warnings (likely unit mistakes, missing service times) go to stderr
+    as ``warning: file:line:col: ...`` and change no exit code."""
+    system, warnings = load_with_warnings(path)
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
+    return system
 
 
 def print_spec_errors(errors: SpecErrors) -> None:
@@ -50,7 +163,8 @@ def print_spec_errors(errors: SpecErrors) -> None:
     err.print(f"{count} error{'s' if count != 1 else ''}", markup=False)
 
 
-SpecArg = Annotated[Path, typer.Argument(help="topology spec (YAML)", show_default=False)]
+SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="topology spec (YAML)",
+                                          show_default=False)]
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from faultmesh.cli.app import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_VIOLATED,
+    Command,
     SpecArg,
     app,
     bad_input,
@@ -21,7 +23,7 @@ from faultmesh.cli.app import (
 )
 from faultmesh.model.extras import check
 from faultmesh.model.units import parse_duration
-from faultmesh.simulations.presentation.report import REPORT_FILES, write_report
+from faultmesh.simulations.presentation.report import REPORT_FILES
 
 PROGRESS_AFTER = 2.0  # seconds of wall-clock time before a progress bar appears
 
@@ -52,29 +54,73 @@ class ProgressBar:
             self.bar.stop()
 
 
-@app.command()
+class Reached:
+    """Passes progress on (to a bar, if any) and remembers how far the run got, so an
+    interrupted run can say so."""
+
+    def __init__(self, bar: ProgressBar | None) -> None:
+        self.bar = bar
+        self.simulated = 0.0
+        self.total = 0.0
+
+    def __call__(self, done: float, total: float) -> None:
+        self.simulated, self.total = done, total
+        if self.bar is not None:
+            self.bar(done, total)
+
+
+def _check_out(out_dir: Path, names: tuple[str, ...], force: bool) -> None:
+    from faultmesh.simulations.observation.results import OutputExists, check_output
+
+    try:
+        check_output(out_dir, names, force=force)
+    except OutputExists as exc:
+        bad_input(str(exc))
+    except OSError as exc:
+        bad_input(f"cannot write to {out_dir}: {exc.strerror or exc}")
+
+
+def _interrupted(system: str, scenario: str | None, seed: int, reached: Reached,
+                 as_json: bool) -> NoReturn:
+    """Ctrl-C: say how far the run got (one JSON object under --json), exit 130."""
+    if as_json:
+        print(json.dumps({"system": system, "scenario": scenario, "seed": seed,
+                          "interrupted": True, "simulated_s": reached.simulated,
+                          "duration_s": reached.total or None}, indent=2))
+    err.print(f"interrupted after {reached.simulated:g} of {reached.total:g} simulated "
+              "seconds; nothing written", markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command(cls=Command,
+             short_help="run a spec through a scenario's faults (exit 1: a violation seen)")
 def simulate(
     spec: SpecArg,
     scenario: Annotated[str | None, typer.Option(
-        "--scenario", "-s", help="a scenario of the spec (default: the workload, no faults)",
+        "--scenario", "-s", metavar="NAME",
+        help="a scenario of the spec (default: the workload, no faults)",
         show_default=False)] = None,
     duration: Annotated[str | None, typer.Option(
-        "--duration", "-d", help="simulated time, e.g. 10m, 30s, 600 (default: the "
-        "scenario's, else 60s)", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+        "--duration", "-d", metavar="D", help="simulated time, e.g. 10m, 30s, 600 (default: "
+        "the scenario's, else 60s)", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="random seed")] = 0,
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="write summary.json and Parquet tables into this directory",
-        show_default=False)] = None,
+        "--out", metavar="DIR", help="write summary.json, Parquet tables, figures and "
+        "report.html into this directory", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     trace: Annotated[bool, typer.Option(
-        "--trace", help="keep one record per request (requests.parquet with --out)")] = False,
-    force: Annotated[bool, typer.Option("--force", help="overwrite results in --out")] = False,
+        "--trace", help="keep one record per request: requests.parquet (needs --out)")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="overwrite earlier results in --out (needs --out)")] = False,
 ) -> None:
     """Simulate a spec under a scenario's faults; exit 1 if a monitored property is violated."""
     from faultmesh.simulations.engine.simulation import UnknownScenario, resolve_scenario
     from faultmesh.simulations.engine.simulation import simulate as run_simulation
     from faultmesh.simulations.observation.results import OUTPUT_FILES, OutputExists
 
+    for flag, given in (("--trace", trace), ("--force", force)):
+        if given and out_dir is None:  # it would change nothing: say so rather than ignore it
+            bad_input(f"{flag} works on the files --out writes; add --out DIR")
     if out_dir is not None:  # before the run, not after it
         check("data", "simulate --out")
     system = load_spec(spec)
@@ -90,33 +136,40 @@ def simulate(
         chosen = resolve_scenario(system, scenario)
     except UnknownScenario as exc:
         bad_input(f"{spec}: {exc}")
-    if out_dir is not None and not force:
-        existing = [name for name in (*OUTPUT_FILES, *REPORT_FILES)
-                    if (out_dir / name).exists()]
-        if existing:
-            bad_input(f"{out_dir} already holds {', '.join(existing)}; choose another "
-                      "directory or pass --force to overwrite")
+    names = (*OUTPUT_FILES, *REPORT_FILES)
+    if out_dir is not None:  # refuse before the run, not after it
+        _check_out(out_dir, names, force)
     progress = ProgressBar() if err.is_terminal else None
+    reached = Reached(progress)
     started = time.perf_counter()
     try:
         run = run_simulation(system, chosen, duration=seconds, seed=seed, trace=trace,
-                             progress=progress)
+                             progress=reached)
     except ValueError as exc:  # e.g. a warm-up longer than --duration
         bad_input(f"{spec}: {exc}")
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        _interrupted(system.name, chosen.name if chosen is not None else None, seed,
+                     reached, as_json)
     finally:
         if progress is not None:
             progress.close()
     elapsed = time.perf_counter() - started
+    from faultmesh.simulations.presentation.terminal import not_fired
+
+    unfired = not_fired(run.summary)
+    if unfired:  # the summary says so too (faults_not_fired); this reaches --json users
+        err.print(f"warning: {unfired}", markup=False)
     if out_dir is not None:
         try:
-            written = run.save(out_dir, force=force)
+            written = run.save(out_dir, force=force, report=system)
         except OutputExists as exc:
             bad_input(str(exc))
         except OSError as exc:
             bad_input(f"cannot write to {out_dir}: {exc.strerror or exc}")
-        written += write_report(run, out_dir, system)
-        names = ", ".join(path.name for path in written)
-        (err if as_json else out).print(f"wrote {names} to {out_dir}", markup=False)
+        names_written = ", ".join(path.name for path in written)
+        (err if as_json else out).print(f"wrote {names_written} to {out_dir}", markup=False)
     if as_json:
         print(json.dumps(run.summary, indent=2, allow_nan=False))
     else:

@@ -13,11 +13,13 @@ from faultmesh import model
 from faultmesh.cli.app import (
     EXIT_BAD_INPUT,
     EXIT_OK,
+    Command,
     SpecArg,
     app,
     bad_input,
     load_spec,
     out,
+    plural,
     print_spec_errors,
     write_atomic,
 )
@@ -25,9 +27,10 @@ from faultmesh.model.graph import to_dot, to_mermaid
 from faultmesh.model.spec import SpecErrors
 
 
-@app.command()
+@app.command(cls=Command, short_help="check specs; print every error, located")
 def validate(
-    specs: Annotated[list[Path], typer.Argument(help="spec files to check", show_default=False)],
+    specs: Annotated[list[Path], typer.Argument(
+        metavar="SPEC", help="spec files to check", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
 ) -> None:
     """Check specs: every error of every file, located by file, line and column."""
@@ -49,17 +52,18 @@ def validate(
                         "services": len(system.services), "endpoints": endpoints,
                         "instances": len(system.instances)})
         if not as_json:
-            out.print(f"ok  {path}: {system.name}, {len(system.services)} services, "
-                      f"{endpoints} endpoints, {len(system.instances)} instances", markup=False)
+            out.print(f"ok  {path}: {system.name}, {plural(len(system.services), 'service')}, "
+                      f"{plural(endpoints, 'endpoint')}, "
+                      f"{plural(len(system.instances), 'instance')}", markup=False)
     if as_json:
         print(json.dumps({"files": results}, indent=2))
     raise typer.Exit(EXIT_BAD_INPUT if failed else EXIT_OK)
 
 
-@app.command()
+@app.command(cls=Command, short_help="JSON Schema of the spec (for editors)")
 def schema(
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="write to this file")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="write to this file", show_default=False)] = None,
 ) -> None:
     """Print the JSON Schema of the spec, for editors' YAML language servers."""
     text = json.dumps(model.json_schema(), indent=2) + "\n"
@@ -69,12 +73,14 @@ def schema(
         write_atomic(output, text)
 
 
-@app.command()
+@app.command(cls=Command, short_help="the topology as a picture (dot or mermaid)")
 def graph(
     spec: SpecArg,
-    fmt: Annotated[str, typer.Option("--format", help="dot or mermaid")] = "dot",
+    fmt: Annotated[str, typer.Option(
+        "--format", metavar="dot|mermaid", help="Graphviz dot or a mermaid flowchart")] = "dot",
     highlight: Annotated[list[str] | None, typer.Option(
-        "--highlight", help="services to draw as down (repeatable)")] = None,
+        "--highlight", metavar="SERVICE", help="a service to draw as down (repeatable)",
+        show_default=False)] = None,
 ) -> None:
     """Print the topology as a picture: Graphviz dot or a mermaid flowchart."""
     if fmt not in ("dot", "mermaid"):

@@ -8,60 +8,74 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
-from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
 from faultmesh.cli.app import (
+    EXIT_INTERNAL,
     EXIT_OK,
     EXIT_VIOLATED,
+    Command,
     SpecArg,
     app,
     bad_input,
     err,
     load_spec,
     out,
+    plural,
 )
 from faultmesh.model.extras import check
 from faultmesh.model.units import format_duration
+from faultmesh.simulations.presentation.terminal import print_table
 
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by SIGINT
 
 
-@app.command("sweep")
+@app.command("sweep", cls=Command,
+             short_help="many runs over a grid of values and seeds, with 95% confidence intervals")
 def sweep_command(
     spec: SpecArg,
     scenario: Annotated[list[str] | None, typer.Option(
-        "--scenario", help="scenario to run (repeat to sweep over several); default: the "
-        "workload with no faults")] = None,
+        "--scenario", metavar="NAME", help="scenario to run (repeat to sweep over several); "
+        "default: the workload with no faults", show_default=False)] = None,
     duration: Annotated[str | None, typer.Option(
-        help="simulated time per run, e.g. 60s or 10m (overrides a scenario's own)")] = None,
-    seeds: Annotated[int, typer.Option(help="replications per grid point")] = 5,
+        "--duration", metavar="D",
+        help="simulated time per run, e.g. 60s or 10m (overrides a scenario's own)",
+        show_default=False)] = None,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", metavar="N", help="replications per grid point")] = 5,
     seed: Annotated[int, typer.Option(
+        "--seed", metavar="N",
         help="base seed; each run's seed is derived from it and the run's place")] = 0,
     settings: Annotated[list[str] | None, typer.Option(
         "--set", metavar="PATH=V1,V2,...",
         help="vary a spec value by its key path, e.g. services.cart.replicas=1,2,3 "
-        "(repeat for a grid)")] = None,
+        "(repeat for a grid)", show_default=False)] = None,
     backend: Annotated[str | None, typer.Option(
-        help="local (a process pool, the default), dask, or serial")] = None,
+        "--backend", metavar="local|dask|serial",
+        help="where runs execute: a process pool on this machine (the default), a Dask "
+        "cluster, or one after another in this process", show_default=False)] = None,
     scheduler: Annotated[str | None, typer.Option(
-        help="Dask scheduler address (implies --backend dask); default: a local cluster")] = None,
+        "--scheduler", metavar="ADDRESS",
+        help="Dask scheduler address (implies --backend dask); default: a local cluster",
+        show_default=False)] = None,
     workers: Annotated[int | None, typer.Option(
-        help="worker processes (default: one per CPU)")] = None,
+        "--workers", metavar="N", help="worker processes (default: one per CPU)",
+        show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(
-        "--out", help="keep runs, parquet tables and plots in this directory")] = None,
+        "--out", metavar="DIR", help="keep runs, parquet tables and plots in this directory",
+        show_default=False)] = None,
     resume: Annotated[bool, typer.Option(
-        help="finish the sweep in --out: run only the missing runs")] = False,
+        "--resume", help="finish the sweep in --out: run only the missing runs")] = False,
     force: Annotated[bool, typer.Option(
-        help="replace a different sweep already in --out")] = False,
+        "--force", help="replace a different sweep already in --out (needs --out)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
 ) -> None:
     """Run a spec many times: over a grid of parameter values (--set) times --seeds seeds.
 
     Prints the mean of each metric with its 95% confidence interval across seeds per grid
     point. Exit 0 when every property held in every run, 1 when some run violated one, 2 for
-    bad input, 130 when interrupted (finished runs are kept in --out; --resume finishes).
+    bad input, 4 when runs failed (an internal error), 130 when interrupted (finished runs
+    are kept in --out; --resume finishes).
     """
     from faultmesh.simulations.presentation.progress import ProgressBar
     from faultmesh.simulations.sweeps import (
@@ -73,6 +87,8 @@ def sweep_command(
         run_sweep,
     )
 
+    if force and output is None:  # it would change nothing: say so rather than ignore it
+        bad_input("--force replaces a sweep in the directory --out names; add --out DIR")
     check("data", "sweep")  # its tables are DataFrames
     if scheduler or backend == "dask":
         check("dask", "sweep --backend dask")
@@ -93,8 +109,9 @@ def sweep_command(
         err.print(str(exc), markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except SweepFailed as exc:
+        # Runs that crashed are a failure of the tool, not a verdict: exit 4, never 1.
         err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(EXIT_VIOLATED) from None
+        raise typer.Exit(EXIT_INTERNAL) from None
 
     violating = int(result.table["runs_violating"].sum()) if "runs_violating" in result.table \
         else 0
@@ -105,8 +122,9 @@ def sweep_command(
     else:
         _print_table(result.table, result.plan.params)
         total = len(result.plan.runs)
-        note = f"{total} runs ({result.executed} run now)" if result.executed != total \
-            else f"{total} runs"
+        note = plural(total, "run")
+        if result.executed != total:
+            note += f" ({result.executed:,} run now)"
         if violating:
             note += f"; properties violated in {violating}"
         if output is not None:
@@ -143,13 +161,13 @@ def _print_table(table: Any, params: list[str]) -> None:
     view = Table(title="mean ± 95% CI across seeds", title_justify="left")
     for param in params:
         view.add_column(param, no_wrap=True)
-    view.add_column("runs", justify="right")
-    view.add_column("entry", no_wrap=True)
+    view.add_column("runs", justify="right", no_wrap=True)
+    view.add_column("entry")
     for name in ("availability", "p50", "p99"):
         view.add_column(name, justify="right", no_wrap=True)
     has_properties = "runs_violating" in table
     if has_properties:
-        view.add_column("violating", justify="right")
+        view.add_column("violating", justify="right", no_wrap=True)
     for _, row in table.iterrows():
         for i, entry in enumerate(entries or [None]):
             cells = [str(row[p]) if i == 0 else "" for p in params]
@@ -165,9 +183,4 @@ def _print_table(table: Any, params: list[str]) -> None:
             if has_properties:
                 cells.append(f"{row['runs_violating']}/{row['runs']}" if i == 0 else "")
             view.add_row(*cells)
-    if out.is_terminal:
-        out.print(view)
-        return
-    # Piped or redirected: as wide as it needs, so no cell is cut short.
-    needed = Measurement.get(out, out.options.update(max_width=1000), view).maximum
-    Console(highlight=False, width=max(out.width, needed)).print(view)
+    print_table(out, view)

@@ -1,9 +1,12 @@
 """``faultmesh verify``: prove or refute a spec's properties, with counterexamples and repairs.
 
 Exit codes per the contract: 0 every property holds, 1 one is violated, 3 one is unknown (and
-none violated), 2 bad input. ``--json`` prints exactly one JSON object (``Report.to_json``);
-otherwise a table for people, then each counterexample and repair, and with ``--graph`` the
-counterexample's chain drawn over the topology (dot or mermaid), its services highlighted.
+none violated), 2 bad input. ``--json`` prints exactly one JSON object (``Report.to_json``, plus
+``checked_by_simulation`` when the spec has dynamic properties); otherwise a table for people, then each counterexample and repair.
+With ``--graph`` the counterexamples' chains drawn over the topology (dot or mermaid, their
+services highlighted) are all that goes to stdout, so it pipes into ``dot``; the table goes to
+stderr. The spec's dynamic properties (availability, latency, breaker reaction) are no question
+for a proof: the output names them and the command that checks them (``simulate``).
 """
 
 from __future__ import annotations
@@ -11,20 +14,25 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from typing import TYPE_CHECKING, Annotated
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from faultmesh.cli.app import VERDICT_EXIT, SpecArg, app, bad_input, load_spec, out
+from faultmesh.cli.app import VERDICT_EXIT, Command, SpecArg, app, bad_input, err, load_spec, out
 from faultmesh.model import properties as P
 from faultmesh.model.extras import check
 from faultmesh.model.graph import to_dot, to_mermaid
+from faultmesh.model.spec.schema import MAX_FAILURES
 from faultmesh.model.system import System
-from faultmesh.model.units import format_duration
+from faultmesh.model.units import format_duration, format_percent
 from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
+from faultmesh.model.verify.wording import change_lines, numbers_text
+from faultmesh.simulations.presentation.terminal import print_table
 
 if TYPE_CHECKING:
     from faultmesh.simulations.replay import Replay
@@ -37,15 +45,71 @@ def _known_names(system: System) -> list[str]:
                                                   if p.kind in P.STATIC_KINDS)]))
 
 
+# Properties a simulation's monitors check (DESIGN: "checked by verify (static) and/or by
+# monitors (dynamic)"); no proof decides them.
+DYNAMIC_KINDS = tuple(kind for kind in P.PROPERTY_TYPES if kind not in P.STATIC_KINDS)
+
+
+# How a spec declares each dynamic property (for the message when it declares none).
+DYNAMIC_EXAMPLES = {"availability": "{entry: SERVICE.ENDPOINT, at_least: 99.9%}",
+                    "latency": "{entry: SERVICE.ENDPOINT, p99: 250ms}",
+                    "breaker_reaction": "{within: 10s}"}
+
+
+def _undeclared_dynamic(system: System, names: list[str]) -> None:
+    """A named dynamic kind the spec does not declare: there is nothing to check, by proof or
+    by simulation; say where it would be checked and how to declare it (exit 2)."""
+    for name in names:
+        if name in DYNAMIC_KINDS and not any(p.kind == name for p in system.properties):
+            example = DYNAMIC_EXAMPLES.get(name, "{...}")
+            bad_input(f"--property {name}: {name} is checked by simulation (`faultmesh "
+                      f"simulate`), not by verify, and this spec declares none; add one under "
+                      f"properties, e.g. `- {name}: {example}`")
+
+
+def simulated(system: System, names: list[str] | None) -> list[P.Property]:
+    """The spec's properties a simulation checks, narrowed by ``names`` (kinds or names)."""
+    dynamic = [p for p in system.properties if p.kind in DYNAMIC_KINDS]
+    if names:
+        dynamic = [p for p in dynamic if p.kind in names or p.name in names]
+    return dynamic
+
+
+def simulate_command(spec: Path, system: System) -> str:
+    """The command that checks the dynamic properties: a simulation of the spec's first
+    scenario (its monitors watch them), or of the plain workload when it has none."""
+    command = f"faultmesh simulate {shlex.quote(str(spec))}"
+    if system.scenarios:
+        command += f" --scenario {shlex.quote(next(iter(system.scenarios)))}"
+    return command
+
+
+def simulated_json(spec: Path, system: System, props: list[P.Property]) -> list[dict[str, Any]]:
+    return [{"name": p.name, "kind": p.kind, "check": simulate_command(spec, system)}
+            for p in props]
+
+
+def simulated_note(spec: Path, system: System, props: list[P.Property]) -> str:
+    names = ", ".join(p.name for p in props)
+    return (f"checked by simulation, not by proof: {names}; run `{simulate_command(spec, system)}`"
+            " (its monitors check them; `verify --replay` simulates this report's "
+            "counterexamples)")
+
+
 def choose(system: System, names: list[str] | None,
            failures: int | None) -> list[P.Property]:
     """The properties to verify: the spec's and the always-on ones, narrowed by ``names``.
 
     A named kind the spec does not list is checked with its defaults, so ``--property
-    breaker`` works on any spec.
+    breaker`` works on any spec. A name of a property simulation checks (``availability``)
+    is left to ``simulated``: it is answered with a note, not proved.
     """
     if not names:
         return properties_to_verify(system, failures=failures)
+    dynamic = {p.name for p in system.properties if p.kind in DYNAMIC_KINDS}
+    names = [name for name in names if name not in DYNAMIC_KINDS and name not in dynamic]
+    if not names:
+        return []
     known = _known_names(system)
     for name in names:
         if name not in known:
@@ -68,18 +132,18 @@ def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE[status])
 
 
-def _print_table(report: Report) -> None:
+def _print_table(report: Report, console: Console) -> None:
     table = Table(title=f"{report.system}: {report.verdict}", title_justify="left")
     table.add_column("property")
-    table.add_column("status")
-    table.add_column("time", justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
     table.add_column("explanation", overflow="fold")
     for v in report.verdicts:
         table.add_row(v.name, _status(v.status), format_duration(v.seconds), v.explanation)
-    out.print(table)
+    print_table(console, table)
 
 
-def _print_details(v: Verdict) -> None:
+def _print_details(v: Verdict, out: Console) -> None:
     ce = v.counterexample
     if ce is None and v.repair is None:
         return
@@ -92,12 +156,11 @@ def _print_details(v: Verdict) -> None:
         if ce.chain:
             out.print(f"  chain:    {' -> '.join(ce.chain)}", markup=False)
         if ce.numbers:
-            numbers = ", ".join(f"{k}={val:g}" for k, val in ce.numbers.items())
-            out.print(f"  numbers:  {numbers}", markup=False)
+            out.print(f"  numbers:  {numbers_text(ce.numbers)}", markup=False)
     if v.repair is not None:
         out.print(f"  repair:   {v.repair.description}", markup=False)
-        for key, value in v.repair.changes.items():
-            out.print(f"            {key}: {json.dumps(value)}", markup=False)
+        for line in change_lines(v.repair.changes):
+            out.print(f"            {line}", markup=False)
 
 
 def highlight(system: System, v: Verdict) -> list[str]:
@@ -109,28 +172,34 @@ def highlight(system: System, v: Verdict) -> list[str]:
     return [s for s in dict.fromkeys(n.partition(".")[0] for n in names) if s in system.services]
 
 
-@app.command("verify")
+@app.command("verify", cls=Command,
+             short_help="prove or refute the spec's properties with Z3 (exit 1: violated)")
 def verify_command(
     spec: SpecArg,
     failures: Annotated[int | None, typer.Option(
-        "--failures", help="K for survives and capacity (adds survives if the spec has none)",
+        "--failures", metavar="K",
+        help="K for survives and capacity (adds survives if the spec has none)",
         show_default=False)] = None,
     names: Annotated[list[str] | None, typer.Option(
-        "--property", help="check only this property kind or name (repeatable)",
+        "--property", metavar="NAME", help="check only this property kind or name (repeatable)",
         show_default=False)] = None,
     timeout: Annotated[float, typer.Option(
-        "--timeout", help="solver time limit per property, in seconds")] = 60.0,
+        "--timeout", metavar="S", help="solver time limit per property, in seconds")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     graph: Annotated[str | None, typer.Option(
-        "--graph", help="draw each counterexample's chain: dot or mermaid",
-        show_default=False)] = None,
+        "--graph", metavar="dot|mermaid",
+        help="draw each counterexample's chain over the topology: the drawing alone goes to "
+        "stdout (pipe it to dot), the table to stderr", show_default=False)] = None,
     replay_runs: Annotated[bool, typer.Option(
         "--replay", help="simulate each survives/capacity counterexample and compare")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="random seed for --replay")] = 0,
+    seed: Annotated[int, typer.Option(
+        "--seed", metavar="N", help="random seed for --replay")] = 0,
 ) -> None:
     """Prove or refute the spec's properties (plus the always-on ones) with Z3."""
     if failures is not None and failures < 0:
         bad_input(f"--failures must be at least 0, not {failures}")
+    if failures is not None and failures > MAX_FAILURES:  # the same bound as the spec's
+        bad_input(f"--failures must be at most {MAX_FAILURES:,}, not {failures:,}")
     if timeout < 0:
         bad_input(f"--timeout must not be negative, not {timeout:g}")
     if graph is not None and graph not in ("dot", "mermaid"):
@@ -141,32 +210,51 @@ def verify_command(
     if replay_runs:  # a replay measures availability on the run's timeline (a DataFrame)
         check("data", "verify --replay")
     system = load_spec(spec)
+    _undeclared_dynamic(system, names or [])
+    by_simulation = simulated(system, names)
     report = verify(system, choose(system, names, failures), timeout=timeout)
     replays = _replays(system, report, seed) if replay_runs else []
     if as_json:
         body = report.to_json()
+        if by_simulation:  # beside the contract's keys, only when there is something to say
+            body["checked_by_simulation"] = simulated_json(spec, system, by_simulation)
         if replay_runs:
             body["replays"] = [r.to_json() for r in replays]
         print(json.dumps(body, indent=2))
         raise typer.Exit(VERDICT_EXIT[report.verdict])
-    _print_table(report)
+    # With --graph, stdout carries the drawings alone (`... --graph dot | dot -Tsvg`).
+    people = out if graph is None else err
+    if report.verdicts:
+        _print_table(report, people)
     for v in report.verdicts:
         if v.status != "holds":
-            _print_details(v)
+            _print_details(v, people)
+    if by_simulation:
+        people.print(simulated_note(spec, system, by_simulation), markup=False)
     if graph is not None:
-        for v in report.verdicts:
-            marked = highlight(system, v)
-            if v.status == "violated" and marked:
-                out.print(f"\n{v.name}: counterexample over the topology ({graph})",
-                          markup=False)
-                drawing = to_dot(system, marked) if graph == "dot" else to_mermaid(system, marked)
-                out.print(drawing, markup=False, end="")
+        _print_graphs(system, report, graph)
     if replay_runs and not replays:
-        out.print("\n--replay: nothing to replay: no survives or capacity property was violated "
-                  "with a failure set to crash", markup=False)
+        people.print("\n--replay: nothing to replay: no survives or capacity property was "
+                     "violated with a failure set to crash", markup=False)
     for result in replays:
-        _print_replay(result)
+        _print_replay(result, people)
     raise typer.Exit(VERDICT_EXIT[report.verdict])
+
+
+def _print_graphs(system: System, report: Report, fmt: str) -> None:
+    """Each violated property's counterexample over the topology, alone on stdout; a comment
+    line (which dot and mermaid both skip) names the property."""
+    comment = "//" if fmt == "dot" else "%%"
+    drawn = 0
+    for v in report.verdicts:
+        marked = highlight(system, v)
+        if v.status == "violated" and marked:
+            drawing = to_dot(system, marked) if fmt == "dot" else to_mermaid(system, marked)
+            out.print(f"{comment} {v.name}: counterexample over the topology", markup=False)
+            out.print(drawing, markup=False, end="")
+            drawn += 1
+    if not drawn:
+        err.print(f"--graph {fmt}: no counterexample to draw", markup=False)
 
 
 REPLAYED_KINDS = ("survives", "capacity")
@@ -181,7 +269,7 @@ def _replays(system: System, report: Report, seed: int) -> list[Replay]:
             and v.counterexample.failures]
 
 
-def _print_replay(result: Replay) -> None:
+def _print_replay(result: Replay, out: Console) -> None:
     """What the proof predicted next to what the simulation measured: per entry for survives,
     for the overloaded service for capacity."""
     failures = ", ".join(result.verdict.counterexample.failures)  # type: ignore[union-attr]
@@ -197,10 +285,10 @@ def _print_replay(result: Replay) -> None:
         for column in ("entry", "proof says", "availability in window", ""):
             table.add_column(column)
         for e in result.entries:
-            shown = "no requests" if e.availability is None else f"{e.availability:.2%}"
+            shown = "no requests" if e.availability is None else format_percent(e.availability)
             table.add_row(e.entry, e.claim(), shown, _agreement(e.agrees))
     out.print()
-    _print_whole(table)
+    print_table(out, table)
     verdict = "agrees with" if result.agrees else "DISAGREES with"
     out.print(f"the simulation {verdict} the proof", markup=False)
 
@@ -208,16 +296,3 @@ def _print_replay(result: Replay) -> None:
 def _agreement(agrees: bool) -> Text:
     return Text("agrees", style="green") if agrees else Text("disagrees", style="red")
 
-
-def _print_whole(table: Table) -> None:
-    """Print ``table`` without cutting a cell: a terminal gets its own width; a pipe or file
-    (no width to fit) gets the table at its natural width, so names are never truncated."""
-    if out.is_terminal:
-        out.print(table)
-        return
-    wide = Console(file=out.file, width=UNBOUNDED_WIDTH, highlight=False, soft_wrap=True,
-                   no_color=out.no_color, color_system=None)
-    wide.print(table)
-
-
-UNBOUNDED_WIDTH = 100_000

@@ -175,8 +175,8 @@ class Builder:
             self.fail(path, f"placement places {total} replicas; at most {S.MAX_REPLICAS:,}")
             return interleave_placement(self.zones, {})
         elif "replicas" in service.model_fields_set and total != service.replicas:
-            self.fail(path, f"placement places {total} replicas but replicas is "
-                      f"{service.replicas}")
+            self.fail(path, f"placement places {total} replica{'s' if total != 1 else ''} "
+                      f"but replicas is {service.replicas}")
         return interleave_placement(self.zones, dict(service.placement))
 
     def call(self, item: Any, path: Path) -> Call | None:

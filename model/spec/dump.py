@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+
 from faultmesh.model import faults as F
 from faultmesh.model import properties as P
 from faultmesh.model.system import (
@@ -190,3 +191,79 @@ def to_document(system: System) -> dict[str, Any]:
 def dump(system: System) -> str:
     """The System as YAML text that loads back to an equal System."""
     return yaml.safe_dump(to_document(system), sort_keys=False, allow_unicode=True, width=100)
+
+
+# --- spec documents with comments (importers, merges) -----------------------------------------
+
+KeyPath = tuple[Any, ...]
+FLOW_WIDTH = 96  # a mapping or list that fits on one line this wide is written in flow style
+
+
+def _flow(value: Any) -> str:
+    """One value as single-line YAML (flow style), exactly as PyYAML would read it back."""
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9,
+                          sort_keys=False)
+    if text.endswith("\n...\n"):  # a lone scalar gets an explicit document end
+        text = text[: -len("\n...\n")]
+    return text.strip()
+
+
+def _with_comment(text: str, comment: str | None) -> str:
+    return f"{text}  # {comment}" if comment else text
+
+
+def _emit(value: Any, path: KeyPath, indent: int, comments: dict[KeyPath, str],
+          before: dict[KeyPath, list[str]], lines: list[str], commented: set[KeyPath],
+          prefix: str = "") -> None:
+    """Append ``value`` (a mapping's or list's content) at ``indent`` spaces to ``lines``.
+
+    ``prefix`` is what the first line starts with instead of the indentation (a list item's
+    ``- ``), so a mapping inside a list opens on the dash's line.
+    """
+    pad = " " * indent
+    first = True
+    items: list[tuple[Any, Any]] = (list(value.items()) if isinstance(value, dict)
+                                    else list(enumerate(value)))
+    for key, item in items:
+        here = (*path, key)
+        lead = prefix if first and prefix else pad
+        first = False
+        for line in before.get(here, []):
+            lines.append(f"{pad}# {line}" if line else f"{pad}#")
+        label = "- " if isinstance(value, list) else f"{_flow(key)}: "
+        inline = _flow(item) if isinstance(item, dict | list) else None
+        nested = isinstance(item, dict | list) and item and (
+            len(lead) + len(label) + len(inline or "") > FLOW_WIDTH or here in commented)
+        if not nested:
+            text = inline if inline is not None else _flow(item)
+            lines.append(_with_comment(f"{lead}{label}{text}", comments.get(here)))
+        elif isinstance(value, list) and isinstance(item, dict):
+            # "- key: value" then the other keys under the first one
+            if here in comments:
+                lines.append(_with_comment(f"{lead}-", comments[here]))
+                _emit(item, here, indent + 2, comments, before, lines, commented)
+            else:
+                _emit(item, here, indent + 2, comments, before, lines, commented,
+                      prefix=f"{lead}- ")
+        else:
+            lines.append(_with_comment(f"{lead}{label.rstrip()}", comments.get(here)))
+            _emit(item, here, indent + 2, comments, before, lines, commented)
+
+
+def dump_document(document: dict[str, Any], *, header: list[str] | None = None,
+                  comments: dict[KeyPath, str] | None = None,
+                  before: dict[KeyPath, list[str]] | None = None) -> str:
+    """Spec data (what ``to_document`` or an importer gives) as commented YAML text.
+
+    ``header`` lines open the file as comments; ``comments`` puts an end-of-line comment on
+    the key at a path (``("services", "cart", "replicas")``); ``before`` puts comment lines
+    above it. Small mappings and lists are written on one line (flow style), larger ones as
+    blocks, and any that hold a commented key as blocks, so each comment sits on its key's
+    line. ``yaml.safe_load`` of the text gives ``document`` back.
+    """
+    lines = [f"# {line}" if line else "#" for line in (header or [])]
+    comments, before = comments or {}, before or {}
+    # Paths that hold a commented key somewhere below: written as blocks, never in flow style.
+    commented = {path[:i] for path in (*comments, *before) for i in range(1, len(path))}
+    _emit(document, (), 0, comments, before, lines, commented)
+    return "\n".join(lines) + "\n"

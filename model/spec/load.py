@@ -5,16 +5,20 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import stat
+import sys
 import types
 from functools import cache
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, BinaryIO, Union, get_args, get_origin
+
+from pydantic import BaseModel, Tag, ValidationError
 
 from faultmesh.model.spec import schema as S
 from faultmesh.model.spec.build import Builder
 from faultmesh.model.spec.errors import SpecError, SpecErrors
+from faultmesh.model.spec.lint import SpecWarning, lint
 from faultmesh.model.spec.yaml_source import Path, Source, read_yaml
 from faultmesh.model.system import System
-from pydantic import BaseModel, Tag, ValidationError
 
 # Larger files are refused before parsing: no real topology needs this much YAML.
 MAX_SPEC_BYTES = 16 * 1024 * 1024
@@ -247,6 +251,12 @@ def _reference_errors(source: Source, exc: ValidationError) -> list[SpecError]:
 
 def loads(text: str, file: str = "<spec>") -> System:
     """Load a spec from YAML text; raises SpecErrors listing every located problem."""
+    return loads_with_warnings(text, file)[0]
+
+
+def loads_with_warnings(text: str, file: str = "<spec>") -> tuple[System, list[SpecWarning]]:
+    """``loads``, and the located warnings of a spec that loads (``lint``): values that are
+    almost certainly a unit mistake, endpoints without a service time."""
     source = read_yaml(text, file)
     if not isinstance(source.data, dict):
         raise SpecErrors([*source.errors, source.error(
@@ -263,26 +273,73 @@ def loads(text: str, file: str = "<spec>") -> System:
     system = builder.build()
     if source.errors or builder.errors:
         raise SpecErrors([*source.errors, *builder.errors])
-    return system
+    return system, lint(source)
+
+
+STDIN = "-"
+
+
+def _refuse(name: str, message: str) -> SpecErrors:
+    return SpecErrors([SpecError(name, 0, 0, "", message)])
+
+
+def read_spec_bytes(path: str | os.PathLike[str]) -> tuple[str, bytes]:
+    """(name to report, content) of a spec file, or of stdin for ``-``; at most
+    MAX_SPEC_BYTES are read from anything.
+
+    Only regular files (or symlinks to them) are opened: a FIFO would block until a writer
+    came, and a device (``/dev/zero``) never ends. The file's size is not trusted either
+    (devices, pipes and ``/proc`` files report 0), so the read itself is bounded.
+    """
+    name = os.fspath(path)
+    if name == STDIN:
+        return "<stdin>", _bounded_read("<stdin>", sys.stdin.buffer)
+    try:
+        info = os.stat(name)
+    except OSError as exc:
+        raise _refuse(name, f"cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _refuse(name, "is a directory, not a spec file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else
+                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        raise _refuse(name, f"is {kind}, not a regular file; to read a stream, pass it on "
+                      "standard input as '-'")
+    if info.st_size > MAX_SPEC_BYTES:
+        raise _refuse(name, f"is {info.st_size:,} bytes; a spec may be at most "
+                      f"{MAX_SPEC_BYTES:,}")
+    try:
+        # O_NONBLOCK: the file could be swapped for a FIFO between the stat and the open.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise _refuse(name, "is not a regular file")
+            return name, _bounded_read(name, handle)
+    except OSError as exc:
+        raise _refuse(name, f"cannot read: {exc.strerror}") from None
+
+
+def _bounded_read(name: str, handle: BinaryIO) -> bytes:
+    raw = handle.read(MAX_SPEC_BYTES + 1)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise _refuse(name, f"holds more than {MAX_SPEC_BYTES:,} bytes; a spec may be at most "
+                      f"{MAX_SPEC_BYTES:,}")
+    return raw
 
 
 def load(path: str | os.PathLike[str]) -> System:
-    """Load a spec file; raises SpecErrors (located) or OSError (unreadable file)."""
-    name = os.fspath(path)
-    if os.path.isdir(name):
-        raise SpecErrors([SpecError(name, 0, 0, "", "is a directory, not a spec file")])
-    try:
-        size = os.path.getsize(name)
-    except OSError as exc:
-        raise SpecErrors([SpecError(name, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
-    if size > MAX_SPEC_BYTES:
-        raise SpecErrors([SpecError(name, 0, 0, "", f"is {size:,} bytes; a spec may be at most "
-                                    f"{MAX_SPEC_BYTES:,}")])
-    try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise SpecErrors([SpecError(name, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
+    """Load a spec file (``-``: standard input); raises SpecErrors (located), also for a
+    file that cannot be read or is not a regular file."""
+    return load_with_warnings(path)[0]
+
+
+def load_with_warnings(path: str | os.PathLike[str]) -> tuple[System, list[SpecWarning]]:
+    """``load``, and the located warnings of the spec (see ``loads_with_warnings``)."""
+    name, raw = read_spec_bytes(path)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SpecErrors([SpecError(name, 1, 1, "", "starts with a UTF-16 byte-order mark; "
+                                    "save the spec as UTF-8")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -292,7 +349,7 @@ def load(path: str | os.PathLike[str]) -> System:
         column = len(raw[line_start:exc.start].decode("utf-8")) + 1
         raise SpecErrors([SpecError(name, line, column, "", f"is not UTF-8 text: byte "
                                     f"0x{raw[exc.start]:02x} ({exc.reason})")]) from None
-    return loads(text, name)
+    return loads_with_warnings(text, name)
 
 
 def from_document(data: Any, file: str = "<document>") -> System:

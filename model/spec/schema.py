@@ -20,6 +20,7 @@ from faultmesh.model.units import (
     parse_ratio,
 )
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -50,6 +51,40 @@ NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
 MAX_REPLICAS = 10_000
 Replicas = Annotated[int, Field(ge=1, le=MAX_REPLICAS, strict=True)]
 ReplicaCount = Annotated[int, Field(ge=0, le=MAX_REPLICAS, strict=True)]
+
+# Every other count has a bound too: a value past it is a typo, and unbounded ones crashed
+# valid specs (a breaker window of 1e12 calls allocated its whole window; retries: 150 with a
+# failing callee recursed 150 deep; 10,000 failures ran the solver for minutes).
+MAX_WORKERS = 10_000
+MAX_IN_FLIGHT = 1_000_000  # concurrency and queue
+MAX_WINDOW = 100_000  # breaker window and min_calls (Resilience4j's default window is 100)
+MAX_RETRIES = 100
+MAX_REPEAT = 1_000
+MAX_FAILURES = 1_000  # survives/capacity failures, readiness failures
+MAX_CHOICES = 1_000
+Workers = Annotated[int, Field(ge=1, le=MAX_WORKERS, strict=True)]
+InFlight = Annotated[int, Field(ge=1, le=MAX_IN_FLIGHT, strict=True)]
+QueueLength = Annotated[int, Field(ge=0, le=MAX_IN_FLIGHT, strict=True)]
+WindowCalls = Annotated[int, Field(ge=1, le=MAX_WINDOW, strict=True)]
+Retries = Annotated[int, Field(ge=0, le=MAX_RETRIES, strict=True)]
+Repeat = Annotated[int, Field(ge=1, le=MAX_REPEAT, strict=True)]
+Failures = Annotated[int, Field(ge=0, le=MAX_FAILURES, strict=True)]
+ProbeFailures = Annotated[int, Field(ge=1, le=MAX_FAILURES, strict=True)]
+Choices = Annotated[int, Field(ge=1, le=MAX_CHOICES, strict=True)]
+
+# Periodic work (heartbeats, cache refreshes, probes, restarts in turn) and failure cycles
+# shorter than this would flood a run with events (a 0 period never advanced time at all).
+MIN_PERIOD = 0.001
+
+
+def _at_least_min_period(value: float) -> float:
+    if value < MIN_PERIOD:
+        raise ValueError(f"must be at least 1ms, got {value:g}s (a shorter period floods the "
+                         "simulation with events; 0 would never let time advance)")
+    return value
+
+
+Period = Annotated[Duration, AfterValidator(_at_least_min_period)]
 
 DEFINITIONS: dict[str, Any] = {
     "Duration": {"anyOf": [{"type": "number", "minimum": 0},
@@ -87,9 +122,9 @@ class NetworkSpec(SpecModel):
 
 class DiscoverySpec(SpecModel):
     mode: Literal["client", "server"] = "server"
-    heartbeat: Duration = 10.0
+    heartbeat: Period = 10.0
     ttl: Duration = 30.0
-    refresh: Duration = 30.0
+    refresh: Period = 30.0
     zone_detection: Duration = 50.0
 
 
@@ -98,8 +133,8 @@ class RestartSpec(SpecModel):
 
 
 class ReadinessSpec(SpecModel):
-    period: Duration = 10.0
-    failures: PositiveInt = 3
+    period: Period = 10.0
+    failures: ProbeFailures = 3
     initial_delay: Duration = 0.0
 
 
@@ -138,17 +173,17 @@ class RateBreakerSpec(SpecModel):
     """Resilience4j semantics, count-based window."""
 
     failure_rate: Threshold = 0.5
-    window: PositiveInt = 100
-    min_calls: PositiveInt | None = None  # default: the window size
+    window: WindowCalls = 100
+    min_calls: WindowCalls | None = None  # default: the window size
     open_for: Duration = 60.0
-    half_open_calls: PositiveInt = 10
+    half_open_calls: WindowCalls = 10
     slow_call: SlowCallSpec | None = None
 
 
 class ConsecutiveBreakerSpec(SpecModel):
     """pybreaker semantics."""
 
-    consecutive_failures: PositiveInt
+    consecutive_failures: WindowCalls
     open_for: Duration = 60.0
 
 
@@ -169,7 +204,7 @@ Breaker = Annotated[
 
 
 class LeastRequestSpec(SpecModel):
-    choices: PositiveInt = 2
+    choices: Choices = 2
 
 
 class LeastRequestChoice(SpecModel):
@@ -187,12 +222,12 @@ LoadBalancer = (
 class CallSpec(SpecModel):
     call: Ref
     timeout: Duration | None = None
-    retries: NonNegativeInt | None = None
+    retries: Retries | None = None
     backoff: Backoff | None = None
     optional: bool = False
     async_: bool = Field(False, alias="async")
     probability: Ratio = 1.0
-    repeat: PositiveInt = 1
+    repeat: Repeat = 1
     circuit_breaker: Breaker | None = None
     retry_other_instance: bool = False
 
@@ -236,9 +271,9 @@ class EndpointSpec(SpecModel):
 class ServiceSpec(SpecModel):
     replicas: Replicas = 1
     placement: dict[Name, ReplicaCount] | None = None
-    workers: PositiveInt = 1
-    concurrency: PositiveInt | None = None
-    queue: NonNegativeInt | None = None
+    workers: Workers = 1
+    concurrency: InFlight | None = None
+    queue: QueueLength | None = None
     depends_on: list[Name] = []
     load_balancer: LoadBalancer | None = None
     restart: Restart | None = None
@@ -251,7 +286,7 @@ class ServiceSpec(SpecModel):
 
 class CallDefaultsSpec(SpecModel):
     timeout: Duration = 1.0
-    retries: NonNegativeInt = 0
+    retries: Retries = 0
     backoff: Backoff = BackoffSpec()
 
 
@@ -276,13 +311,13 @@ FailureKind = Literal["instance", "zone"]
 
 class SurvivesSpec(SpecModel):
     name: PropertyName | None = None
-    failures: NonNegativeInt = 1
+    failures: Failures = 1
     of: Annotated[list[FailureKind], Field(min_length=1)] = ["instance", "zone"]
 
 
 class CapacitySpec(SpecModel):
     name: PropertyName | None = None
-    failures: NonNegativeInt = 1
+    failures: Failures = 1
     of: Annotated[list[FailureKind], Field(min_length=1)] = ["instance", "zone"]
     utilization: Ratio = 1.0
     rejected: Ratio = 0.001
@@ -400,7 +435,7 @@ class SlowdownSpec(SpecModel):
 
 class RollingRestartSpec(SpecModel):
     target: str
-    interval: Duration = 30.0
+    interval: Period = 30.0
 
 
 class RegistryOutageSpec(SpecModel):
@@ -415,7 +450,7 @@ class FaultSpec(SpecModel):
     at: Duration = 0.0
     for_: Duration | None = Field(None, alias="for")
     crash: str | None = None
-    mttf: Duration | None = None
+    mttf: Period | None = None
     mttr: Duration | None = None
     latency: LatencyFaultSpec | None = None
     errors: ErrorFaultSpec | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
 from faultmesh.model.spec.errors import SpecError, SpecErrors, format_path
 
 Path = tuple[Any, ...]
@@ -249,7 +250,7 @@ def check_characters(text: str, file: str) -> None:
 class _Open:
     """A collection being composed, and the key of a mapping waiting for its value."""
 
-    __slots__ = ("node", "key")
+    __slots__ = ("key", "node")
 
     def __init__(self, node: yaml.Node) -> None:
         self.node = node
@@ -402,6 +403,27 @@ def read_yaml(text: str, file: str) -> Source:
     if not text.strip():
         raise SpecErrors([SpecError(file, 1, 1, "", "the file is empty; a spec needs at least "
                                     "'system' and 'services'")])
+    documents = _compose_located(text, file)
+    if not documents:
+        raise SpecErrors([SpecError(file, 1, 1, "", "the file holds no YAML document")])
+    if len(documents) > 1:
+        line, column = _mark(documents[1])
+        raise SpecErrors([SpecError(file, line, column, "",
+                                    "the file holds several YAML documents; a spec is one")])
+    return _walk_document(source, documents[0])
+
+
+def read_yaml_documents(text: str, file: str) -> list[Source]:
+    """Parse every document of a multi-document YAML stream (Kubernetes manifests, say).
+
+    Same reading rules and budgets as ``read_yaml``; empty documents are left out. Raises
+    SpecErrors (located) when the text cannot be read at all.
+    """
+    return [_walk_document(Source(file, None), node) for node in _compose_located(text, file)]
+
+
+def _compose_located(text: str, file: str) -> list[yaml.Node]:
+    """The non-empty documents of ``text`` as nodes; unreadable YAML raises located errors."""
     check_characters(text, file)
     try:
         documents = _compose(text)
@@ -424,17 +446,16 @@ def read_yaml(text: str, file: str) -> Source:
                                     f"invalid YAML: {problem}{context}")]) from None
     except yaml.YAMLError as exc:
         raise SpecErrors([SpecError(file, 0, 0, "", f"invalid YAML: {exc}")]) from None
-    documents = [d for d in documents if d is not None]
-    if not documents:
-        raise SpecErrors([SpecError(file, 1, 1, "", "the file holds no YAML document")])
-    if len(documents) > 1:
-        line, column = _mark(documents[1])
-        raise SpecErrors([SpecError(file, line, column, "",
-                                    "the file holds several YAML documents; a spec is one")])
+    return [d for d in documents if d is not None]
+
+
+def _walk_document(source: Source, node: yaml.Node) -> Source:
+    """Turn one composed document into plain data with its marks, within the budgets."""
+    file = source.file
     walker = _Walker(source)
     try:
-        _check_expansion(documents[0])
-        source.data = walker.walk(documents[0], ())
+        _check_expansion(node)
+        source.data = walker.walk(node, ())
     except _TooLarge as exc:
         raise _refusal(file, exc) from None
     source.errors.extend(walker.errors)

@@ -184,5 +184,4 @@ def availability(system: System, services_down: Iterable[str]) -> dict[str, floa
     return {graph.names[v]: share[v] for v in range(len(graph))}
 
 
-__all__ = ["FIXPOINT_TOLERANCE", "RequiredGraph", "availability", "call_success",
-           "strongly_connected"]
+__all__ = ["FIXPOINT_TOLERANCE", "RequiredGraph", "availability", "call_success"]

@@ -55,11 +55,16 @@ class PlacementChange:
         return sum(self.new.values())
 
     def changes(self) -> dict[str, object]:
-        """Spec key paths to their new values (replicas and placement must agree)."""
+        """Spec key paths to their new values (replicas and placement must agree).
+
+        With a single zone (the implicit one of a spec without zones) a placement says
+        nothing that ``replicas`` does not, and would name a zone the spec never declared."""
         out: dict[str, object] = {}
         if self.new != self.old:
             out[f"services.{self.service}.replicas"] = self.replicas
-            out[f"services.{self.service}.placement"] = {z: n for z, n in self.new.items() if n}
+            if len(self.new) > 1:
+                out[f"services.{self.service}.placement"] = {z: n for z, n in self.new.items()
+                                                              if n}
         if self.new_workers != self.old_workers:
             out[f"services.{self.service}.workers"] = self.new_workers
         return out

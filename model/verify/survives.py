@@ -53,7 +53,7 @@ from faultmesh.model.verify.repairs import (
     extra_zones,
 )
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
-from faultmesh.model.verify.wording import arrow, listing, plural
+from faultmesh.model.verify.wording import IMPLICIT_ZONE, arrow, in_zone, listing, plural
 
 
 @checker("survives")
@@ -187,6 +187,8 @@ def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
 
 def _placement(service: Service) -> str:
     counts = zone_counts(service)
+    if set(counts) == {IMPLICIT_ZONE}:  # a spec without zones: there is nothing to say
+        return plural(service.replicas, "replica")
     if service.replicas == 1:
         return f"1 replica, zone {service.zones[0]}"
     return f"{service.replicas} replicas: " + ", ".join(f"{z}: {n}" for z, n in counts.items())
@@ -196,11 +198,12 @@ def _weakness(service: Service, kinds: FailureKinds, budget: int) -> str:
     """Why the service is easy to kill, in words ("all 2 replicas in zone a")."""
     counts = zone_counts(service)
     if service.replicas == 1:
-        return f"its only replica {service.name}-0 (zone {service.zones[0]})"
+        where = "" if service.zones[0] == IMPLICIT_ZONE else f" (zone {service.zones[0]})"
+        return f"its only replica {service.name}-0{where}"
     if not kinds.zones:
         return f"only {service.replicas} replicas, no more than the {budget} failures allowed"
     if len(counts) == 1:
-        return f"all {service.replicas} replicas in zone {service.zones[0]}"
+        return f"all {service.replicas} replicas{in_zone(service.zones[0])}"
     spread = ", ".join(f"{z}: {n}" for z, n in counts.items())
     return (f"its {service.replicas} replicas in {len(counts)} zones ({spread}), no more than "
             f"the {budget} failures allowed")

@@ -34,7 +34,7 @@ sit in different zones, the same-zone one if some pair shares a zone). A workloa
 requests cross no network (the ingress delivers them at once), so its timeout must cover
 ``worst(entry)`` alone. The inequality is strict: at equality the response and the timeout
 are due at the same instant, and which the engine sees first is decided by floating-point
-rounding of the sums (a 12 ms chain under a 12 ms timeout times out about 6 times in 7). The
+rounding of the sums (5 + 10 + 5 ms under a 20 ms timeout times out 339 times in 399). The
 callee's own calls are already inside ``worst(b)``: each of its
 attempts is charged its full timeout, which covers that hop's messages.
 

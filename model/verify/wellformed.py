@@ -47,6 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import z3
+
 from faultmesh.model import properties as P
 from faultmesh.model.graph import component_index
 from faultmesh.model.system import System

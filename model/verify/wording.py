@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from typing import Any
+
+from faultmesh.model.spec.build import DEFAULT_ZONE
+from faultmesh.model.units import format_durations, spec_duration
 
 # Long lists in one-line explanations are cut to this many items ("and 12 more").
 LIST_LIMIT = 5
@@ -34,4 +39,67 @@ def percent(x: Fraction | float | None) -> str:
     return "∞%" if x is None else f"{float(x) * 100:.4g}%"
 
 
-__all__ = ["LIST_LIMIT", "arrow", "listing", "number", "percent", "plural"]
+# The one zone of a spec that declares none: an artefact of the model, never named to people.
+IMPLICIT_ZONE = DEFAULT_ZONE
+
+
+def in_zone(zone: str) -> str:
+    """`` in zone a``, or nothing for the implicit zone of a spec without zones."""
+    return "" if zone == IMPLICIT_ZONE else f" in zone {zone}"
+
+
+# Counterexample numbers by what they measure (their JSON keys stay plain numbers: seconds,
+# fractions, requests per second); people read them with units.
+DURATION_NUMBERS = frozenset({"timeout", "callee_worst", "network", "window_s"})
+RATIO_NUMBERS = frozenset({"utilization", "rejected", "rejected_low", "failure_probability",
+                           "share"})
+RATE_NUMBERS = frozenset({"load"})
+
+
+def numbers_text(numbers: Mapping[str, float]) -> str:
+    """A counterexample's numbers for people: ``timeout=10s, callee_worst=2m 10s``.
+
+    Durations shown together get enough digits to tell unequal ones apart."""
+    durations = [key for key in numbers if key in DURATION_NUMBERS]
+    spelled = dict(zip(durations, format_durations(*(numbers[k] for k in durations)),
+                       strict=True))
+    parts = []
+    for key, value in numbers.items():
+        if key in spelled:
+            text = spelled[key]
+        elif key in RATIO_NUMBERS:
+            text = percent(value)
+        elif key in RATE_NUMBERS:
+            text = f"{number(value)}/s"
+        else:
+            text = number(value)
+        parts.append(f"{key.removesuffix('_s')}={text}")
+    return ", ".join(parts)
+
+
+# Repair changes whose values are durations (spec key leaves), written with units.
+DURATION_KEYS = frozenset({"timeout", "open_for", "base", "cap", "ttl", "refresh", "heartbeat",
+                           "zone_detection"})
+
+
+def change_lines(changes: Mapping[str, Any]) -> list[str]:
+    """A repair's changes, one line each, a service's ``replicas`` said with its ``placement``
+    (the two keys agree: they are one change)."""
+    lines = []
+    for key, value in changes.items():
+        service, _, leaf = key.rpartition(".")
+        leaf = leaf.partition("[")[0]
+        if leaf == "replicas" and f"{service}.placement" in changes:
+            continue
+        shown = json.dumps(value)
+        if leaf in DURATION_KEYS and isinstance(value, int | float):
+            shown = str(spec_duration(value))  # as a spec writes it: 21ms, not 0.021
+        text = f"{key}: {shown}"
+        if leaf == "placement" and f"{service}.replicas" in changes:
+            text += f" (replicas: {json.dumps(changes[f'{service}.replicas'])})"
+        lines.append(text)
+    return lines
+
+
+__all__ = ["IMPLICIT_ZONE", "LIST_LIMIT", "arrow", "change_lines", "in_zone", "listing",
+           "number", "numbers_text", "percent", "plural"]

@@ -27,11 +27,12 @@ import random
 from collections.abc import Iterable
 
 import simpy
+from simpy.events import Timeout
+
 from faultmesh.model.detection import stale_window
 from faultmesh.model.system import Discovery as DiscoveryPolicy
 from faultmesh.model.system import System
 from faultmesh.simulations.engine.instances import Instance
-from simpy.events import Timeout
 
 View = dict[str, tuple[Instance, ...]]
 

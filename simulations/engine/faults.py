@@ -23,7 +23,8 @@ only). Overlapping faults compose: each is kept under its own id and lifted alon
 * ``rolling_restart`` -- the service's instances restart one after another, ``interval`` apart.
 
 Every fault that starts is logged (``FaultRecord``) with the service edges it should make a
-circuit breaker react on, for the monitors and the per-phase view.
+circuit breaker react on, for the monitors and the per-phase view. A fault whose ``at`` is not
+before the end of the run never starts; it is kept in ``not_fired`` so the summary can say so.
 """
 
 from __future__ import annotations
@@ -119,12 +120,15 @@ class FaultInjector:
         self.streams = streams
         self.duration = duration
         self.log: list[FaultRecord] = []
+        self.not_fired: list[Fault] = []  # starting at or after the end of the run
         self.on_start: list[Callable[[FaultRecord], None]] = []
 
     def schedule(self) -> None:
         for index, fault in enumerate(self.faults):
             if fault.at < self.duration:
                 self._after(fault.at, lambda index=index, fault=fault: self._start(index, fault))
+            else:
+                self.not_fired.append(fault)
 
     def _after(self, delay: float, action: Callable[[], None]) -> None:
         Timeout(self.env, delay).callbacks.append(lambda _event: action())

@@ -233,16 +233,36 @@ class Instance:
         del self.active[job]
         self.reply(job.caller, job.waiter, job.token, ok, cause, root)
 
+    def _respond_now(self, waiter: Waiter, token: int, ok: bool, cause: str | None,
+                     root: str | None) -> None:
+        """Deliver a response at once, in constant stack: a response that a delivery causes
+        (the caller's job finishing, its own caller answered...) is queued and delivered
+        when the current one returns. A reply is the last thing its callers do, so the
+        order of deliveries is the order the recursion had."""
+        network = self.network
+        if network.delivering:
+            network.immediate.append(lambda: waiter.respond(token, ok, cause, root))
+            return
+        network.delivering = True
+        try:
+            waiter.respond(token, ok, cause, root)
+            queue = network.immediate
+            while queue:
+                queue.popleft()()
+        finally:
+            network.delivering = False
+            network.immediate.clear()
+
     def reply(self, caller: Instance | None, waiter: Waiter, token: int, ok: bool,
               cause: str | None, root: str | None) -> None:
         """Send a response to ``caller`` (None: from outside, no network)."""
         network = self.network
         if caller is None or not network.active:
-            waiter.respond(token, ok, cause, root)
+            self._respond_now(waiter, token, ok, cause, root)
             return
         delay = network.delay(self, caller)
         if delay == 0:
-            waiter.respond(token, ok, cause, root)
+            self._respond_now(waiter, token, ok, cause, root)
         elif delay == math.inf:
             waiter.lose(token, network.drop_cause(self, caller))
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -50,6 +51,11 @@ class Network:
         self.loss = self.base_loss
         self.pair_loss: dict[tuple[int, int], float] = {}
         self.active = False
+        # Responses that arrive at once (zero latency) while another is being delivered wait
+        # here and are delivered in order by the outermost delivery (Instance.reply): a chain
+        # of 200 zero-latency hops otherwise answered 200 frames deep and overflowed the stack.
+        self.immediate: deque[Callable[[], None]] = deque()
+        self.delivering = False
         self._update()
 
     # --- faults -------------------------------------------------------------------------------

@@ -26,10 +26,11 @@ import math
 import random
 
 import simpy
+from simpy.events import Timeout
+
 from faultmesh.model.system import Service
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.instances import Instance
-from simpy.events import Timeout
 
 
 class Orchestrator:

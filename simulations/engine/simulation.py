@@ -130,6 +130,10 @@ class Simulation:
             for edge, groups in self.breaker_groups.items()}
         self.timeline = Timeline(duration)
         self.trace = RequestTrace() if trace else None
+        if self.trace is not None:  # spans per job too, for OTLP export (engine.tracing)
+            from faultmesh.simulations.engine.tracing import trace_spans
+
+            self.trace.spans = trace_spans(env, self.instances)
         self._build_workload()
         self.orchestrator = Orchestrator(env, dict(system.services), self.discovery,
                                          streams("readiness"), system.discovery.zone_detection)
@@ -363,6 +367,8 @@ class Simulation:
             "properties": properties,
             "requests": properties[-1]["requests"],
             "faults": [record.to_json() for record in self.injector.log],
+            "faults_not_fired": [{"kind": fault.kind, "fault": describe(fault), "at": fault.at}
+                                 for fault in self.injector.not_fired],
         }
         if self.phases is not None:
             summary["phases"] = self.phases.summary(self.breakers)

@@ -27,6 +27,7 @@ from math import log2
 from typing import Any
 
 from faultmesh.model.extras import requires
+from faultmesh.simulations.observation.spans import SpanLog
 from faultmesh.simulations.observation.summary import EntrySummary, LatencySummary
 from faultmesh.simulations.outcomes import OK, OUTCOMES
 
@@ -343,6 +344,8 @@ class RequestTrace:
 
     def __init__(self) -> None:
         self.rows: dict[str, list[Any]] = {name: [] for name in self.COLUMNS}
+        # One span per job (observation.spans), set by the engine when it records them.
+        self.spans: SpanLog | None = None
 
     def add(self, ident: int, entry: str, instance: str | None, arrived: float, ended: float,
             outcome: int, cause: str | None, root: str | None) -> None:

@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
-from faultmesh.model.units import format_duration, format_durations
+from faultmesh.model.units import format_duration, format_durations, format_percent
 from faultmesh.simulations.observation.metrics import (
     COARSE,
     EntryStats,
@@ -137,19 +137,19 @@ class AvailabilityMonitor(_WindowMonitor):
             value = self.ok / self.ended
             self.violations.check(
                 end, value < self.prop.at_least, value,
-                f"availability {value:.3%} in the {format_duration(self.window)} window ending "
-                f"at {format_duration(end)} "
-                f"({self.ended - self.ok} of {self.ended} failed), below "
-                f"{self.prop.at_least:.3%}", worse=False)
+                f"availability {format_percent(value)} in the {format_duration(self.window)} "
+                f"window ending at {format_duration(end)} "
+                f"({self.ended - self.ok:,} of {self.ended:,} failed), below "
+                f"{format_percent(self.prop.at_least)}", worse=False)
 
     def verdict(self) -> PropertySummary:
         summary = self.entry.summary()
         overall = summary["availability"]
         if overall is not None and overall < self.prop.at_least:
             self.violations.add(None, None, overall,
-                                f"availability {overall:.3%} over the run "
-                                f"({summary['failed']} of {summary['requests']} failed), "
-                                f"below {self.prop.at_least:.3%}")
+                                f"availability {format_percent(overall)} over the run "
+                                f"({summary['failed']:,} of {summary['requests']:,} failed), "
+                                f"below {format_percent(self.prop.at_least)}")
         return self.violations.verdict(self.name, self.kind, entry=self.entry.name,
                                        value=overall, threshold=self.prop.at_least)
 

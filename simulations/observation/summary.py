@@ -122,6 +122,14 @@ class FaultSummary(TypedDict):
     edges: list[str]
 
 
+class UnfiredFault(TypedDict):
+    """A scenario fault that never started: the run ended (``duration_s``) before its ``at``."""
+
+    kind: str
+    fault: str
+    at: float
+
+
 class PhaseEntry(TypedDict):
     requests: int
     ok: int
@@ -172,4 +180,5 @@ class RunSummary(TypedDict):
     properties: list[PropertySummary]
     requests: dict[str, int]  # the ledger: started, each outcome, in flight
     faults: list[FaultSummary]
+    faults_not_fired: list[UnfiredFault]
     phases: NotRequired[list[PhaseSummary]]

@@ -138,7 +138,7 @@ class WarmupDetector:
         timeline.listeners.append(self._on_bin)
 
     def start(self) -> None:
-        """Note the counters at time 0 and at every segment's end (before any other event)."""
+        """Note the counters at time 0 and at every segment's end."""
         for k in range(self.count + 1):
             at = min(k * self.segment_width, self.horizon)
             Timeout(self.env, at).callbacks.append(lambda _event: self._note())

@@ -8,7 +8,7 @@ so they work on runs loaded back from disk too.
 - ``breaker_states``: each circuit breaker's state over time, one lane per edge;
 - ``latency_distribution``: histogram and CDF of request latency per entry;
 - ``topology``: the call graph, with failed instances and down services coloured (a
-  counterexample), or services coloured by utilisation.
+  counterexample), or services coloured by utilization; each service's instances by zone.
 - ``sweep``: a sweep's table (``summarize``): metric against one parameter with confidence
   intervals (``sweep_lines``), or heatmaps over two (``sweep_heatmap``).
 """
@@ -20,6 +20,8 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faultmesh.model.extras import requires
+from faultmesh.model.spec.build import DEFAULT_ZONE as IMPLICIT_ZONE
+from faultmesh.model.units import format_percent
 
 with requires("data", "faultmesh.plots"):
     from matplotlib.figure import Figure
@@ -69,7 +71,10 @@ def timeline(run: Run, entries: Collection[str] | None = None) -> Figure:
         _shade_faults(ax, summary, label=ax is top)
         ax.grid(alpha=0.3)
     top.set_ylabel("availability (%)")
-    top.set_ylim(bottom=max(0.0, _lowest(top) - 5), top=100.5)
+    # Room above 100 %: a run at full availability draws its line at the top, where the
+    # axes' frame hid it when the limit sat half a percent above over a 0-100 range.
+    low = max(0.0, _lowest(top) - 5)
+    top.set_ylim(bottom=low, top=100 + max(1.0, 0.04 * (100 - low)))
     bottom.set_ylabel("latency (ms)")
     if _positive(bottom):
         bottom.set_yscale("log")
@@ -112,9 +117,10 @@ def breaker_states(run: Run) -> Figure:
     if not edges:
         ax.text(0.5, 0.5, "no circuit breakers configured", ha="center", va="center",
                 transform=ax.transAxes)
-    ax.legend(handles=[Patch(color=c, label=s.replace("_", "-"))
-                       for s, c in STATE_COLOURS.items()], loc="upper right", fontsize=8,
-              ncol=3)
+    # Below the axes, not on them: inside, the legend covered the lanes' bars.
+    fig.legend(handles=[Patch(color=c, label=s.replace("_", "-"))
+                        for s, c in STATE_COLOURS.items()], loc="outside lower center",
+               fontsize=8, ncol=3, frameon=False)
     ax.set_title("circuit breaker states")
     return fig
 
@@ -171,59 +177,159 @@ def _latency_sample(run: Run, entry: str) -> tuple[list[float], list[float]]:
 def topology(system: System, *, down: Collection[str] = (), failed: Collection[str] = (),
              utilization: Mapping[str, float] | None = None, title: str | None = None) -> Figure:
     """The call graph. ``down`` services are red and ``failed`` (``instance:x-0``/``zone:a``)
-    listed; with ``utilization`` ({service: 0..1+}) services are coloured by it instead."""
-    import networkx as nx
-    from faultmesh.model.graph import call_graph
+    outlined; with ``utilization`` ({service: 0..1+}) services are coloured by it instead.
+
+    Each service is a box sized to its label (name, replicas, utilization), and holds its
+    instances grouped by zone: one square per instance in its zone's colour, beside the zone's
+    name (a spec without zones has no zones to draw). Failed zones and instances are outlined
+    in red.
+    """
     from matplotlib import colormaps
 
+    from faultmesh.model.graph import call_graph
+
     graph = call_graph(system)
-    layout = _layered_layout(graph)
-    fig = Figure(figsize=(max(8, 0.9 * len(graph)), 6), layout="constrained")
+    layout = _spread(graph, _layered_layout(graph), utilization is not None)
+    xs = [x for x, _ in layout.values()] or [0.0]
+    ys = [y for _, y in layout.values()] or [0.0]
+    # One data unit is about an inch across (layers are placed by their widest label) and
+    # about NODE_HEIGHT inches down, so boxes sized to their labels do not run into each other.
+    width = max(xs) - min(xs) + 2 * LAYER_MARGIN
+    height = (max(ys) - min(ys) + 1.4) * NODE_HEIGHT
+    fig = Figure(figsize=(max(6.0, width + (1.6 if utilization is not None else 0.4)),
+                          max(3.5, height + 1.4)), layout="constrained")
     ax = fig.subplots()
     ax.set_axis_off()
-    colours = []
     cmap = colormaps["YlOrRd"]
+    zoned = system.zones != (IMPLICIT_ZONE,)
+    zone_colours = dict(zip(system.zones, _zone_colours(len(system.zones)), strict=True))
+    boxes = {}
     for node, data in graph.nodes(data=True):
         if data["kind"] == "source":
-            colours.append("#dddddd")
+            colour: Any = "#dddddd"
         elif utilization is not None:
-            colours.append(cmap(min(1.0, utilization.get(node, 0.0))))
+            colour = cmap(min(1.0, utilization.get(node, 0.0)))
         elif node in down:
-            colours.append("#f1948a")
+            colour = "#f1948a"
         else:
-            colours.append("#aed6f1")
-    solid = [(u, v) for u, v, d in graph.edges(data=True)
-             if not d["info"].optional and not d["info"].asynchronous]
-    dashed = [(u, v) for u, v, d in graph.edges(data=True)
-              if d["info"].optional or d["info"].asynchronous]
-    nx.draw_networkx_nodes(graph, layout, ax=ax, node_color=colours, node_size=1400,
-                           edgecolors="#34495e")
-    # Curved edges keep a call that skips a layer from hiding behind the nodes it passes.
-    nx.draw_networkx_edges(graph, layout, ax=ax, edgelist=solid, arrows=True, node_size=1400,
-                           edge_color="#34495e", connectionstyle="arc3,rad=0.12")
-    nx.draw_networkx_edges(graph, layout, ax=ax, edgelist=dashed, arrows=True, node_size=1400,
-                           style="dashed", edge_color="#7f8c8d", connectionstyle="arc3,rad=0.12")
-    labels = {}
-    for node, data in graph.nodes(data=True):
-        label = node if data["kind"] == "source" else f"{node}\n×{data['replicas']}"
-        if utilization is not None and node in utilization:
-            label += f"\n{utilization[node]:.0%}"
-        labels[node] = label
-    nx.draw_networkx_labels(graph, layout, labels=labels, ax=ax, font_size=7)
+            colour = "#aed6f1"
+        service = system.services.get(node) if data["kind"] != "source" else None
+        boxes[node] = _node_box(ax, node, layout[node], colour, service, zoned, zone_colours,
+                                set(failed), None if utilization is None
+                                else utilization.get(node))
+    for u, v, d in graph.edges(data=True):
+        loose = d["info"].optional or d["info"].asynchronous
+        # Arrows run between the boxes' edges (patchA/patchB), curved so that a call that
+        # skips a layer does not hide behind the boxes it passes.
+        ax.annotate("", xy=layout[v], xytext=layout[u], zorder=1, arrowprops=dict(
+            arrowstyle="-|>", color="#7f8c8d" if loose else "#34495e",
+            linestyle="--" if loose else "-", lw=1.0, shrinkA=2, shrinkB=2,
+            patchA=boxes[u].patch, patchB=boxes[v].patch, connectionstyle="arc3,rad=0.12"))
+    ax.set_xlim(min(xs) - LAYER_MARGIN, max(xs) + LAYER_MARGIN)
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
     heading = title or system.name
     if failed:
         heading += "\nfailed: " + ", ".join(failed)
     ax.set_title(heading, fontsize=10)
+    handles: list[Any] = []
+    if zoned:
+        handles += [Patch(facecolor=c, edgecolor="#34495e", label=f"zone {z}")
+                    for z, c in zone_colours.items()]
     if utilization is not None:
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
 
-        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, label="utilisation",
+        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, label="utilization",
                      shrink=0.6)
     elif down:
-        ax.legend(handles=[Patch(color="#f1948a", label="down"),
-                           Patch(color="#aed6f1", label="up")], loc="lower right", fontsize=8)
+        handles += [Patch(color="#f1948a", label="down"), Patch(color="#aed6f1", label="up")]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+                   fontsize=8, frameon=False)
     return fig
+
+
+NODE_PREFIX = "node:"  # gid of each service's box (tests and tools find nodes by it)
+
+
+def _node_box(ax: Any, name: str, at: tuple[float, float], colour: Any, service: Any,
+              zoned: bool, zone_colours: Mapping[str, Any], failed: set[str],
+              utilization: float | None) -> Any:
+    """One node: a box sized to its contents (an AnnotationBbox), so no label spills out."""
+    from matplotlib.offsetbox import AnnotationBbox, TextArea, VPacker
+
+    from matplotlib.colors import to_rgb
+
+    red, green, blue = to_rgb(colour)
+    ink = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
+    rows: list[Any] = [TextArea(name, textprops={"fontsize": 8, "fontweight": "bold",
+                                                 "color": ink})]
+    if service is not None:
+        detail = f"{service.replicas} replica{'' if service.replicas == 1 else 's'}"
+        if utilization is not None:
+            detail += f" · {format_percent(utilization)}"
+        rows.append(TextArea(detail, textprops={"fontsize": 7, "color": ink}))
+        if zoned:
+            rows.append(_zone_chips(service, zone_colours, failed))
+    content = VPacker(children=rows, align="center", pad=0, sep=2)
+    outline = "#c0392b" if service is not None and f"service:{name}" in failed else "#34495e"
+    box = AnnotationBbox(content, at, xycoords="data", frameon=True, pad=0.35, zorder=3,
+                         bboxprops={"boxstyle": "round,pad=0.35", "facecolor": colour,
+                                    "edgecolor": outline})
+    box.set_gid(NODE_PREFIX + name)
+    ax.add_artist(box)
+    return box
+
+
+def _zone_chips(service: Any, zone_colours: Mapping[str, Any], failed: set[str]) -> Any:
+    """The service's instances grouped by zone: ``a ■■  b ■``, one square per instance."""
+    from matplotlib.offsetbox import DrawingArea, HPacker, TextArea
+    from matplotlib.patches import Rectangle
+
+    groups = []
+    for zone in zone_colours:
+        indices = [i for i, z in enumerate(service.zones) if z == zone]
+        if not indices:
+            continue
+        size, gap = 7.0, 2.0
+        chips = DrawingArea(len(indices) * (size + gap) - gap, size)
+        for slot, index in enumerate(indices):
+            down = f"zone:{zone}" in failed or f"instance:{service.name}-{index}" in failed
+            chips.add_artist(Rectangle((slot * (size + gap), 0), size, size,
+                                       facecolor=zone_colours[zone],
+                                       edgecolor="#c0392b" if down else "#34495e",
+                                       lw=1.6 if down else 0.6))
+        groups.append(HPacker(children=[TextArea(zone, textprops={"fontsize": 6}), chips],
+                              align="center", pad=0, sep=2))
+    return HPacker(children=groups, align="center", pad=0, sep=6)
+
+
+def _zone_colours(count: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["Pastel2"]
+    return [cmap(i % cmap.N) for i in range(count)]
+
+
+# Inches per character of a node's bold name (8 pt), the gap between layers, the margin at
+# the sides (half the widest first or last box, roughly) and the height of one node row.
+CHAR_WIDTH, LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.085, 0.7, 1.0, 0.75
+
+
+def _spread(graph: Any, layout: Mapping[str, tuple[float, float]],
+            with_utilization: bool) -> dict[str, tuple[float, float]]:
+    """The layered layout with layers placed by the width of their widest label (in inches)."""
+    widths: dict[float, float] = {}
+    for node, (x, _) in layout.items():
+        replicas = graph.nodes[node].get("replicas", 0)
+        detail = len(f"{replicas} replicas") + (9 if with_utilization else 0)
+        widths[x] = max(widths.get(x, 0.0), CHAR_WIDTH * max(len(node), detail))
+    centres: dict[float, float] = {}
+    edge = 0.0
+    for x in sorted(widths):
+        centres[x] = edge + widths[x] / 2
+        edge += widths[x] + LAYER_GAP
+    return {node: (centres[x], y) for node, (x, y) in layout.items()}
 
 
 def _layered_layout(graph: Any) -> dict[str, tuple[float, float]]:

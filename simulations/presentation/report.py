@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faultmesh.model.files import write_atomic
-from faultmesh.model.units import format_duration
+from faultmesh.model.units import format_duration, format_percent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
-    from faultmesh.simulations.observation.summary import RunSummary
+    from faultmesh.simulations.observation.summary import RunSummary, Violation
 
 FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
 REPORT_FILES = (*FIGURES, "report.html")
@@ -41,7 +41,7 @@ def figures(run: Run, system: System) -> dict[str, Figure]:
         "breakers.png": plots.breaker_states(run),
         "latency.png": plots.latency_distribution(run),
         "topology.png": plots.topology(system, utilization=utilization,
-                                       title=f"{system.name}: utilisation"),
+                                       title=f"{system.name}: utilization"),
     }
 
 
@@ -67,7 +67,11 @@ def write_report(run: Run, directory: str | os.PathLike[str], system: System) ->
 
 
 def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3%}"
+    return format_percent(value)
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
 
 
 def _duration(value: float | None) -> str:
@@ -86,14 +90,58 @@ def _move(move: list[Any]) -> str:
     return f"{format_duration(move[0])}{label} {move[1]}"
 
 
+def _violation(violation: Violation) -> str:
+    """A violation as the terminal shows it: when, then what (not the raw record)."""
+    at = violation["at"]
+    when = "over the run" if at is None else f"at {format_duration(at)}"
+    return f"{when}: {html.escape(violation['detail'])}"
+
+
+def root_causes_table(summary: RunSummary) -> str | None:
+    """Where each entry's failures started (the terminal's root causes), most first."""
+    rows = []
+    for name, e in summary["entries"].items():
+        causes = sorted(e["root_causes"].items(), key=lambda kv: (-kv[1], kv[0]))
+        if not e["failed"] or not causes:
+            continue
+        share = ", ".join(f"{html.escape(cause)} {_count(n)} ({_percent(n / e['failed'])})"
+                          for cause, n in causes)
+        rows.append([html.escape(name), _count(e["failed"]), share])
+    return _table(["entry", "failed", "root causes"], rows) if rows else None
+
+
+def phases_table(summary: RunSummary) -> str | None:
+    """Each stretch between fault boundaries: every entry's availability and p99 in it, and
+    the breakers' moves (the terminal's phases)."""
+    phases = summary.get("phases")
+    if not phases:
+        return None
+    entries = list(summary["entries"])
+    rows = []
+    for phase in phases:
+        cells = [f"{format_duration(phase['from'])} → {format_duration(phase['to'])}",
+                 html.escape(phase["label"])]
+        for entry in entries:
+            e = phase["entries"].get(entry)
+            cells.append("no requests" if e is None or not e["requests"] else
+                         f"{_percent(e['availability'])}, p99 {_duration(e['p99'])}")
+        moves = "; ".join(f"{html.escape(edge)} " + " ".join(f"{state}×{_count(n)}"
+                                                            for state, n in counts.items())
+                          for edge, counts in phase["breakers"].items())
+        rows.append([*cells, moves])
+    headers = ["time", "phase", *(f"{html.escape(entry)} (availability, p99)"
+                                  for entry in entries), "breakers"]
+    return _table(headers, rows)
+
+
 def summary_tables(summary: RunSummary) -> str:
-    """Entries, services, breakers and properties as HTML tables."""
-    entries = [[html.escape(name), str(e["requests"]), str(e["ok"]), str(e["failed"]),
+    """Entries, root causes, services, phases, properties and breakers as HTML tables."""
+    entries = [[html.escape(name), _count(e["requests"]), _count(e["ok"]), _count(e["failed"]),
                 _percent(e["availability"]), _duration(e["latency_s"]["p50"]),
                 _duration(e["latency_s"]["p90"]), _duration(e["latency_s"]["p99"])]
                for name, e in summary["entries"].items()]
-    services = [[html.escape(name), _percent(s["utilization"]), str(s["requests"]),
-                 str(s["rejected"]), str(s["retries"])]
+    services = [[html.escape(name), _percent(s["utilization"]), _count(s["requests"]),
+                 _count(s["rejected"]), _count(s["retries"])]
                 for name, s in summary["services"].items()]
     breakers = [[html.escape(edge), html.escape(", ".join(map(_move, b["transitions"])))]
                 for edge, b in summary["breakers"].items()]
@@ -101,16 +149,26 @@ def summary_tables(summary: RunSummary) -> str:
     for p in summary["properties"]:
         colour = "#1e8449" if p["status"] == "holds" else "#c0392b"
         violations = p["violations"]
-        first = html.escape(str(violations[0])) if violations else ""
+        first = _violation(violations[0]) if violations else ""
         properties.append([html.escape(p["name"]),
                            f"<b style='color:{colour}'>{html.escape(p['status'])}</b>",
-                           str(len(violations)), first])
+                           _count(p.get("violation_count", len(violations))), first])
     parts = [
         "<h2>Entries</h2>",
         _table(["entry", "requests", "ok", "failed", "availability", "p50", "p90", "p99"],
                entries),
+    ]
+    causes = root_causes_table(summary)
+    if causes is not None:
+        parts += ["<h2>Root causes of failures</h2>", causes]
+    parts += [
         "<h2>Services</h2>",
-        _table(["service", "utilisation", "requests", "rejected", "retries"], services),
+        _table(["service", "utilization", "requests", "rejected", "retries"], services),
+    ]
+    phases = phases_table(summary)
+    if phases is not None:
+        parts += ["<h2>Phases</h2>", phases]
+    parts += [
         "<h2>Properties</h2>",
         _table(["property", "status", "violations", "first violation"], properties),
     ]
@@ -142,8 +200,8 @@ figcaption {{ color: #666; font-size: 0.85em; }}
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>seed {summary['seed']}, {summary['duration_s']:g} s simulated, warm-up
-{summary['warmup_s']:g} s — verdict:
+<p>seed {summary['seed']}, {format_duration(summary['duration_s'])} simulated, warm-up
+{format_duration(summary['warmup_s'])} — verdict:
 <b style="color:{colour}">{html.escape(str(verdict))}</b></p>
 {summary_tables(summary)}
 <h2>Figures</h2>

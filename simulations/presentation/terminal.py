@@ -7,23 +7,120 @@ scenarios with faults, the per-phase view: each stretch between fault boundaries
 entry's availability and p99 and the breakers' moves in it, so the outage's impact, the
 breakers opening and closing, and the recovery read top to bottom. Last, the property verdicts
 with their first violations.
+
+No table cuts a number or a name (``print_table``, which the command line's other tables use
+too): each table comes at the console's width, names wrapping in their cells; when the numbers
+alone are too wide, a terminal gets one block per row and a pipe or file (a CI log) gets every
+row on one line.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from faultmesh.model.units import format_duration
+from faultmesh.model.units import format_duration, format_percent
 
 if TYPE_CHECKING:
     from faultmesh.simulations.observation.summary import RunSummary
 
 STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
+ELLIPSIS = "…"  # what rich puts where it cuts a cell short
+UNBOUNDED = 100_000  # a width no table reaches: its natural width is what it measures
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` with every cell whole.
+
+    At the console's width if it fits there with the columns that may wrap (names,
+    explanations) wrapped between words and the others (numbers: ``no_wrap``) whole. If not: on
+    a terminal, one block per row, its fields packed onto lines of the terminal's width; in a
+    pipe or file (a CI log, where lines may be long), the table at its natural width, one line
+    per row. Sets each ``no_wrap`` column's ``min_width`` to its widest cell.
+    """
+    if not _cuts(console, table):
+        console.print(table)
+    elif console.is_terminal:
+        console.print(records(table, console.width), soft_wrap=False)
+    else:
+        natural = Measurement.get(console, console.options.update(max_width=UNBOUNDED),
+                                  table).maximum
+        wide = Console(file=console.file, width=natural, highlight=False, soft_wrap=True,
+                       no_color=console.no_color,
+                       color_system=console.color_system)  # type: ignore[arg-type]
+        wide.print(table)
+
+
+def _cuts(console: Console, table: Table) -> bool:
+    """Whether rich, fitting ``table`` to the console's width, would cut a cell short: the
+    narrowest it can be (wrapping columns at their longest word, ``no_wrap`` ones whole) is too
+    wide, or its rendering shows an ellipsis that no cell holds."""
+    options = console.options.update(max_width=UNBOUNDED)
+    for column in table.columns:
+        if column.no_wrap:  # rich would shrink it below its content (and cut) to fit
+            widest = max((Measurement.get(console, options, cell).maximum
+                          for cell in (column.header, *column.cells)), default=0)
+            column.min_width = max(column.min_width or 0, widest)
+    if Measurement.get(console, options, table).minimum > console.width:
+        return True
+    own = any(ELLIPSIS in _plain(cell) for column in table.columns for cell in column.cells)
+    if own:  # a cell that itself holds an ellipsis: compare with the natural rendering
+        return _rendered(console, table, console.width).count(ELLIPSIS) > _rendered(
+            console, table, UNBOUNDED).count(ELLIPSIS)
+    return ELLIPSIS in _rendered(console, table, console.width)
+
+
+def _rendered(console: Console, table: Table, width: int) -> str:
+    lines = console.render_lines(table, console.options.update(width=width, max_width=width),
+                                 pad=False)
+    return "\n".join("".join(segment.text for segment in line) for line in lines)
+
+
+def _plain(cell: RenderableType) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def records(table: Table, width: int) -> Text:
+    """``table`` as one block per row: the first cell on its own line, then ``header value``
+    fields packed onto lines no wider than ``width`` (a field is never split); empty cells are
+    left out, and the caption follows."""
+    text = Text()
+    if table.title:
+        text.append(f"{_plain(table.title)}\n", style="bold")
+    headers = [_plain(column.header) for column in table.columns]
+    rows = zip(*([*column.cells] for column in table.columns), strict=True)
+    for row in rows:
+        first, *rest = row
+        name = _plain(first)
+        if name:
+            text.append(f" {name}\n", style="bold")
+        line, used = Text("   "), 3
+        for header, cell in zip(headers[1:], rest, strict=True):
+            value = cell if isinstance(cell, Text) else Text(str(cell))
+            if not value.plain:
+                continue
+            field = Text.assemble((f"{header} ", "dim"), value)
+            extra = len(field) + (2 if used > 3 else 0)
+            if used > 3 and used + extra > width:
+                text.append_text(line)
+                text.append("\n")
+                line, used = Text("   "), 3
+                extra = len(field)
+            if used > 3:
+                line.append("  ")
+            line.append_text(field)
+            used += extra
+        if used > 3:
+            text.append_text(line)
+            text.append("\n")
+    if table.caption:
+        text.append(f"{_plain(table.caption)}\n", style="dim")
+    return text
 
 
 def duration(value: float | None) -> str:
@@ -35,8 +132,7 @@ def percent(value: float | None) -> Text:
     if value is None:
         return Text("-", style="dim")
     style = "green" if value >= 0.999 else "yellow" if value >= 0.99 else "bold red"
-    digits = 3 if 0.99 <= value < 1 else 1
-    return Text(f"{value * 100:.{digits}f}%", style=style)
+    return Text(format_percent(value), style=style)
 
 
 def _top(counts: dict[str, int], limit: int = 3) -> str:
@@ -52,7 +148,7 @@ def _table(title: str, caption: str | None = None) -> Table:
 
 def entries_table(summary: RunSummary) -> Table:
     table = _table("Entries")
-    table.add_column("entry", no_wrap=True)
+    table.add_column("entry")
     for name in ("requests", "ok", "failed", "avail.", "p50", "p90", "p99"):
         table.add_column(name, justify="right", no_wrap=True)
     notes = []
@@ -72,7 +168,10 @@ def entries_table(summary: RunSummary) -> Table:
 def services_table(summary: RunSummary) -> Table:
     table = _table("Services", "instances up: up for the whole measured time")
     for name in ("service", "utilization", "requests", "rejected", "retries", "instances up"):
-        table.add_column(name, justify="left" if name == "service" else "right", no_wrap=True)
+        if name == "service":
+            table.add_column(name)
+        else:
+            table.add_column(name, justify="right", no_wrap=True)
     measured = summary["duration_s"] - summary["warmup_s"]
     for name, s in summary["services"].items():
         utilization = s["utilization"]
@@ -80,7 +179,7 @@ def services_table(summary: RunSummary) -> Table:
         instances = s["instances"]
         full = sum(1 for i in instances.values() if i["up_s"] >= measured - 1e-9)
         up = Text(f"{full}/{len(instances)}", style="" if full == len(instances) else "yellow")
-        table.add_row(name, Text(f"{utilization:.1%}", style=style), f"{s['requests']:,}",
+        table.add_row(name, Text(format_percent(utilization), style=style), f"{s['requests']:,}",
                       Text(f"{s['rejected']:,}", style="red" if s["rejected"] else ""),
                       f"{s['retries']:,}", up)
     return table
@@ -91,12 +190,12 @@ def breakers_table(summary: RunSummary) -> Table | None:
     if not breakers:
         return None
     table = _table("Circuit breakers")
-    table.add_column("edge", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
+    table.add_column("edge")
+    table.add_column("kind")
     # An edge has one breaker per caller instance and policy; "opened" counts all of theirs.
     for name in ("breakers", "opened", "first open", "last closed"):
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("final state", no_wrap=True)
+    table.add_column("final state")
     for edge, b in breakers.items():
         moves = b["transitions"]
         opens = [float(move[0]) for move in moves if move[1] == "open"]
@@ -153,11 +252,13 @@ def phases_view(summary: RunSummary) -> Text | None:
     return text
 
 
-def properties_view(summary: RunSummary) -> Group:
+def properties_view(summary: RunSummary) -> tuple[Table, Text]:
+    """The verdicts' table, and the first violations of each (an empty Text when none)."""
     table = _table("Properties")
-    for name in ("property", "verdict", "violations", "first at"):
-        table.add_column(name, justify="right" if name in ("violations", "first at") else "left",
-                         no_wrap=True)
+    table.add_column("property")
+    table.add_column("verdict", no_wrap=True)
+    for name in ("violations", "first at"):
+        table.add_column(name, justify="right", no_wrap=True)
     details = Text()
     for p in summary["properties"]:
         holds = p["status"] == "holds"
@@ -172,8 +273,19 @@ def properties_view(summary: RunSummary) -> Group:
             details.append(f"{violation['detail']}\n")
         hidden = p["violation_count"] - min(3, len(p["violations"]))
         if hidden > 0:
-            details.append(f"   … and {hidden:,} more\n", style="dim")
-    return Group(table, details) if details else Group(table)
+            details.append(f"   and {hidden:,} more\n", style="dim")
+    return table, details
+
+
+def not_fired(summary: RunSummary) -> str | None:
+    """One line naming the scenario's faults that never started (the run ended first)."""
+    faults = summary.get("faults_not_fired") or []
+    if not faults:
+        return None
+    listed = ", ".join(f"{f['fault']} (at {format_duration(f['at'])})" for f in faults)
+    count = len(faults)
+    return (f"{count} fault{'s' if count != 1 else ''} never fired: the run ends at "
+            f"{format_duration(summary['duration_s'])}, before {listed}")
 
 
 def render(summary: RunSummary, console: Console, elapsed: float | None = None) -> None:
@@ -183,16 +295,29 @@ def render(summary: RunSummary, console: Console, elapsed: float | None = None) 
     head.append(f"{summary['system']}", style="bold")
     head.append(f" · {scenario} · seed {summary['seed']} · "
                 f"{format_duration(summary['duration_s'])} simulated")
-    if summary["warmup_s"]:
+    warmup = summary.get("warmup") or {}
+    if warmup.get("detected"):
+        head.append(f" (warm-up {format_duration(summary['warmup_s'])} discarded, found by "
+                    f"{warmup['rule']}{'' if warmup.get('settled', True) else '; not settled'})")
+    elif summary["warmup_s"]:
         head.append(f" (warm-up {format_duration(summary['warmup_s'])})")
     if elapsed is not None:
         head.append(f" in {format_duration(elapsed)}", style="dim")
-    parts: list[Any] = [head, entries_table(summary), services_table(summary)]
-    for part in (breakers_table(summary), phases_view(summary)):
-        if part is not None:
-            parts.append(part)
-    parts.append(properties_view(summary))
+    unfired = not_fired(summary)
+    if unfired:
+        head.append(f"\n{unfired}", style="bold yellow")
+    properties, details = properties_view(summary)
+    parts: list[Table | Text | None] = [
+        head, entries_table(summary), services_table(summary), breakers_table(summary),
+        phases_view(summary), properties, details]
     verdict = summary["verdict"]
     parts.append(Text(f"verdict: {verdict}",
                       style="bold green" if verdict == "holds" else "bold red"))
-    console.print(Group(*parts))
+    for part in parts:
+        if isinstance(part, Table):
+            print_table(console, part)
+        elif part:
+            # Text wraps at spaces on a terminal (never inside a number); unwrapped elsewhere.
+            console.print(part, soft_wrap=not console.is_terminal, end="")
+            if not part.plain.endswith("\n"):
+                console.print()

@@ -1,0 +1,187 @@
+"""Istio's VirtualService and DestinationRule -> call policies, scenarios and service limits.
+
+They sit in the same files as the Kubernetes objects (``faultmesh import k8s`` and
+``faultmesh import istio`` read the same streams); ``apply`` edits a draft the Kubernetes
+reader made. A rule's ``host`` (short name or ``name.ns.svc.cluster.local``) names a Service.
+
+VirtualService (first ``http`` route of each):
+- ``retries.attempts`` -> ``retries`` of every call to the host (Istio's attempts are retries
+  after the first try); ``retries.perTryTimeout`` -> the call's ``timeout`` (faultmesh's call
+  timeout bounds each attempt); without it the route's ``timeout`` is used; ``retryOn``
+  conditions are noted: faultmesh retries every failure.
+- ``fault.delay`` -> a scenario with a ``latency`` fault on the host; ``fault.abort`` -> one with
+  an ``errors`` fault at ``percentage`` (a delay's percentage below 100 is noted: the latency
+  fault applies to every request).
+DestinationRule ``trafficPolicy``:
+- ``loadBalancer.simple``: ROUND_ROBIN, LEAST_REQUEST (and LEAST_CONN, its old name), RANDOM;
+  ``consistentHash`` -> ``consistent_hash``.
+- ``connectionPool.http.http2MaxRequests`` (in flight) -> ``concurrency`` and
+  ``http1MaxPendingRequests`` -> ``queue``, each divided over the service's replicas: Envoy
+  counts them per caller proxy for the whole cluster, faultmesh per instance;
+  ``maxRetries`` (concurrent retries over the cluster) has no faultmesh counterpart: noted.
+- ``outlierDetection`` is not modelled yet: noted in the header, with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from faultmesh.model.importers.common import ENDPOINT, Draft, spec_name
+
+if TYPE_CHECKING:
+    from faultmesh.model.importers.k8s import Manifest
+
+KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
+         "PeerAuthentication", "AuthorizationPolicy", "EnvoyFilter", "HTTPRoute")
+BALANCERS = {"ROUND_ROBIN": "round_robin", "LEAST_REQUEST": "least_request",
+             "LEAST_CONN": "least_request", "RANDOM": "random"}
+
+
+def _duration(value: Any) -> str | None:
+    """Istio durations (``2s``, ``500ms``, ``1.5s``, ``1m``) in spec spelling."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d+(\.\d+)?(ms|s|m|h)", value.strip()):
+        return None
+    return value.strip()
+
+
+def _host(value: Any, hosts: dict[str, str]) -> str | None:
+    if not isinstance(value, str):
+        return None
+    short = value.split(".")[0].lower()
+    return hosts.get(short)
+
+
+def _calls_to(draft: Draft, service: str) -> list[tuple[Any, ...]]:
+    """Paths of every call (in calls lists) whose target is ``service``'s endpoint."""
+    paths = []
+    for name, svc in (draft.document.get("services") or {}).items():
+        for ep, endpoint in (svc.get("endpoints") or {}).items():
+            for i, call in enumerate(endpoint.get("calls") or []):
+                target = call if isinstance(call, str) else call.get("call")
+                if target == f"{service}.{ENDPOINT}":
+                    paths.append(("services", name, "endpoints", ep, "calls", i))
+    return paths
+
+
+def _set_call(draft: Draft, path: tuple[Any, ...], key: str, value: Any, why: str) -> None:
+    call = draft.get(path)
+    if isinstance(call, str):
+        call = {"call": call}
+    call[key] = value
+    draft.put(path, call, draft.comments.get(path))
+    note = draft.comments.get(path, "")
+    draft.comments[path] = f"{note}; {why}" if note else why
+
+
+def apply(draft: Draft, manifests: list[Manifest], hosts: dict[str, str]) -> None:
+    """Fold the Istio objects into ``draft`` (whose services came from Kubernetes)."""
+    for manifest in manifests:
+        spec = manifest.data.get("spec")
+        if not isinstance(spec, dict):
+            continue
+        if manifest.kind == "VirtualService":
+            _virtual_service(draft, manifest, spec, hosts)
+        elif manifest.kind == "DestinationRule":
+            _destination_rule(draft, manifest, spec, hosts)
+        else:
+            draft.skip(f"Istio {manifest.kind}", manifest.name or "?")
+    if manifests:
+        draft.sources.append(f"Istio: {len(manifests)} object(s) "
+                             f"({', '.join(sorted({m.kind for m in manifests}))})")
+
+
+def _virtual_service(draft: Draft, manifest: Manifest, spec: dict[str, Any],
+                     hosts: dict[str, str]) -> None:
+    targets = {t for h in spec.get("hosts") or [] if (t := _host(h, hosts)) is not None}
+    routes = [r for r in spec.get("http") or [] if isinstance(r, dict)]
+    if not targets or not routes:
+        return
+    route = routes[0]
+    if len(routes) > 1:
+        file, line, column = manifest.where("spec", "http", 1)
+        draft.warn(file, line, column, f"VirtualService {manifest.name!r}: only the first http "
+                   "route is read (faultmesh calls do not match on paths or headers)")
+    retries = route.get("retries") if isinstance(route.get("retries"), dict) else {}
+    timeout = _duration(retries.get("perTryTimeout")) or _duration(route.get("timeout"))
+    label = f"VirtualService {manifest.name}"
+    for service in sorted(targets):
+        for path in _calls_to(draft, service):
+            if timeout is not None:
+                _set_call(draft, path, "timeout", timeout, f"{label} "
+                          + ("perTryTimeout" if retries.get("perTryTimeout") else "timeout"))
+            if isinstance(retries.get("attempts"), int):
+                _set_call(draft, path, "retries", retries["attempts"], f"{label} attempts")
+        if retries.get("retryOn"):
+            draft.assumptions.append(f"{label}: retryOn {retries['retryOn']!r} is read as "
+                                     "'retry every failure'")
+        if route.get("timeout") and retries.get("perTryTimeout"):
+            draft.assumptions.append(f"{label}: the overall timeout {route['timeout']} is not "
+                                     "modelled; perTryTimeout bounds each attempt")
+        _fault(draft, manifest, route.get("fault"), service)
+
+
+def _percentage(fault: dict[str, Any]) -> float:
+    share = fault.get("percentage")
+    if isinstance(share, dict) and isinstance(share.get("value"), int | float):
+        return float(share["value"])
+    if isinstance(fault.get("percent"), int | float):
+        return float(fault["percent"])
+    return 100.0
+
+
+def _fault(draft: Draft, manifest: Manifest, fault: Any, service: str) -> None:
+    if not isinstance(fault, dict):
+        return
+    faults: list[dict[str, Any]] = []
+    delay, abort = fault.get("delay"), fault.get("abort")
+    if isinstance(delay, dict) and _duration(delay.get("fixedDelay")):
+        faults.append({"latency": {"target": service, "add": delay["fixedDelay"]}})
+        if _percentage(delay) < 100:
+            draft.assumptions.append(f"VirtualService {manifest.name}: the delay applies to "
+                                     f"{_percentage(delay):g}% of requests upstream, to all in "
+                                     "the scenario")
+    if isinstance(abort, dict):
+        faults.append({"errors": {"target": service, "rate": f"{_percentage(abort):g}%"}})
+    if faults:
+        name = spec_name(f"istio-fault-{manifest.name}")
+        draft.put(("scenarios", name), {"duration": "5m", "faults": faults},
+                  f"fault injection of VirtualService {manifest.name}; duration assumed")
+
+
+def _destination_rule(draft: Draft, manifest: Manifest, spec: dict[str, Any],
+                      hosts: dict[str, str]) -> None:
+    service = _host(spec.get("host"), hosts)
+    policy = spec.get("trafficPolicy")
+    if service is None or not isinstance(policy, dict):
+        return
+    base = ("services", service)
+    label = f"DestinationRule {manifest.name}"
+    balancer = policy.get("loadBalancer")
+    if isinstance(balancer, dict):
+        if balancer.get("simple") in BALANCERS:
+            draft.put((*base, "load_balancer"), BALANCERS[balancer["simple"]],
+                      f"{label} loadBalancer {balancer['simple']}")
+        elif "consistentHash" in balancer:
+            draft.put((*base, "load_balancer"), "consistent_hash", f"{label} consistentHash")
+    pool = policy.get("connectionPool")
+    http = pool.get("http") if isinstance(pool, dict) else None
+    replicas = draft.get((*base, "replicas"), 1)
+    if isinstance(http, dict):
+        for key, spec_key in (("http2MaxRequests", "concurrency"),
+                              ("http1MaxPendingRequests", "queue")):
+            if isinstance(http.get(key), int) and http[key] > 0:
+                per_instance = max(1, math.ceil(http[key] / replicas))
+                draft.put((*base, spec_key), per_instance,
+                          f"{label} {key} {http[key]} over {replicas} replica(s)")
+        if "maxRetries" in http:
+            draft.assumptions.append(f"{label}: maxRetries {http['maxRetries']} (concurrent "
+                                     "retries over the cluster) is not modelled")
+    if isinstance(policy.get("outlierDetection"), dict):
+        keys = ", ".join(f"{k}: {v}" for k, v in policy["outlierDetection"].items())
+        draft.assumptions.append(f"{label}: outlierDetection ({keys}) is NOT modelled yet: "
+                                 "faultmesh does not eject hosts")
+        file, line, column = manifest.where("spec", "trafficPolicy", "outlierDetection")
+        draft.warn(file, line, column, f"{label}: outlierDetection is not modelled yet; "
+                   "ignored")
