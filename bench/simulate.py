@@ -21,7 +21,9 @@ disturbs less), peak memory and the mean sojourn (a sanity check: all three shou
 4.48 s) for each, and the ratios. ``--memory`` also runs faultmesh for 2 million
 requests and reports its peak memory (the target: under 300 MB with traces off).
 
-Usage: ``python bench/simulate.py [--requests N] [--memory]``. Not a test: nothing is asserted.
+Usage: ``python bench/simulate.py [--requests N] [--memory] [--quick] [--dry-run]``
+(``--quick``: 20,000 requests). It says first how long it will take. Not a test: nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from announce import add_options, announce, spoken  # noqa: E402
+
 SPEC = ROOT / "specs" / "chain.yaml"
+# Requests per CPU second of each engine on this network, and a process's start-up, measured on
+# the development machine: rough figures for the estimate printed before the runs.
+CPU_RATES = {"faultmesh": 18_000, "ciw": 18_000, "simpy": 40_000}
+START_UP = 1.5
 ARRIVAL_RATE = 0.8
 SERVICE_RATES = (2.0, 1.5, 1.25)
 THEORY_MEAN = sum(1 / (mu - ARRIVAL_RATE) for mu in SERVICE_RATES)
@@ -168,11 +178,25 @@ def main() -> None:
                         help="also run faultmesh for 2 million requests and report peak memory")
     parser.add_argument("--peer", choices=("ciw", "simpy"), help=argparse.SUPPRESS)
     parser.add_argument("--horizon", type=float, help=argparse.SUPPRESS)
+    add_options(parser, "20,000 requests")
     args = parser.parse_args()
 
     if args.peer:  # inside a child process
         runner = run_ciw if args.peer == "ciw" else run_simpy
         print(json.dumps(runner(args.horizon, args.seed)))
+        return
+    if args.quick:
+        args.requests = 20_000
+    # faultmesh twice (with and without breakers), ciw and SimPy once each, one after another
+    cpu = args.requests * (2 / CPU_RATES["faultmesh"] + 1 / CPU_RATES["ciw"]
+                           + 1 / CPU_RATES["simpy"]) + 4 * START_UP
+    if args.memory:
+        cpu += 2_000_000 / CPU_RATES["faultmesh"] + START_UP
+    announce(f"about {spoken(cpu)} on a quiet machine (longer when the CPUs are shared)",
+             f"4 engine runs of about {args.requests:,} requests each"
+             + (", then faultmesh for 2,000,000 (--memory)" if args.memory else ""),
+             quick=args.quick)
+    if args.dry_run:
         return
 
     horizon = args.requests / ARRIVAL_RATE

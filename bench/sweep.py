@@ -1,6 +1,7 @@
 """Benchmark: the same sweep serially, on the local process pool and on a Dask LocalCluster.
 
     python bench/sweep.py [--spec specs/mm1.yaml] [--duration 12h] [--seeds 8] [--workers 2]
+    python bench/sweep.py --quick       # 1h runs, 2 seeds: well under a minute
 
 Runs one sweep (two grid points times ``--seeds`` seeds; by default 16 runs of the M/M/1 spec
 that take a few seconds each) with each backend, checks that every backend produced the same
@@ -22,8 +23,18 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from announce import add_options, announce, spoken  # noqa: E402
+
+import faultmesh  # noqa: E402
+from faultmesh.model.units import parse_duration  # noqa: E402
+from faultmesh.simulations.presentation.terminal import print_table  # noqa: E402
 from faultmesh.simulations.sweeps import run_sweep  # noqa: E402
+
+# Requests one worker simulates per CPU second on a one-service spec such as mm1 (measured on
+# the development machine; a rough figure for the estimate printed before the runs).
+REQUESTS_PER_CPU_SECOND = 50_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="grid", default="workload[0].rate=7/s,8/s",
                         help="the grid: PATH=V1,V2,...")
     parser.add_argument("--workers", type=int, default=2)
+    add_options(parser, "1h of simulated time per run, 2 seeds")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.seeds = "1h", 2
     path, _, values = args.grid.partition("=")
     from faultmesh.simulations.sweeps import parse_set
 
@@ -43,8 +57,16 @@ def main(argv: list[str] | None = None) -> int:
                                   progress=False)
     console = Console()
     runs = len(next(iter(grid.values()))) * args.seeds
-    console.print(f"sweep of {Path(args.spec).name}: {runs} runs of {args.duration} simulated "
-                  f"each, on {os.cpu_count()} CPUs")
+    rate = sum(w.rate for w in faultmesh.load(args.spec).workload)
+    cpu = runs * rate * parse_duration(args.duration) / REQUESTS_PER_CPU_SECOND
+    parallel = min(args.workers, os.cpu_count() or 1)
+    # serial, then the two parallel backends (each also starts its workers, a few seconds)
+    estimate = cpu + 2 * (cpu / parallel + 5)
+    announce(f"about {spoken(estimate)} on a quiet machine (longer when the CPUs are shared)",
+             f"sweep of {Path(args.spec).name}: {runs} runs of {args.duration} simulated "
+             f"each, with 3 backends, on {os.cpu_count()} CPUs", quick=args.quick)
+    if args.dry_run:
+        return 0
     rows = []
     results = {}
     for label, backend, workers in (("serial", "serial", None),
@@ -69,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, seconds, load in rows:
         table.add_row(label, f"{seconds:.2f}", f"{runs / seconds:.2f}",
                       f"{serial / seconds:.2f}x", f"{load:.2f}")
-    console.print(table)
+    print_table(console, table)
     if rows[0][2] > 0.5:
         console.print("note: the machine was busy before the benchmark (1-minute load average "
                       f"{rows[0][2]:.2f}); parallel speed-ups are understated when other "

@@ -12,8 +12,13 @@ Columns, each timed end to end on the same System:
   brute force every failure set of size <= K, each evaluated directly
 
     python bench/verify.py                      # 1,000 / 5,000 / 10,000 services, K = 2, 3
+    python bench/verify.py --quick              # 1,000 services, contenders capped at 10 s
     python bench/verify.py --sizes 1000 --cap 30
     python bench/verify.py --unchained          # all calls random: the entry cone is ~1/5
+
+Every contender but faultmesh is capped (``--cap`` seconds per z3 run, ``--brute-cap`` per
+brute force), so the whole run has an upper bound, printed before it starts: about 27 minutes
+with the defaults, under a minute with ``--quick``.
 
 The issue's naive timings (2.6 s at 1,000 services, 360 s at 5,000, K=2) match the unchained
 topology; with the chain every service is in the cone and the naive encoding is much slower.
@@ -35,11 +40,15 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from announce import add_options, announce, spoken
 
 from faultmesh.model.distributions import Constant
 from faultmesh.model.properties import Survives
 from faultmesh.model.system import Call, Endpoint, FrozenMap, Service, System, Workload
 from faultmesh.model.verify import verify
+from faultmesh.simulations.presentation.terminal import print_table
 
 # The independent z3 encoding is a test oracle, not part of the product.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -182,13 +191,26 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["naive", "coi", "brute"])
     parser.add_argument("--unchained", action="store_true",
                         help="all calls random (small entry cone) instead of s{i} -> s{i+1}")
+    add_options(parser, "1,000 services, z3 capped at 10 s and brute force at 5 s")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.cap, args.brute_cap = [1000], 10.0, 5.0
+    runs = len(args.sizes) * len(args.failures)
+    capped = {"naive": args.cap, "coi": args.cap, "brute": args.brute_cap}
+    bound = runs * sum(cap for key, cap in capped.items() if key not in args.skip)
+    announce(f"at most about {spoken(bound)} for the capped contenders, plus faultmesh's own "
+             "time (not capped)",
+             f"survives on {', '.join(f'{n:,}' for n in args.sizes)} services, K = "
+             f"{', '.join(map(str, args.failures))}: {runs} runs of each contender",
+             quick=args.quick)
+    if args.dry_run:
+        return
 
     console = Console()
     table = Table(title="survives on layered topologies (3 replicas, zones a/b/c, fan-out 3)")
     for column in ("services", "K", "verdict", "faultmesh", "naive z3", "ratio", "z3 COI+sym",
                    "ratio", "brute force", "ratio"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=column != "verdict")
     for n in args.sizes:
         system = layered(n, chained=not args.unchained)
         for budget in args.failures:
@@ -210,7 +232,7 @@ def main() -> None:
                     row += [f"{seconds:.2f} s", f"{seconds / ours:,.0f}x"]
                 console.print(f"n={n} K={budget} {key}: {row[-2]}", style="dim")
             table.add_row(*row)
-    console.print(table)
+    print_table(console, table)  # whole numbers at any width, in a pipe too
 
 
 if __name__ == "__main__":

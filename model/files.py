@@ -48,6 +48,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                                     dir=target.parent)
     os.close(handle)
     tmp = Path(name)
+    # mkstemp creates 0600; results get the permissions any new file would (0666 less umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         with open(tmp, "rb") as stream:

@@ -33,7 +33,7 @@ class Capacity:
     name: str = "capacity"
     failures: int = 1
     of: tuple[str, ...] = FAILURE_KINDS
-    utilization: float = 1.0  # the largest utilisation accepted (strictly below)
+    utilization: float = 1.0  # the largest utilization accepted (strictly below)
     rejected: float = 0.001  # the largest share of requests an instance may reject (limits)
 
 

@@ -8,7 +8,7 @@ seconds, and compares what the property claims with what the run measures in the
   mostly down, an entry predicted up must stay up, and a *degraded* entry (reached only through
   calls made with probability below 1) must serve the share the proof computed, within a
   binomial confidence interval of the requests measured.
-* ``capacity``: the overloaded service's utilisation over its surviving instances (the
+* ``capacity``: the overloaded service's utilization over its surviving instances (the
   quantity the proof bounds: demand / (surviving instances x workers)) and the requests it
   rejected. Capacity speaks of that service, not of the entries, so entries are not compared.
 """
@@ -41,7 +41,7 @@ UP_AT_LEAST = 0.95
 # the predicted share, widened by SLACK for the requests in flight at the window's edges.
 DEGRADED_Z = 3.29
 DEGRADED_SLACK = 0.02
-# A capacity replay agrees when the measured utilisation of the surviving instances is within
+# A capacity replay agrees when the measured utilization of the surviving instances is within
 # this of the predicted one (capped at 1: a saturated server is busy all the time).
 UTILIZATION_TOLERANCE = 0.05
 
@@ -82,12 +82,12 @@ class EntryReplay:
 
 @dataclass(frozen=True)
 class ServiceReplay:
-    """The service a capacity counterexample overloads: predicted and measured utilisation."""
+    """The service a capacity counterexample overloads: predicted and measured utilization."""
 
     service: str
     predicted: float | None  # demand / surviving capacity; None: infinite (nothing left, or
     #                          an unbounded load)
-    limit: float  # the property's utilisation target
+    limit: float  # the property's utilization target
     surviving: int  # instances of the service outside the failure set
     utilization: float | None  # measured over the surviving instances; None: none survives
     requests: int  # requests the service's instances received in the window

@@ -61,22 +61,22 @@ def test_a_fifo_without_writer_is_refused_without_blocking(tmp_path: Path) -> No
 
 
 def test_stdin_is_read_with_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
     import sys
 
     from faultmesh.model.spec.load import MAX_SPEC_BYTES
 
-    class Endless(io.RawIOBase):
-        """Like /dev/zero on stdin: never ends."""
+    class Endless:
+        """Like /dev/zero on stdin: never ends, and refuses an unbounded read."""
 
-        def readable(self) -> bool:
-            return True
+        @staticmethod
+        def read(size: int = -1) -> bytes:
+            assert size >= 0, "stdin was read without a bound"
+            return b"\0" * size
 
-        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-            buffer[:] = b"\0" * len(buffer)
-            return len(buffer)
+    class Stdin:
+        buffer = Endless()
 
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Endless())))
+    monkeypatch.setattr(sys, "stdin", Stdin())
     with pytest.raises(SpecErrors) as caught:
         load("-")
     assert f"more than {MAX_SPEC_BYTES:,} bytes" in str(caught.value)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from faultmesh.model.spec import SpecWarning, load, load_with_warnings, loads, loads_with_warnings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import traceback
 
+from faultmesh.cli import importing as _importing  # noqa: F401  (registers its commands)
 from faultmesh.cli import simulate as _simulate  # noqa: F401  (registers its commands)
 from faultmesh.cli import spec as _spec  # noqa: F401  (registers its commands)
 from faultmesh.cli import sweep as _sweep  # noqa: F401  (registers its commands)

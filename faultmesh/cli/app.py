@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,25 @@ class Group(TyperGroup):
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list with each command's whole summary (click cuts it to fit a line)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=UNCUT)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        command = super().get_command(ctx, name)
+        # typer builds every command as a TyperCommand (it has no default class to set): give
+        # each the help of ours (its behaviour is TyperCommand's; only the help text differs).
+        if type(command) is TyperCommand:
+            command.__class__ = Command
+        return command
+
     def list_commands(self, ctx: Any) -> list[str]:
         """The commands in the order of a user's work (as the README lists them)."""
         names = super().list_commands(ctx)
@@ -64,32 +84,52 @@ class Group(TyperGroup):
                                                if name in COMMAND_ORDER else len(COMMAND_ORDER)))
 
 
-COMMAND_ORDER = ("validate", "verify", "simulate", "sweep", "graph", "schema")
+COMMAND_ORDER = ("validate", "verify", "simulate", "sweep", "graph", "schema", "import")
+UNCUT = 10_000  # a summary limit no first sentence reaches
 
 
 class Command(TyperCommand):
     """A command whose help speaks the README's language: ``SPEC`` or ``SPEC...`` for its
-    arguments (not typer's ``{spec}`` and ``<path>``); options name their values by metavar."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            if param.param_type_name == "argument":
-                param.display_type_rich = _no_type  # type: ignore[method-assign]
+    arguments, and values named by metavar (``N``, ``DIR``), never by Python type (typer's
+    ``{spec}``, ``<path>``, ``<list[str]>``: a type left without a metavar reads as click
+    names it, ``TEXT``, ``INTEGER``, ``PATH``)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
-            if param.param_type_name != "argument":
-                continue
-            name = param.metavar or (param.name or "").upper()
-            name += "..." if param.nargs != 1 else ""
-            pieces.append(name if param.required else f"[{name}]")
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
         return pieces
 
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append((PYTHON_TYPE.sub(_click_metavar, record[0]), record[1]))
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
-def _no_type(ctx: Any) -> None:
-    return None
+
+PYTHON_TYPE = re.compile(r"<(?:list\[)?(\w+)\]?>")
+CLICK_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH",
+                  "bool": "BOOLEAN"}
+
+
+def _click_metavar(match: re.Match[str]) -> str:
+    return CLICK_METAVARS.get(match[1], match[1].upper())
+
+
+def _argument_name(param: Any) -> str:
+    name: str = param.metavar or (param.name or "").upper()
+    return name + ("..." if param.nargs != 1 and not name.endswith("...") else "")
 
 
 def plural(count: int, noun: str) -> str:

@@ -112,6 +112,9 @@ def simulate(
         "--trace", help="keep one record per request: requests.parquet (needs --out)")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="overwrite earlier results in --out (needs --out)")] = False,
+    otlp: Annotated[Path | None, typer.Option(
+        "--otlp", metavar="FILE", help="write the simulated requests as OTLP JSON spans "
+        "(opens in Jaeger; `faultmesh import traces` reads it)", show_default=False)] = None,
 ) -> None:
     """Simulate a spec under a scenario's faults; exit 1 if a monitored property is violated."""
     from faultmesh.simulations.engine.simulation import UnknownScenario, resolve_scenario
@@ -119,7 +122,8 @@ def simulate(
     from faultmesh.simulations.observation.results import OUTPUT_FILES, OutputExists
 
     for flag, given in (("--trace", trace), ("--force", force)):
-        if given and out_dir is None:  # it would change nothing: say so rather than ignore it
+        if given and out_dir is None and (flag == "--trace" or otlp is None):
+            # it would change nothing: say so rather than ignore it
             bad_input(f"{flag} works on the files --out writes; add --out DIR")
     if out_dir is not None:  # before the run, not after it
         check("data", "simulate --out")
@@ -139,12 +143,14 @@ def simulate(
     names = (*OUTPUT_FILES, *REPORT_FILES)
     if out_dir is not None:  # refuse before the run, not after it
         _check_out(out_dir, names, force)
+    if otlp is not None and otlp.exists() and not force:
+        bad_input(f"{otlp} exists; pass --force to overwrite it")
     progress = ProgressBar() if err.is_terminal else None
     reached = Reached(progress)
     started = time.perf_counter()
     try:
-        run = run_simulation(system, chosen, duration=seconds, seed=seed, trace=trace,
-                             progress=reached)
+        run = run_simulation(system, chosen, duration=seconds, seed=seed,
+                             trace=trace or otlp is not None, progress=reached)
     except ValueError as exc:  # e.g. a warm-up longer than --duration
         bad_input(f"{spec}: {exc}")
     except KeyboardInterrupt:
@@ -156,6 +162,12 @@ def simulate(
         if progress is not None:
             progress.close()
     elapsed = time.perf_counter() - started
+    if otlp is not None and run.spans is not None:
+        from faultmesh.cli.app import write_atomic
+        from faultmesh.simulations.observation.otlp import otlp_json
+
+        write_atomic(otlp, otlp_json(run.spans, system.name))
+        (err if as_json else out).print(f"wrote {len(run.spans)} spans to {otlp}", markup=False)
     from faultmesh.simulations.presentation.terminal import not_fired
 
     unfired = not_fired(run.summary)

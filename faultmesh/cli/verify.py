@@ -1,8 +1,9 @@
 """``faultmesh verify``: prove or refute a spec's properties, with counterexamples and repairs.
 
 Exit codes per the contract: 0 every property holds, 1 one is violated, 3 one is unknown (and
-none violated), 2 bad input. ``--json`` prints exactly one JSON object (``Report.to_json``, plus
-``checked_by_simulation`` when the spec has dynamic properties); otherwise a table for people, then each counterexample and repair.
+none violated), 2 bad input. ``--json`` prints exactly one JSON object (``Report.to_json``,
+plus ``checked_by_simulation`` when the spec has dynamic properties); otherwise a table for
+people, then each counterexample and repair.
 With ``--graph`` the counterexamples' chains drawn over the topology (dot or mermaid, their
 services highlighted) are all that goes to stdout, so it pipes into ``dot``; the table goes to
 stderr. The spec's dynamic properties (availability, latency, breaker reaction) are no question

@@ -168,7 +168,9 @@ def import_k8s(paths: Iterable[str | os.PathLike[str]], system: str = "imported"
                 draft.warn(file, line, column, f"kind {kind!r} is not modelled; skipped")
     if not workloads:
         where = manifests[0].where() if manifests else ("<input>", 0, 0)
-        raise_no_services(where, "no Deployment, StatefulSet, DaemonSet or ReplicaSet found")
+        skipped = ", ".join(sorted(draft.skipped)) or "none"
+        raise_no_services(where, "no Deployment, StatefulSet, DaemonSet or ReplicaSet found "
+                          f"(kinds skipped: {skipped})")
     hosts = _match_services(k8s_services, workloads, draft)
     unknown: list[tuple[tuple[str, int, int], str, str]] = []
     edges = _edges(workloads, hosts, unknown)

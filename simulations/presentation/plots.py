@@ -256,9 +256,8 @@ def _node_box(ax: Any, name: str, at: tuple[float, float], colour: Any, service:
               zoned: bool, zone_colours: Mapping[str, Any], failed: set[str],
               utilization: float | None) -> Any:
     """One node: a box sized to its contents (an AnnotationBbox), so no label spills out."""
-    from matplotlib.offsetbox import AnnotationBbox, TextArea, VPacker
-
     from matplotlib.colors import to_rgb
+    from matplotlib.offsetbox import AnnotationBbox, TextArea, VPacker
 
     red, green, blue = to_rgb(colour)
     ink = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
@@ -286,7 +285,7 @@ def _zone_chips(service: Any, zone_colours: Mapping[str, Any], failed: set[str])
     from matplotlib.offsetbox import DrawingArea, HPacker, TextArea
     from matplotlib.patches import Rectangle
 
-    groups = []
+    groups: list[Any] = []
     for zone in zone_colours:
         indices = [i for i, z in enumerate(service.zones) if z == zone]
         if not indices:

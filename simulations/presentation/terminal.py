@@ -44,7 +44,7 @@ def print_table(console: Console, table: Table) -> None:
     per row. Sets each ``no_wrap`` column's ``min_width`` to its widest cell.
     """
     if not _cuts(console, table):
-        console.print(table)
+        console.print(table, soft_wrap=False)  # a console that soft-wraps would not wrap captions
     elif console.is_terminal:
         console.print(records(table, console.width), soft_wrap=False)
     else:
