@@ -25,7 +25,7 @@ Semantics common to both kinds, as in both references:
 
 Rate kind (Resilience4j, COUNT_BASED):
 
-* CLOSED records outcomes in a ring of the last ``window`` calls. Rates are evaluated only
+* CLOSED records outcomes in a sliding window of the last ``window`` calls. Rates are evaluated only
   once ``min(min_calls, window)`` calls are in the ring; the breaker opens when the failure rate
   is ``>= failure_rate`` or, if ``slow_call_duration`` is set, the slow-call rate (calls, ok or
   not, lasting strictly longer than ``slow_call_duration``) is ``>= slow_call_rate``. Rates
@@ -38,6 +38,12 @@ Rate kind (Resilience4j, COUNT_BASED):
   window of ``half_open_calls`` calls evaluated, like CLOSED's, once
   ``min(min_calls, half_open_calls)`` outcomes are in: over a threshold -> OPEN for another
   ``open_for``, else CLOSED with a fresh, empty window.
+
+The window is kept run-length encoded (``(outcome, run length)`` oldest first), so a breaker's
+memory grows with the number of changes of outcome inside its window, not with the window:
+steady traffic (all ok, or failing in bursts) takes a few entries whatever ``window`` is.
+Exactness needs the outcome leaving the window at every call, so a window whose calls
+alternate still takes one entry per call; the schema's cap on ``window`` bounds that case.
 
 Consecutive kind (pybreaker):
 
@@ -52,6 +58,7 @@ Consecutive kind (pybreaker):
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Final, Literal, TypeAlias
 
@@ -150,8 +157,7 @@ class RateCircuitBreaker(CircuitBreaker):
         "_half_open_min",
         "_min_calls",
         "_permits",
-        "_pos",
-        "_ring",
+        "_runs",
         "_slow",
         "_slow_after",
         "_slow_call_rate",
@@ -173,14 +179,14 @@ class RateCircuitBreaker(CircuitBreaker):
         self._window = policy.window
         self._min_calls = min(policy.min_calls, policy.window)
         self._half_open_min = min(policy.min_calls, policy.half_open_calls)
-        # One slot per call in the window, holding its outcome as bits: failed 1, slow 2.
-        self._ring = bytearray(policy.window)
+        # The window's outcomes, oldest first, as runs: ``length << 2 | flags`` with the flags
+        # of a call's outcome as bits (failed 1, slow 2). Neighbouring runs differ in flags.
+        self._runs: deque[int] = deque()
         self._reset_counts()
         self._permits = 0
 
     def _reset_counts(self) -> None:
-        # Slots are only read once the ring is full, so they need no clearing.
-        self._pos = 0
+        self._runs.clear()
         self._count = 0
         self._failed = 0
         self._slow = 0
@@ -208,14 +214,21 @@ class RateCircuitBreaker(CircuitBreaker):
         if duration is not None and duration > self._slow_after:
             flags |= 2
         if state == CLOSED:
-            ring = self._ring
-            pos = self._pos
-            window = self._window
-            old = ring[pos]
-            ring[pos] = flags
-            self._pos = pos + 1 if pos + 1 < window else 0
+            runs = self._runs
+            # Append the new outcome to the newest run, or start a run.
+            if runs and runs[-1] & 3 == flags:
+                runs[-1] += 4
+            else:
+                runs.append(4 | flags)
             count = self._count
-            if count == window:
+            if count == self._window:
+                # Full: the oldest outcome leaves the window.
+                oldest = runs[0]
+                old = oldest & 3
+                if oldest >= 8:
+                    runs[0] = oldest - 4
+                else:
+                    runs.popleft()
                 if flags == old:
                     return
                 failed = self._failed + (flags & 1) - (old & 1)
@@ -227,7 +240,6 @@ class RateCircuitBreaker(CircuitBreaker):
                     # below the thresholds at the last record, or the breaker would be open.
                     return
             else:
-                # Filling: the slot held a stale outcome from before the last reset.
                 count += 1
                 self._count = count
                 failed = self._failed + (flags & 1)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from import_fixtures import FIXTURES, REPO, needs_fixtures, run
 
 from faultmesh import model
-from import_fixtures import FIXTURES, REPO, needs_fixtures, run
 
 pytestmark = needs_fixtures
 BOUTIQUE = FIXTURES / "online_boutique"
@@ -23,7 +23,7 @@ def _objects(*files: Path) -> list[dict]:
 def _import(capsys: pytest.CaptureFixture[str], tmp_path: Path, *paths: Path,
             kind: str = "k8s") -> tuple[dict, str, str]:
     target = tmp_path / "spec.yaml"
-    code, out, err = run(capsys, "import", kind, *map(str, paths), "-o", str(target))
+    code, _, err = run(capsys, "import", kind, *map(str, paths), "-o", str(target))
     assert code == 0, err
     return yaml.safe_load(target.read_text()), target.read_text(), err
 
@@ -199,7 +199,7 @@ def test_malformed_manifest_is_located(capsys: pytest.CaptureFixture[str],
                                        tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: Deployment\nmetadata: {name: x\nspec: {}\n")
-    code, out, err = run(capsys, "import", "k8s", str(bad))
+    code, _, err = run(capsys, "import", "k8s", str(bad))
     assert code == 2 and f"{bad}:" in err and "Traceback" not in err
     line = err.split(f"{bad}:")[1].split(":")[0]
     assert line.isdigit() and int(line) >= 2

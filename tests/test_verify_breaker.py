@@ -107,7 +107,8 @@ def key(node: Node, open_for: float) -> tuple[Any, ...]:
         start = (pos - count) % size if count else 0
         fields["_ring"] = bytes(ring[(start + i) % size] for i in range(count))
         fields["_pos"] = None
-    inside = tuple(bytes(v) if isinstance(v, bytearray) else v for v in fields.values())
+    inside = tuple(bytes(v) if isinstance(v, bytearray) else tuple(v) if isinstance(v, deque)
+                   else v for v in fields.values())
     until = open_until(b, open_for)
     where = None
     if b.state == "open" and until is not None:

@@ -35,13 +35,13 @@ class Group(TyperGroup):
     """The command group, with click's usage errors in the program's one style: the usage
     line, then ``error: message`` (lower case, as every other message), exit 2."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        standalone = extra.pop("standalone_mode", True)
+        extra["standalone_mode"] = False  # exceptions come here; shown below if standalone
+        if not standalone:
+            return super().main(args, *rest, **extra)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(args, *rest, **extra)
         except UsageProblem as exc:
             code = getattr(exc, "exit_code", 2)
             if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help

@@ -75,7 +75,7 @@ def import_command(
         text, notes = merge(into.read_text(encoding="utf-8"), str(into), draft)
         for note in notes:
             err.print(f"note: {note}", markup=False)
-        target = into
+        target: Path | None = into
     else:
         text, target = draft.text(), output
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -25,6 +25,9 @@ from faultmesh.model.extras import check
 from faultmesh.model.units import parse_duration
 from faultmesh.simulations.presentation.report import REPORT_FILES
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
 PROGRESS_AFTER = 2.0  # seconds of wall-clock time before a progress bar appears
 
 
@@ -33,8 +36,8 @@ class ProgressBar:
 
     def __init__(self) -> None:
         self.started = time.monotonic()
-        self.bar = None
-        self.task = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
     def __call__(self, done: float, total: float) -> None:
         if self.bar is None:
@@ -42,12 +45,13 @@ class ProgressBar:
                 return
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("simulating"), BarColumn(),
-                                TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
-                                console=err, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("simulate", total=total)
-        self.bar.update(self.task, completed=done)
+            bar = Progress(TextColumn("simulating"), BarColumn(),
+                           TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+                           console=err, transient=True)
+            bar.start()
+            self.bar, self.task = bar, bar.add_task("simulate", total=total)
+        if self.task is not None:
+            self.bar.update(self.task, completed=done)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -185,7 +185,8 @@ def verify_command(
         "--property", metavar="NAME", help="check only this property kind or name (repeatable)",
         show_default=False)] = None,
     timeout: Annotated[float, typer.Option(
-        "--timeout", metavar="S", help="solver time limit per property, in seconds")] = 60.0,
+        "--timeout", metavar="S",
+        help="time limit for the whole of verify (all properties), in seconds")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     graph: Annotated[str | None, typer.Option(
         "--graph", metavar="dot|mermaid",

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from faultmesh.model.spec.dump import KeyPath, dump_document
 from faultmesh.model.spec.errors import SpecError, SpecErrors
 from faultmesh.model.spec.load import loads
+from faultmesh.model.spec.yaml_source import Source
 from faultmesh.model.system import System
 
 ASSUMED = "assumed"  # every comment on a guessed key starts with this word (merges rely on it)
@@ -123,6 +124,32 @@ class Draft:
     def system_model(self) -> System:
         """Load the written text back: the import is valid (raises SpecErrors otherwise)."""
         return loads(self.text(), f"<import of {self.document['system']}>")
+
+
+@dataclass
+class Manifest:
+    """One Kubernetes object, with where it sits (for messages)."""
+
+    data: dict[str, Any]
+    source: Source
+    path: tuple[Any, ...]  # inside the document (a List's items are ("items", i))
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        meta = self.data.get("metadata")
+        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+
+    def where(self, *path: Any) -> tuple[str, int, int]:
+        line, column = self.source.locate((*self.path, *path))
+        return self.source.file, line, column
+
+    def label(self) -> str:
+        file, line, _ = self.where()
+        return f"{self.kind or '?'}/{self.name or '?'} ({file}:{line})"
 
 
 # --- reading input files ------------------------------------------------------------------------

@@ -106,19 +106,22 @@ def import_compose(paths: Iterable[str | os.PathLike[str]], system: str = "impor
     return draft
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _service(draft: Draft, name: str, body: dict[str, Any], hosts: dict[str, str]) -> None:
     service_skeleton(draft, name)
     base = ("services", name)
-    deploy = body.get("deploy") if isinstance(body.get("deploy"), dict) else {}
+    deploy = _mapping(body.get("deploy"))
     replicas = deploy.get("replicas", body.get("scale"))
     if isinstance(replicas, int) and replicas >= 1:
         draft.put((*base, "replicas"), replicas)
     else:
         draft.assume((*base, "replicas"), 1, "Compose runs one container")
-    resources = deploy.get("resources") if isinstance(deploy.get("resources"), dict) else {}
+    resources = _mapping(deploy.get("resources"))
     for part in ("limits", "reservations"):
-        cpus = (resources.get(part) or {}).get("cpus") if isinstance(resources.get(part),
-                                                                       dict) else None
+        cpus = _mapping(resources.get(part)).get("cpus")
         workers = workers_from_cpu(cpus)
         if workers is not None:
             draft.put((*base, "workers"), workers, f"one per whole CPU of {part}.cpus {cpus}")
@@ -145,8 +148,7 @@ def _service(draft: Draft, name: str, body: dict[str, Any], hosts: dict[str, str
                                health.get("retries", 3),
                                compose_seconds(health.get("start_period")) or 0),
                   "healthcheck (Compose defaults for fields it leaves out)")
-    restart = body.get("restart", deploy.get("restart_policy", {}).get("condition")
-                       if isinstance(deploy.get("restart_policy"), dict) else None)
+    restart = body.get("restart", _mapping(deploy.get("restart_policy")).get("condition"))
     if restart in (None, "no", "none", False):
         draft.put((*base, "restart"), "never",
                   "restart: no" if restart is not None else "Compose's default: no restart")

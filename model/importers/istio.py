@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from faultmesh.model.importers.common import ENDPOINT, Draft, spec_name
-
-if TYPE_CHECKING:
-    from faultmesh.model.importers.k8s import Manifest
+from faultmesh.model.importers.common import ENDPOINT, Draft, Manifest, spec_name
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
          "PeerAuthentication", "AuthorizationPolicy", "EnvoyFilter", "HTTPRoute")
@@ -103,7 +100,9 @@ def _virtual_service(draft: Draft, manifest: Manifest, spec: dict[str, Any],
         file, line, column = manifest.where("spec", "http", 1)
         draft.warn(file, line, column, f"VirtualService {manifest.name!r}: only the first http "
                    "route is read (faultmesh calls do not match on paths or headers)")
-    retries = route.get("retries") if isinstance(route.get("retries"), dict) else {}
+    retries: dict[str, Any] = route.get("retries") or {}
+    if not isinstance(retries, dict):
+        retries = {}
     timeout = _duration(retries.get("perTryTimeout")) or _duration(route.get("timeout"))
     label = f"VirtualService {manifest.name}"
     for service in sorted(targets):

@@ -37,6 +37,7 @@ from faultmesh.model.importers.common import (
     Draft,
     Edge,
     ImportFailed,
+    Manifest,
     add_service_calls,
     expand_paths,
     finish_common,
@@ -57,32 +58,6 @@ QUIET_KINDS = ("Namespace", "ServiceAccount", "ConfigMap", "Secret", "Persistent
                "ClusterRoleBinding", "NetworkPolicy", "PodDisruptionBudget", "Ingress")
 ZONE_KEYS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 ASSUMED_ZONES = ["zone-a", "zone-b", "zone-c"]
-
-
-@dataclass
-class Manifest:
-    """One Kubernetes object, with where it sits (for messages)."""
-
-    data: dict[str, Any]
-    source: Source
-    path: tuple[Any, ...]  # inside the document (a List's items are ("items", i))
-
-    @property
-    def kind(self) -> str:
-        return str(self.data.get("kind", ""))
-
-    @property
-    def name(self) -> str:
-        meta = self.data.get("metadata")
-        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
-
-    def where(self, *path: Any) -> tuple[str, int, int]:
-        line, column = self.source.locate((*self.path, *path))
-        return self.source.file, line, column
-
-    def label(self) -> str:
-        file, line, _ = self.where()
-        return f"{self.kind or '?'}/{self.name or '?'} ({file}:{line})"
 
 
 @dataclass
@@ -284,7 +259,9 @@ def _service(draft: Draft, workload: Workload) -> None:
         draft.assume((*base, "replicas"), 1, "Kubernetes' default")
     containers = _containers(pod)
     main = containers[0] if containers else {}
-    resources = main.get("resources") if isinstance(main.get("resources"), dict) else {}
+    resources: dict[str, Any] = main.get("resources") or {}
+    if not isinstance(resources, dict):
+        resources = {}
     limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
     cpu = limits.get("cpu") if isinstance(limits, dict) else None
     rule = "limit"

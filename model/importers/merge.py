@@ -39,15 +39,15 @@ def existing_comments(text: str, source: Source) -> tuple[list[str], dict[KeyPat
     """(opening comment block, end-of-line comments by key path, comment lines above keys)."""
     lines = text.splitlines()
     header: list[str] = []
-    for line in lines:
-        if line.startswith("#"):
-            header.append(line[1:].removeprefix(" "))
-        elif line.strip():
+    for row in lines:
+        if row.startswith("#"):
+            header.append(row[1:].removeprefix(" "))
+        elif row.strip():
             break
     eol: dict[KeyPath, str] = {}
     before: dict[KeyPath, list[str]] = {}
     first_line: dict[int, KeyPath] = {}
-    for path, (line, _) in sorted(source.key_marks.items(), key=lambda kv: kv[1]):
+    for path, (line, _column) in sorted(source.key_marks.items(), key=lambda kv: kv[1]):
         first_line.setdefault(line, path)
     for line_number, path in first_line.items():
         text_line = lines[line_number - 1] if line_number - 1 < len(lines) else ""

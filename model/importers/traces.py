@@ -13,7 +13,8 @@ What is read how:
   did not wait for it, so it does not count against the parent's self time.
 - Calls per endpoint: over the endpoint's observed spans, a callee called in k of n of them has
   ``probability`` k/n; called r > 1 times in most spans that call it: ``repeat: r``
-  (retries look like repeats in a trace). Calls are ordered by their mean start offset; two
+  (retries look like repeats in a trace). Calls are ordered by which starts first in the spans
+  that make both (by mean start offset for calls never made together); two
   calls whose spans overlap in at least half of the spans that make both are a ``parallel``
   group.
 - Service time: each endpoint span's self time (its duration minus the union of its calls'
@@ -28,6 +29,7 @@ What is read how:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -206,6 +208,20 @@ class _Endpoint:
     overlaps: Counter[tuple[str, str]] = field(default_factory=Counter)
     together: Counter[tuple[str, str]] = field(default_factory=Counter)
     asynchronous: set[str] = field(default_factory=set)
+    before: Counter[tuple[str, str]] = field(default_factory=Counter)  # (a, b): a started first
+
+    def precedes(self, a: str, b: str) -> int:
+        """-1 when a comes before b, 1 after: by which started first in the spans that make
+        both (majority), else by mean start offset."""
+        pair = (a, b) if a <= b else (b, a)
+        together = self.together[pair]
+        if together:
+            first = self.before[pair] * 2
+            if first != together:
+                earlier = pair[0] if first > together else pair[1]
+                return -1 if earlier == a else 1
+        offsets = statistics.fmean(self.offsets[a]), statistics.fmean(self.offsets[b])
+        return -1 if (offsets[0], a) < (offsets[1], b) else 1
 
 
 def import_traces(paths: Iterable[str | os.PathLike[str]], system: str = "imported") -> Draft:
@@ -264,9 +280,12 @@ def import_traces(paths: Iterable[str | os.PathLike[str]], system: str = "import
             stats.counts[target][len(made)] += 1
             stats.offsets[target].append(min(c.start for c in made) - span.start)
         targets = sorted(per_target)
+        first = {target: min(c.start for c in made) for target, made in per_target.items()}
         for i, a in enumerate(targets):
             for b in targets[i + 1:]:
                 stats.together[(a, b)] += 1
+                if first[a] < first[b]:
+                    stats.before[(a, b)] += 1
                 if any(x.start < y.end and y.start < x.end
                        for x in per_target[a] for y in per_target[b]):
                     stats.overlaps[(a, b)] += 1
@@ -288,7 +307,7 @@ def _write(draft: Draft, endpoints: dict[str, _Endpoint], names: dict[str, str],
         draft.put((*base, "service_time"), distribution, f"self time: {how}")
         if names[ref] != f"{service} {endpoint}":
             draft.comments[base] = f"traced as {names[ref]!r}"
-        order = sorted(stats.called, key=lambda t: (statistics.fmean(stats.offsets[t]), t))
+        order = sorted(stats.called, key=functools.cmp_to_key(stats.precedes))
         steps: list[Any] = []
         comments: list[str | None] = []
         for target in order:
@@ -298,7 +317,8 @@ def _write(draft: Draft, endpoints: dict[str, _Endpoint], names: dict[str, str],
                     and "parallel" in previous else previous)
             last_target = (last if isinstance(last, str) else
                            last.get("call") if isinstance(last, dict) else None)
-            pair = tuple(sorted((last_target or "", target)))
+            other = last_target or ""
+            pair = (other, target) if other <= target else (target, other)
             if (last_target and stats.together[pair] and target not in stats.asynchronous
                     and last_target not in stats.asynchronous
                     and stats.overlaps[pair] * 2 >= stats.together[pair]):

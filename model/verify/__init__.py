@@ -1,9 +1,11 @@
 """Static verification: each property kind is decided by its own checker module.
 
 A checker is a function ``check(system, prop, deadline) -> Verdict`` registered for a property
-kind with ``@checker("kind")``. ``deadline`` is a ``Deadline`` (seconds left, for Z3's timeout):
-a checker that runs out of time answers ``deadline.out_of_time(...)``, ``unknown`` and never
-``holds``, worded the same for every kind. Adding a property means
+kind with ``@checker("kind")``. ``deadline`` is a ``Deadline`` (seconds left, for Z3's timeout),
+one for the whole ``verify`` call: every property draws on the same budget, so ``timeout``
+bounds all of verify. A checker that runs out of time answers ``deadline.out_of_time(...)``,
+``unknown`` and never ``holds``, worded the same for every kind; an ``OutOfTime`` raised by a
+loop's ``deadline.check()`` is turned into that answer here. Adding a property means
 adding one module here and importing it below; nothing else changes.
 """
 
@@ -12,11 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import wraps
 
 from faultmesh.model import properties as P
 from faultmesh.model.spec.build import DEFAULT_ZONE
 from faultmesh.model.system import System
-from faultmesh.model.verify.deadline import Deadline
+from faultmesh.model.verify.deadline import Deadline, OutOfTime, out_of_time
 from faultmesh.model.verify.verdict import Counterexample, Repair, Report, Verdict
 
 Checker = Callable[[System, P.Property, Deadline], Verdict]
@@ -25,8 +28,15 @@ CHECKERS: dict[str, Checker] = {}
 
 def checker(kind: str) -> Callable[[Checker], Checker]:
     def register(fn: Checker) -> Checker:
-        CHECKERS[kind] = fn
-        return fn
+        @wraps(fn)
+        def decide(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
+            try:
+                return fn(system, prop, deadline)
+            except OutOfTime:
+                return out_of_time(prop, deadline)
+
+        CHECKERS[kind] = decide
+        return decide
 
     return register
 
@@ -58,9 +68,15 @@ def verify(
     kinds: Iterable[str] | None = None,
     failures: int | None = None,
     timeout: float = 60.0,
+    deadline: Deadline | None = None,
 ) -> Report:
-    """Decide each property; ``timeout`` bounds each property's solving, in seconds."""
+    """Decide each property within one budget of ``timeout`` seconds for the whole call.
+
+    Every property draws on the same ``Deadline`` (``deadline`` if given, else a new one of
+    ``timeout`` seconds); one that starts after it is spent is ``unknown`` (``out_of_time``).
+    """
     _load_checkers()
+    budget = deadline if deadline is not None else Deadline(timeout)
     props = list(properties) if properties is not None else properties_to_verify(
         system, kinds=kinds, failures=failures)
     verdicts = []
@@ -70,8 +86,10 @@ def verify(
         if fn is None:
             verdict = Verdict(prop.name, prop.kind, "unknown",
                               f"no static checker for {prop.kind!r} yet")
+        elif budget.expired():
+            verdict = out_of_time(prop, budget)
         else:
-            verdict = fn(system, prop, Deadline(timeout))
+            verdict = fn(system, prop, budget)
         verdicts.append(replace(verdict, seconds=time.perf_counter() - start))
     return Report(system.name, tuple(verdicts))
 
@@ -89,5 +107,5 @@ def _load_checkers() -> None:
                 raise
 
 
-__all__ = ["CHECKERS", "Counterexample", "Deadline", "Repair", "Report", "Verdict", "checker",
-           "properties_to_verify", "verify"]
+__all__ = ["CHECKERS", "Counterexample", "Deadline", "OutOfTime", "Repair", "Report", "Verdict",
+           "checker", "properties_to_verify", "verify"]

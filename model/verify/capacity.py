@@ -41,7 +41,12 @@ from faultmesh.model.spec import from_document, to_document
 from faultmesh.model.spec.edit import apply_changes
 from faultmesh.model.system import System
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, out_of_time
+from faultmesh.model.verify.deadline import (
+    REPAIR_OUT_OF_TIME,
+    Deadline,
+    OutOfTime,
+    out_of_time,
+)
 from faultmesh.model.verify.failures import FailureKinds, zone_counts
 from faultmesh.model.verify.load import exact, offered_load
 from faultmesh.model.verify.pressure import CallTimes, Pressure, ServiceModel
@@ -78,11 +83,12 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     first: Pressure | None = None  # the smallest failure set that breaks something
     open_: list[Pressure] = []  # services whose verdict is unknown
     for name in system.services:
+        deadline.check()
         model = ServiceModel(system, name, load, times)
         if model.rate == 0 and not model.unbounded:
             continue
         models[name] = model
-        at = model.profile(kinds, budget)
+        at = model.profile(kinds, budget, deadline)
         worst.append(at[-1])
         breaking = next((p for p in at if p.status(limit, rejected) == "violated"), None)
         if breaking is None:
@@ -198,6 +204,7 @@ def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressu
     plan: list[PlacementChange] = []
     try:
         for p in broken:
+            deadline.check()
             model = models[p.service.name]
             change = None
             for extra in range(REPAIR_ROUNDS):
@@ -212,9 +219,9 @@ def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressu
             if change is None:
                 return None, "no repair by adding replicas or workers exists"
             plan.append(change)
-    except RepairTimeout:
+        return as_repair(plan, system.zones, zones, deadline), ""
+    except (RepairTimeout, OutOfTime):
         return None, REPAIR_OUT_OF_TIME
-    return as_repair(plan, system.zones, zones), ""
 
 
 def _losses_need(model: ServiceModel, rejected: float) -> Callable[[int], int | None]:

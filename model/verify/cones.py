@@ -15,7 +15,9 @@ iff every service in its certain *cone* is up. A call made with probability p < 
 callee fails only the requests that make it: the caller is *degraded*, not down
 (``availability`` gives the share exactly).
 
-All walks here are iterative (no recursion), so a 10,000-deep call chain is fine.
+All walks here are iterative (no recursion), so a 10,000-deep call chain is fine. Each walk
+takes an optional ``Deadline`` and checks it once per node (``OutOfTime`` when it is spent), so
+a checker's budget bounds them too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ from collections.abc import Callable, Iterable, Mapping
 
 from faultmesh.model.graph import strongly_connected
 from faultmesh.model.system import Call, System
+from faultmesh.model.verify.deadline import Deadline
+
+
+def _tick(deadline: Deadline | None) -> Callable[[], None]:
+    """The per-step deadline check of a walk (nothing without a deadline)."""
+    return deadline.check if deadline is not None else _no_check
+
+
+def _no_check() -> None:
+    return None
 
 
 class RequiredGraph:
@@ -53,7 +65,8 @@ class RequiredGraph:
     def __len__(self) -> int:
         return len(self.names)
 
-    def min_cone_cost(self, cost: Mapping[str, int | None]) -> list[float]:
+    def min_cone_cost(self, cost: Mapping[str, int | None],
+                      deadline: Deadline | None = None) -> list[float]:
         """For each endpoint, the smallest ``cost`` of a service in its cone (inf: none).
 
         One pass over the components in reverse topological order: a component's value is the
@@ -61,11 +74,13 @@ class RequiredGraph:
         a cycle shares its cone, hence its value.
         """
         inf = float("inf")
+        tick = _tick(deadline)
         best = [inf] * len(self.names)
         for component in strongly_connected(self.succ):
             members = set(component)
             value = inf
             for v in component:
+                tick()
                 own = cost.get(self.service[v])
                 if own is not None and own < value:
                     value = own
@@ -76,8 +91,10 @@ class RequiredGraph:
                 best[v] = value
         return best
 
-    def unavailable(self, services_down: Iterable[str]) -> set[int]:
+    def unavailable(self, services_down: Iterable[str],
+                    deadline: Deadline | None = None) -> set[int]:
         """Endpoints that are unavailable when these services are down (reverse reachability)."""
+        tick = _tick(deadline)
         down = set(services_down)
         pred: list[list[int]] = [[] for _ in self.names]
         for v, targets in enumerate(self.succ):
@@ -86,6 +103,7 @@ class RequiredGraph:
         seen = {v for v, service in enumerate(self.service) if service in down}
         queue = deque(seen)
         while queue:
+            tick()
             w = queue.popleft()
             for v in pred[w]:
                 if v not in seen:
@@ -93,11 +111,14 @@ class RequiredGraph:
                     queue.append(v)
         return seen
 
-    def chain(self, start: int, goal: Callable[[int], bool]) -> list[int] | None:
+    def chain(self, start: int, goal: Callable[[int], bool],
+              deadline: Deadline | None = None) -> list[int] | None:
         """A shortest path of required calls from ``start`` to a node satisfying ``goal``."""
+        tick = _tick(deadline)
         parent: dict[int, int] = {start: start}
         queue = deque([start])
         while queue:
+            tick()
             v = queue.popleft()
             if goal(v):
                 path = [v]
@@ -110,11 +131,13 @@ class RequiredGraph:
                     queue.append(w)
         return None
 
-    def cone(self, starts: Iterable[int]) -> set[int]:
+    def cone(self, starts: Iterable[int], deadline: Deadline | None = None) -> set[int]:
         """Endpoints reachable from ``starts`` over required calls (starts included)."""
+        tick = _tick(deadline)
         seen = set(starts)
         queue = deque(seen)
         while queue:
+            tick()
             v = queue.popleft()
             for w in self.succ[v]:
                 if w not in seen:
@@ -143,7 +166,8 @@ FIXPOINT_TOLERANCE = 1e-12
 FIXPOINT_ROUNDS = 10_000
 
 
-def availability(system: System, services_down: Iterable[str]) -> dict[str, float]:
+def availability(system: System, services_down: Iterable[str],
+                 deadline: Deadline | None = None) -> dict[str, float]:
     """Share of each endpoint's requests that succeed while ``services_down`` are down.
 
     An endpoint of a down service serves nothing; otherwise every required call must get
@@ -154,6 +178,7 @@ def availability(system: System, services_down: Iterable[str]) -> dict[str, floa
     (a certain call into a down callee), the cone rule of this module.
     """
     down = set(services_down)
+    tick = _tick(deadline)
     graph = RequiredGraph(system)
     calls: list[list[tuple[Call, int]]] = []
     for service in system.services.values():
@@ -162,6 +187,7 @@ def availability(system: System, services_down: Iterable[str]) -> dict[str, floa
     share = [0.0 if graph.service[v] in down else 1.0 for v in range(len(graph))]
 
     def evaluate(v: int) -> float:
+        tick()
         if graph.service[v] in down:
             return 0.0
         value = 1.0

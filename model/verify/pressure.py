@@ -12,6 +12,9 @@ only grow with an instance's load, and every instance of a service is alike):
   instances, its zones) is tried, each leaving the survivors the exact ring shares
   (``shares.consistent_hash_shares``); beyond ``ENUMERATION_LIMIT`` sets, ``unknown``.
 
+Both loops check the checker's ``Deadline`` once per failure set (``OutOfTime`` when spent), so
+a budget of a thousand failures over many services stays within ``--timeout``.
+
 Retries enter as the scenario causes them: an attempt an instance rejects is retried (with the
 largest ``attempts`` of the calls into the service), so an instance rejecting a share ``p``
 receives ``rate x (1 + p + ... + p^(attempts-1))``; that fixed point is found by iteration
@@ -22,6 +25,7 @@ add load to the survivors.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import comb
@@ -36,6 +40,7 @@ from faultmesh.model.verify.blocking import (
     mmsl_wait,
     second_moment,
 )
+from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.failures import (
     FailureKinds,
     instance_unit,
@@ -245,21 +250,24 @@ class ServiceModel:
         return Pressure(self.service, self.rate, self.demand, self.unbounded, failures, units,
                         m, share, busiest, rejected)
 
-    def profile(self, kinds: FailureKinds, budget: int) -> list[Pressure]:
+    def profile(self, kinds: FailureKinds, budget: int,
+                deadline: Deadline | None = None) -> list[Pressure]:
         """The worst pressure for each budget ``j = 0..budget`` (monotone in ``j``)."""
+        tick = deadline.check if deadline is not None else _no_check
         service = self.service
         names = [f"{service.name}-{i}" for i in range(service.replicas)]
         if even(service.load_balancer.kind):
             removed = removal_profile(list(zone_counts(service).values()), kinds, budget)
             out = []
             for j in range(budget + 1):
+                tick()
                 _, units = worst_removal(service, kinds, j)
                 out.append(self.pressure(j, units, names[removed[j]:]))
             return out
-        return self._consistent_hash_profile(kinds, budget, names)
+        return self._consistent_hash_profile(kinds, budget, names, tick)
 
-    def _consistent_hash_profile(self, kinds: FailureKinds, budget: int,
-                                 names: list[str]) -> list[Pressure]:
+    def _consistent_hash_profile(self, kinds: FailureKinds, budget: int, names: list[str],
+                                 tick: Callable[[], None]) -> list[Pressure]:
         service = self.service
         units: list[tuple[str, frozenset[int]]] = []
         if kinds.instances:
@@ -279,6 +287,7 @@ class ServiceModel:
         out = []
         for j in range(budget + 1):
             for combo in itertools.combinations(units, j):
+                tick()
                 gone = frozenset().union(*(members for _, members in combo))
                 survivors = [n for i, n in enumerate(names) if i not in gone]
                 shares = consistent_hash_shares(survivors)
@@ -290,6 +299,10 @@ class ServiceModel:
             assert best is not None
             out.append(best)
         return out
+
+
+def _no_check() -> None:
+    return None
 
 
 def _worse(a: Pressure, b: Pressure) -> bool:

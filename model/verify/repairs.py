@@ -250,8 +250,11 @@ class PlacementSolver:
 
 
 def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
-              zones: tuple[str, ...]) -> Repair:
-    """One Repair for a plan: its spec changes and a sentence saying them."""
+              zones: tuple[str, ...], deadline: Deadline | None = None) -> Repair:
+    """One Repair for a plan: its spec changes and a sentence saying them.
+
+    Each change costs a pass over the zones, so with a ``deadline`` (checked per change) a
+    plan of thousands of services over hundreds of zones stops with ``OutOfTime``."""
     changes: dict[str, object] = {}
     words: list[str] = []
     if zones != old_zones:
@@ -259,11 +262,15 @@ def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
         new = [z for z in zones if z not in old_zones]
         words.append(f"add zone{'s' if len(new) > 1 else ''} {', '.join(new)}")
     for change in plan:
+        if deadline is not None:
+            deadline.check()
         changes.update(change.changes())
     # Services given the same replicas (and no worker change) are said together.
     groups: dict[tuple[tuple[str, int], ...], list[str]] = {}
     described: list[str] = []
     for change in plan:
+        if deadline is not None:
+            deadline.check()
         if change.new_workers == change.old_workers:
             groups.setdefault(tuple(change.added.items()), []).append(change.service)
         else:

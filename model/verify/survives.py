@@ -37,7 +37,12 @@ from faultmesh.model import properties as P
 from faultmesh.model.system import Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.cones import RequiredGraph, availability
-from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, out_of_time
+from faultmesh.model.verify.deadline import (
+    REPAIR_OUT_OF_TIME,
+    Deadline,
+    OutOfTime,
+    out_of_time,
+)
 from faultmesh.model.verify.failures import (
     FailureKinds,
     FailureSet,
@@ -70,7 +75,7 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
     graph = RequiredGraph(system, certain=True)
     cost = {name: kill_cost(service, kinds) for name, service in system.services.items()}
-    cheapest = graph.min_cone_cost(cost)
+    cheapest = graph.min_cone_cost(cost, deadline)
     entry_nodes = [graph.index[e] for e in entries]
     weakest = min(cheapest[v] for v in entry_nodes)
     if deadline.expired():
@@ -84,7 +89,7 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     # more than `weakest`, so the counterexample's failures cannot kill it and the chain ends
     # exactly at the dead service.
     start = next(v for v in entry_nodes if cheapest[v] == weakest)
-    path = graph.chain(start, lambda v: cost[graph.service[v]] == weakest)
+    path = graph.chain(start, lambda v: cost[graph.service[v]] == weakest, deadline)
     assert path is not None
     victim = system.services[graph.service[path[-1]]]
     chain = [graph.names[v] for v in path]
@@ -97,13 +102,13 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
                        f"every workload entry survives any {plural(budget, 'failure')} "
                        f"of {kinds.describe()}: the weakest service they need, {victim.name} "
                        f"({_placement(victim)}), takes {plural(int(weakest), 'failure')} to go "
-                       f"down{via}" + _degradation(system, kinds, budget, cost))
+                       f"down{via}" + _degradation(system, kinds, budget, cost, deadline))
 
     units = kill_set(victim, kinds)
     failed = FailureSet(units)
-    unavailable = graph.unavailable(failed.services_down(system))
+    unavailable = graph.unavailable(failed.services_down(system), deadline)
     down = tuple(e for e in entries if graph.index[e] in unavailable)
-    degraded = _degraded(system, failed, down)
+    degraded = _degraded(system, failed, down, deadline)
     explanation = (f"{victim.name} has {_weakness(victim, kinds, budget)}: {', '.join(units)} down "
                    f"takes {listing(down)} down")
     if len(chain) > 1:
@@ -119,9 +124,10 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     return Verdict(prop.name, prop.kind, "violated", explanation, counterexample, repair)
 
 
-def _degraded(system: System, failed: FailureSet, down: tuple[str, ...]) -> dict[str, float]:
+def _degraded(system: System, failed: FailureSet, down: tuple[str, ...],
+              deadline: Deadline) -> dict[str, float]:
     """The entries ``failed`` leaves up but failing some requests, with the share they serve."""
-    shares = availability(system, failed.services_down(system))
+    shares = availability(system, failed.services_down(system), deadline)
     return {e: shares[e] for e in dict.fromkeys(system.entries)
             if e not in down and shares[e] < 1.0}
 
@@ -132,7 +138,7 @@ def _shares(degraded: dict[str, float]) -> str:
 
 
 def _degradation(system: System, kinds: FailureKinds, budget: int,
-                 cost: dict[str, int | None]) -> str:
+                 cost: dict[str, int | None], deadline: Deadline) -> str:
     """When no ``budget`` failures take an entry down: a failure set that degrades one, if any.
 
     The cheapest service reached over required calls (probabilistic ones included) is killed
@@ -140,16 +146,16 @@ def _degradation(system: System, kinds: FailureKinds, budget: int,
     that make a call into it.
     """
     graph = RequiredGraph(system)
-    cheapest = graph.min_cone_cost(cost)
+    cheapest = graph.min_cone_cost(cost, deadline)
     starts = [graph.index[e] for e in dict.fromkeys(system.entries)]
     weakest = min(cheapest[v] for v in starts)
     if weakest > budget:
         return ""
     start = next(v for v in starts if cheapest[v] == weakest)
-    path = graph.chain(start, lambda v: cost[graph.service[v]] == weakest)
+    path = graph.chain(start, lambda v: cost[graph.service[v]] == weakest, deadline)
     assert path is not None
     units = kill_set(system.services[graph.service[path[-1]]], kinds)
-    degraded = _degraded(system, FailureSet(units), ())
+    degraded = _degraded(system, FailureSet(units), (), deadline)
     if not degraded:
         return ""
     return (f"; but {', '.join(units)} down degrades {_shares(degraded)} (calls made with "
@@ -167,12 +173,15 @@ def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
     zones = system.zones
     if kinds.zones and budget + 1 > len(zones):
         zones = zones + extra_zones(zones, budget + 1 - len(zones))
-    needed = dict.fromkeys(graph.service[v] for v in sorted(graph.cone(entry_nodes)))
-    weak = [name for name in needed if (c := cost[name]) is not None and c <= budget]
-    solver = PlacementSolver.for_system(system, zones, deadline)
     plan: list[PlacementChange] = []
     try:
+        needed = dict.fromkeys(graph.service[v] for v in sorted(graph.cone(entry_nodes,
+                                                                          deadline)))
+        weak = [name for name in needed if (c := cost[name]) is not None and c <= budget]
+        solver = PlacementSolver.for_system(system, zones, deadline)
         for name in weak:
+            # Answers are cached by shape, so only this check bounds a long run of cache hits.
+            deadline.check()
             service = system.services[name]
             counts = zone_counts(service)
             new = solver.to_survive(counts, kinds, budget)
@@ -180,9 +189,9 @@ def _repair(system: System, graph: RequiredGraph, entry_nodes: list[int],
                 return None, "no repair by adding replicas exists"
             old = {z: counts.get(z, 0) for z in zones}
             plan.append(PlacementChange(name, old, new, service.workers, service.workers))
-    except RepairTimeout:
+        return as_repair(plan, system.zones, zones, deadline), ""
+    except (RepairTimeout, OutOfTime):
         return None, REPAIR_OUT_OF_TIME
-    return as_repair(plan, system.zones, zones), ""
 
 
 def _placement(service: Service) -> str:

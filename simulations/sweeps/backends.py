@@ -141,8 +141,8 @@ def _workers_skip_main(runner: Runner) -> Iterator[None]:
     if main is None or _defined_in_main(runner):
         yield
         return
-    hidden = {name: main.__dict__[name] for name in ("__file__", "__spec__")
-              if name in main.__dict__}
+    hidden: dict[str, Any] = {name: main.__dict__[name] for name in ("__file__", "__spec__")
+                              if name in main.__dict__}
     main.__dict__.pop("__file__", None)
     main.__spec__ = None  # spawn reads the attribute, so it must exist
     try:

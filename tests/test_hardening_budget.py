@@ -1,0 +1,180 @@
+"""`verify --timeout` bounds the whole of verify (issue 15): one budget for every property.
+
+Before, each property got a fresh ``Deadline(timeout)`` and the combinatorial loops (failure
+enumeration in capacity, cones and repairs in survives) never looked at it, so
+``--failures 1000`` on a large system ran for minutes past ``--timeout``. Every test here
+asserts verdicts and the deadline's state, never wall-clock times (``bench/verify.py
+--budget`` measures those).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faultmesh.cli import main
+from faultmesh.model import properties as P
+from faultmesh.model.distributions import Constant
+from faultmesh.model.system import (
+    Call,
+    Endpoint,
+    FrozenMap,
+    LoadBalancer,
+    Service,
+    System,
+    Workload,
+)
+from faultmesh.model.verify import Deadline, OutOfTime, verify
+from faultmesh.model.verify.capacity import check as check_capacity
+from faultmesh.model.verify.cones import RequiredGraph, availability
+from faultmesh.model.verify.deadline import out_of_time
+from faultmesh.model.verify.failures import FailureKinds
+from faultmesh.model.verify.load import offered_load
+from faultmesh.model.verify.pressure import CallTimes, ServiceModel
+from faultmesh.model.verify.repairs import PlacementChange, as_repair
+
+ZONES = ("a", "b", "c")
+BOTH = ("instance", "zone")
+
+
+def chain_system(n: int, *, replicas: int = 3, balancer: str = "round_robin") -> System:
+    """s0 -> s1 -> ... -> s{n-1}, each spread over zones a, b, c, one workload entry."""
+    services = {}
+    for i in range(n):
+        steps = (Call(f"s{i + 1}", "handle", timeout=1.0),) if i + 1 < n else ()
+        endpoint = Endpoint("handle", Constant(0.001), steps=steps)
+        zones = tuple(ZONES[r % len(ZONES)] for r in range(replicas))
+        services[f"s{i}"] = Service(f"s{i}", FrozenMap({"handle": endpoint}), zones=zones,
+                                    load_balancer=LoadBalancer(balancer))  # type: ignore[arg-type]
+    return System(FrozenMap(services), name=f"chain-{n}", zones=ZONES,
+                  workload=(Workload("s0", "handle", 10.0),))
+
+
+class Countdown(Deadline):
+    """A deadline that has time left for its first ``reads`` clock readings, then none:
+    where a checker looks at its deadline is then observable without timing anything.
+    ``read`` counts the readings made."""
+
+    def __init__(self, reads: int = 10**9) -> None:
+        super().__init__(3600.0)
+        self.reads = reads
+        self.read = 0
+
+    def left(self) -> float:
+        self.read += 1
+        return 3600.0 if self.read <= self.reads else 0.0
+
+
+def spent(kind: str, budget: str) -> str:
+    return f"{kind}: ran out of time (budget {budget}) before deciding; raise --timeout"
+
+
+def test_a_thousand_failures_on_2000_services_stay_within_one_budget() -> None:
+    system = chain_system(2000)
+    deadline = Deadline(0.5)
+    report = verify(system, [P.Capacity(failures=1000, of=BOTH),
+                             P.Survives(failures=1000, of=BOTH),
+                             P.StartupOrder()], deadline=deadline)
+    assert deadline.expired()
+    capacity, survives, startup = report.verdicts
+    assert (capacity.status, capacity.explanation) == ("unknown", spent("capacity", "500ms"))
+    # Started after the shared budget was spent: unknown at once, even the cheap check.
+    assert (survives.status, survives.explanation) == ("unknown", spent("survives", "500ms"))
+    assert (startup.status, startup.explanation) == ("unknown",
+                                                     spent("startup_order", "500ms"))
+
+
+def test_the_timeout_is_one_budget_not_one_per_property() -> None:
+    system = chain_system(3)
+    props = [P.Survives(failures=1, of=BOTH), P.Survives(failures=1, of=BOTH)]
+    # Time enough for the first property's start, none left for the second one.
+    first = Countdown()
+    verify(system, props[:1], deadline=first)
+    report = verify(system, props, deadline=Countdown(first.read))
+    assert [v.status for v in report.verdicts] == ["holds", "unknown"]
+    assert report.verdicts[1].explanation == spent("survives", "1h")
+    assert verify(system, props, timeout=60).verdicts[1].status == "holds"
+
+
+def test_capacity_failure_enumeration_checks_the_deadline() -> None:
+    # Consistent hashing over 8 replicas: every failure set of up to 4 units is tried.
+    system = chain_system(1, replicas=8, balancer="consistent_hash")
+    prop = P.Capacity(failures=4, of=("instance",), utilization=0.99)
+    assert check_capacity(system, prop, Deadline(60)).status == "holds"
+    # Its two between-step checks pass; the first check inside the loops stops it.
+    verdict = check_capacity(system, prop, Countdown(2))
+    assert verdict == out_of_time(prop, Deadline(3600.0))
+
+
+@pytest.mark.parametrize("balancer", ["round_robin", "consistent_hash"])
+def test_a_service_profile_stops_when_the_deadline_is_spent(balancer: str) -> None:
+    system = chain_system(1, replicas=6, balancer=balancer)
+    load = offered_load(system)
+    kinds = FailureKinds.of(BOTH)
+    model = ServiceModel(system, "s0", load, CallTimes(system, load, kinds, 3))
+    assert len(model.profile(kinds, 3, Deadline(60))) == 4
+    with pytest.raises(OutOfTime):
+        model.profile(kinds, 3, Deadline(0))
+
+
+def test_cone_walks_stop_when_the_deadline_is_spent() -> None:
+    system = chain_system(50)
+    graph = RequiredGraph(system, certain=True)
+    start = graph.index["s0.handle"]
+    for walk in (lambda d: graph.min_cone_cost({"s0": 1}, d),
+                 lambda d: graph.unavailable({"s49"}, d),
+                 lambda d: graph.chain(start, lambda v: False, d),
+                 lambda d: graph.cone([start], d),
+                 lambda d: availability(system, {"s49"}, d)):
+        walk(Deadline(60))  # time enough: it finishes
+        with pytest.raises(OutOfTime):
+            walk(Deadline(0))
+
+
+def test_a_long_repair_plan_stops_when_the_deadline_is_spent() -> None:
+    zones = tuple(f"z{i}" for i in range(20))
+    plan = [PlacementChange(f"s{i}", {"z0": 1}, dict.fromkeys(zones, 1), 1, 1)
+            for i in range(100)]
+    assert as_repair(plan, ("z0",), zones, Deadline(60)).changes
+    with pytest.raises(OutOfTime):
+        as_repair(plan, ("z0",), zones, Deadline(0))
+
+
+def test_survives_repair_cut_short_keeps_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    system = chain_system(200, replicas=1)
+    prop = P.Survives(failures=1, of=("instance",))
+    from faultmesh.model.verify import survives
+
+    # Enough clock readings to decide, and not enough for the repair's per-service loop.
+    decided = survives.check(system, prop, Deadline(60))
+    assert decided.status == "violated" and decided.repair is not None
+    reads = 0
+    for reads in range(1, 200):
+        verdict = survives.check(system, prop, Countdown(reads))
+        if verdict.status == "violated":
+            break
+    assert verdict.status == "violated" and verdict.repair is None
+    assert verdict.explanation.endswith("the repair search ran out of time")
+
+
+def test_verify_cli_timeout_bounds_every_property(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # Capacity alone takes tens of seconds here; a one-second budget leaves survives (which
+    # alone decides quickly) no time at all.
+    lines = ["system: big", "zones: [a, b, c]", "services:"]
+    for i in range(1000):
+        call = f", calls: [s{i + 1}.handle]" if i + 1 < 1000 else ""
+        lines.append(f"  s{i}: {{replicas: 3, endpoints: {{handle: {{service_time: 1ms{call}}}}}}}")
+    lines += ["workload:", "  - {entry: s0.handle, rate: 10/s}",
+              "properties:", "  - capacity: {failures: 1000}"]
+    spec = tmp_path / "big.yaml"
+    spec.write_text("\n".join(lines) + "\n")
+    code = main(["verify", str(spec), "--failures", "1000", "--timeout", "1", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 3
+    verdicts = {v["kind"]: v for v in out["properties"]}
+    for kind in ("capacity", "survives"):
+        assert verdicts[kind]["status"] == "unknown"
+        assert verdicts[kind]["explanation"] == spent(kind, "1s")
