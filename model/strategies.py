@@ -133,6 +133,14 @@ def spec_documents(
             service["load_balancer"] = draw(st.sampled_from(
                 ["round_robin", "random", "least_request", "consistent_hash",
                  {"least_request": {"choices": 3}}]))
+        if balancers and draw(st.integers(0, 3)) == 0:
+            service["outlier_detection"] = {
+                "consecutive_5xx": draw(st.integers(0, 5)),
+                "consecutive_gateway_errors": draw(st.integers(0, 5)),
+                "interval": _ms(draw(st.integers(100, 10_000))),
+                "base_ejection_time": _ms(draw(st.integers(100, 30_000))),
+                "max_ejection_percent": draw(st.sampled_from([0, 10, 34, 50, 100])),
+                "always_eject_one_host": draw(st.booleans())}
         if limits and draw(st.integers(0, 2)) == 0:
             service["concurrency"] = draw(st.integers(1, 16))
         if limits and draw(st.integers(0, 2)) == 0:

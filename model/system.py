@@ -120,6 +120,54 @@ class Backoff:
         return min(self.cap, self.base * 2.0 ** min(retry - 1, 60))
 
 
+@dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    """Envoy's outlier detection of a callee's hosts, kept by each caller instance on its own.
+
+    Istio's DestinationRule ``outlierDetection`` with its defaults; a threshold of 0 turns that
+    detector off. Ejection time is ``min(base_ejection_time * n, max_ejection_time)``, ``n``
+    growing with each ejection and shrinking by one at each ``interval`` tick the host spends
+    back in service; a host returns at the first tick after its time has passed. A detection
+    ejects only while ``(ejected + 1) / hosts`` stays within ``max_ejection_percent`` (or, with
+    ``always_eject_one_host``, when no host is ejected yet).
+    """
+
+    consecutive_5xx: int = 5
+    consecutive_gateway_errors: int = 0
+    interval: float = 10.0
+    base_ejection_time: float = 30.0
+    max_ejection_time: float = 300.0
+    max_ejection_percent: float = 10.0
+    always_eject_one_host: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.consecutive_5xx >= 0, "consecutive_5xx must not be negative",
+               self.consecutive_5xx)
+        _check(self.consecutive_gateway_errors >= 0,
+               "consecutive_gateway_errors must not be negative", self.consecutive_gateway_errors)
+        _check(self.interval > 0.0, "interval must be positive", self.interval)
+        _check(self.base_ejection_time > 0.0, "base_ejection_time must be positive",
+               self.base_ejection_time)
+        _check(self.max_ejection_time >= 0.0, "max_ejection_time must not be negative",
+               self.max_ejection_time)
+        _check(0.0 <= self.max_ejection_percent <= 100.0,
+               "max_ejection_percent must be in [0, 100]", self.max_ejection_percent)
+
+    def ejectable(self, hosts: int) -> int:
+        """How many of ``hosts`` may be ejected at once (Envoy's max-ejection-percent rule)."""
+        if hosts <= 0:
+            return 0
+        # Envoy ejects while 100 * (ejected + 1) / hosts <= max_ejection_percent.
+        allowed = 0
+        while allowed < hosts and 100.0 * (allowed + 1) / hosts <= self.max_ejection_percent:
+            allowed += 1
+        return max(allowed, 1) if self.always_eject_one_host else allowed
+
+    def ejection_time(self, multiplier: int) -> float:
+        """How long an ejection lasts with the given ejection-time multiplier."""
+        return min(self.base_ejection_time * multiplier, self.max_ejection_time)
+
+
 LoadBalancerKind = Literal["round_robin", "random", "least_request", "consistent_hash"]
 
 
@@ -253,6 +301,8 @@ class Service:
     load_balancer: LoadBalancer = field(default_factory=LoadBalancer)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     readiness: Readiness = field(default_factory=Readiness)
+    # How each caller's proxy ejects this service's failing hosts (None: it does not).
+    outlier_detection: OutlierDetection | None = None
 
     @property
     def replicas(self) -> int:
@@ -357,6 +407,7 @@ __all__ = [
     "Instance",
     "LoadBalancer",
     "Orchestration",
+    "OutlierDetection",
     "ParallelCalls",
     "RateBreakerPolicy",
     "Readiness",

@@ -185,11 +185,12 @@ def test_kubernetes_and_istio_semantics(capsys: pytest.CaptureFixture[str],
     assert scenario["faults"] == [{"latency": {"target": "api", "add": "2s"}},
                                   {"errors": {"target": "api", "rate": "5%"}}]
     assert doc["workload"][0]["entry"] == "web.serve"
+    assert api["outlier_detection"] == {"consecutive_5xx": 5, "interval": "10s",
+                                        "base_ejection_time": "30s", "max_ejection_percent": 10}
     # Not modelled: named in the header and warned about, with the location.
     header = text.split("\nsystem:")[0]
-    assert "outlierDetection" in header and "NOT modelled" in header
     assert "maxRetries" in header and "retryOn" in header
-    assert f"{source}:" in err and "outlierDetection" in err
+    assert "maxEjectionPercent 10 of 4 replica(s) lets no host be ejected" in header
     assert "'Widget' is not modelled" in err
     system = model.loads(text)
     assert system.services["api"].replicas == 4

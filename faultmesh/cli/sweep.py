@@ -86,6 +86,7 @@ def sweep_command(
         parse_grid,
         run_sweep,
     )
+    from faultmesh.simulations.sweeps.plan import check_size
 
     if force and output is None:  # it would change nothing: say so rather than ignore it
         bad_input("--force replaces a sweep in the directory --out names; add --out DIR")
@@ -95,6 +96,12 @@ def sweep_command(
     system = load_spec(spec)
     try:
         grid = parse_grid(settings or [])
+        # Counted before planning: a sweep too large to plan is refused at once, and the user
+        # knows what is coming before the first run (or the planning of many points) starts.
+        planned = check_size(grid, seeds, len(scenario or ()))
+        err.print(f"sweep {system.name}: {plural(planned, 'run')} planned "
+                  f"({plural(planned // seeds, 'grid point')} x {plural(seeds, 'seed')})",
+                  markup=False)
         # The bar appears once the workers are up and is gone before any message below.
         with ProgressBar(f"sweep {system.name}") as bar:
             result = run_sweep(

@@ -19,7 +19,14 @@ DestinationRule ``trafficPolicy``:
   ``http1MaxPendingRequests`` -> ``queue``, each divided over the service's replicas: Envoy
   counts them per caller proxy for the whole cluster, faultmesh per instance;
   ``maxRetries`` (concurrent retries over the cluster) has no faultmesh counterpart: noted.
-- ``outlierDetection`` is not modelled yet: noted in the header, with a warning.
+- ``outlierDetection`` -> the service's ``outlier_detection`` (kept by each caller instance, as
+  each client sidecar runs its own detector): ``consecutive5xxErrors`` -> ``consecutive_5xx``,
+  ``consecutiveGatewayErrors`` (and the deprecated ``consecutiveErrors``, which counted
+  502/503/504) -> ``consecutive_gateway_errors``, ``interval``, ``baseEjectionTime``,
+  ``maxEjectionPercent``; unset keys take Istio's defaults (5, off, 10s, 30s, 10%) and Envoy's
+  ``max_ejection_time`` 300s. ``minHealthPercent`` (Envoy's panic threshold; Istio's default 0
+  is what faultmesh models), ``splitExternalLocalOriginErrors`` and
+  ``consecutiveLocalOriginFailures`` are noted, not modelled.
 """
 
 from __future__ import annotations
@@ -178,9 +185,70 @@ def _destination_rule(draft: Draft, manifest: Manifest, spec: dict[str, Any],
             draft.assumptions.append(f"{label}: maxRetries {http['maxRetries']} (concurrent "
                                      "retries over the cluster) is not modelled")
     if isinstance(policy.get("outlierDetection"), dict):
-        keys = ", ".join(f"{k}: {v}" for k, v in policy["outlierDetection"].items())
-        draft.assumptions.append(f"{label}: outlierDetection ({keys}) is NOT modelled yet: "
-                                 "faultmesh does not eject hosts")
-        file, line, column = manifest.where("spec", "trafficPolicy", "outlierDetection")
-        draft.warn(file, line, column, f"{label}: outlierDetection is not modelled yet; "
-                   "ignored")
+        _outlier_detection(draft, manifest, policy["outlierDetection"], base, label)
+
+
+OUTLIER_KEYS = {"consecutive5xxErrors": "consecutive_5xx",
+                "consecutiveGatewayErrors": "consecutive_gateway_errors",
+                "consecutiveErrors": "consecutive_gateway_errors",
+                "interval": "interval", "baseEjectionTime": "base_ejection_time",
+                "maxEjectionPercent": "max_ejection_percent"}
+OUTLIER_NOTED = ("minHealthPercent", "splitExternalLocalOriginErrors",
+                 "consecutiveLocalOriginFailures")
+
+
+def _count(value: Any) -> int | None:
+    """An Istio UInt32Value: a plain integer, or ``{value: n}`` as some tools write it."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and value >= 0 else None
+
+
+def _outlier_detection(draft: Draft, manifest: Manifest, rule: dict[str, Any],
+                       base: tuple[Any, ...], label: str) -> None:
+    out: dict[str, Any] = {}
+    for key, value in rule.items():
+        spec_key = OUTLIER_KEYS.get(key)
+        if spec_key in ("interval", "base_ejection_time"):
+            read: Any = _duration(value)
+        elif spec_key == "max_ejection_percent":
+            read = value if isinstance(value, int | float) and not isinstance(value, bool) \
+                and 0 <= value <= 100 else None
+        elif spec_key is not None:
+            read = _count(value)
+        elif key in OUTLIER_NOTED:
+            if not value:  # 0 / false: what faultmesh models (Istio's defaults)
+                continue
+            draft.assumptions.append(f"{label}: outlierDetection {key} {value!r} is not "
+                                     "modelled (faultmesh: no panic threshold, local-origin "
+                                     "errors counted as gateway errors)")
+            continue
+        else:
+            file, line, column = manifest.where("spec", "trafficPolicy", "outlierDetection",
+                                                key)
+            draft.warn(file, line, column, f"{label}: outlierDetection {key!r} is not "
+                       "modelled; ignored")
+            continue
+        if read is None:
+            file, line, column = manifest.where("spec", "trafficPolicy", "outlierDetection",
+                                                key)
+            draft.warn(file, line, column, f"{label}: outlierDetection {key} {value!r} is "
+                       "not a value faultmesh reads; Istio's default used")
+            continue
+        if key == "consecutiveErrors":
+            if "consecutiveGatewayErrors" in rule:
+                continue  # the newer key wins
+            draft.assumptions.append(f"{label}: the deprecated consecutiveErrors is read as "
+                                     "consecutiveGatewayErrors (it counted 502/503/504)")
+        out[spec_key] = read
+    if "maxEjectionPercent" not in rule:
+        out["max_ejection_percent"] = 10
+    draft.put((*base, "outlier_detection"), out,
+              f"{label} outlierDetection; unset keys: Istio's defaults")
+    replicas = draft.get((*base, "replicas"), 1)
+    percent = out.get("max_ejection_percent", 10)
+    if isinstance(replicas, int) and replicas > 0 and 100.0 / replicas > percent:
+        draft.assumptions.append(
+            f"{label}: maxEjectionPercent {percent:g} of {replicas} replica(s) lets no host be "
+            "ejected (Envoy ejects only while (ejected + 1) / hosts stays within the percent)")

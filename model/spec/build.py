@@ -28,6 +28,7 @@ from faultmesh.model.system import (
     FrozenMap,
     LoadBalancer,
     Orchestration,
+    OutlierDetection,
     ParallelCalls,
     RateBreakerPolicy,
     Readiness,
@@ -82,6 +83,15 @@ def breaker_policy(spec: Any) -> BreakerPolicy | None:
         slow_call_duration=spec.slow_call.duration if spec.slow_call else None,
         slow_call_rate=spec.slow_call.rate if spec.slow_call else 1.0,
     )
+
+
+def outlier_detection(spec: S.Outlier) -> OutlierDetection | None:
+    if spec == "none":
+        return None
+    assert not isinstance(spec, str)
+    return OutlierDetection(spec.consecutive_5xx, spec.consecutive_gateway_errors, spec.interval,
+                            spec.base_ejection_time, spec.max_ejection_time,
+                            spec.max_ejection_percent, spec.always_eject_one_host)
 
 
 def load_balancer(spec: S.LoadBalancer) -> LoadBalancer:
@@ -249,6 +259,8 @@ class Builder:
             load_balancer=load_balancer(spec.load_balancer or self.spec.defaults.load_balancer),
             restart=restart_policy(spec.restart or orchestration.restart),
             readiness=self.readiness(spec.readiness or orchestration.readiness),
+            outlier_detection=outlier_detection(
+                spec.outlier_detection or self.spec.defaults.outlier_detection),
         )
 
     @staticmethod

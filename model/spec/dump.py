@@ -18,6 +18,7 @@ from faultmesh.model.system import (
     Call,
     ConsecutiveBreakerPolicy,
     Endpoint,
+    OutlierDetection,
     ParallelCalls,
     RateBreakerPolicy,
     Readiness,
@@ -84,6 +85,15 @@ def _readiness(r: Readiness) -> dict[str, Any]:
             "initial_delay": dur(r.initial_delay)}
 
 
+def _outlier(o: OutlierDetection) -> dict[str, Any]:
+    return {"consecutive_5xx": o.consecutive_5xx,
+            "consecutive_gateway_errors": o.consecutive_gateway_errors,
+            "interval": dur(o.interval), "base_ejection_time": dur(o.base_ejection_time),
+            "max_ejection_time": dur(o.max_ejection_time),
+            "max_ejection_percent": o.max_ejection_percent,
+            "always_eject_one_host": o.always_eject_one_host}
+
+
 def _service(s: Service, zones: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "replicas": s.replicas,
@@ -101,8 +111,10 @@ def _service(s: Service, zones: tuple[str, ...]) -> dict[str, Any]:
         if lb.kind == "least_request" else lb.kind,
         "restart": _restart(s.restart),
         "readiness": _readiness(s.readiness),
-        "endpoints": {name: _endpoint(e) for name, e in s.endpoints.items()},
     })
+    if s.outlier_detection is not None:
+        out["outlier_detection"] = _outlier(s.outlier_detection)
+    out["endpoints"] = {name: _endpoint(e) for name, e in s.endpoints.items()}
     return out
 
 

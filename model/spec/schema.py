@@ -187,6 +187,21 @@ class ConsecutiveBreakerSpec(SpecModel):
     open_for: Duration = 60.0
 
 
+class OutlierDetectionSpec(SpecModel):
+    """Envoy outlier detection as Istio's DestinationRule sets it (Istio's defaults)."""
+
+    consecutive_5xx: Failures = 5  # 0: off
+    consecutive_gateway_errors: Failures = 0  # 0: off (Istio's default)
+    interval: Period = 10.0
+    base_ejection_time: Period = 30.0
+    max_ejection_time: Duration = 300.0
+    max_ejection_percent: Annotated[float, Field(ge=0, le=100)] = 10.0
+    always_eject_one_host: bool = False
+
+
+Outlier = OutlierDetectionSpec | Literal["none"]
+
+
 def _breaker_kind(value: Any) -> str:
     if isinstance(value, str):
         return "~none"
@@ -278,6 +293,7 @@ class ServiceSpec(SpecModel):
     load_balancer: LoadBalancer | None = None
     restart: Restart | None = None
     readiness: ReadinessSpec | None = None
+    outlier_detection: Outlier | None = None  # None: the defaults' ("none": off)
     endpoints: Annotated[dict[Name, EndpointSpec], Field(min_length=1)]
 
 
@@ -294,6 +310,7 @@ class DefaultsSpec(SpecModel):
     call: CallDefaultsSpec = CallDefaultsSpec()
     load_balancer: LoadBalancer = "round_robin"
     circuit_breaker: Breaker = "none"
+    outlier_detection: Outlier = "none"
 
 
 class WorkloadSpec(SpecModel):

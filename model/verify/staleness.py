@@ -29,6 +29,24 @@ are not:
   (often under its threshold: it stays closed), and when it does open it refuses every call,
   the live replicas' included.
 
+Outlier detection on the callee (``outlier_detection``, Envoy's, kept by each caller
+instance) covers a call too when it ejects the dead instance at its *first* failed attempt: an
+enabled threshold (``consecutive_5xx`` or ``consecutive_gateway_errors``: a refused connection
+counts for both) of 1, room to eject one host (``max_ejection_percent`` of the replicas, see
+``OutlierDetection.ejectable``) and ``retries >= 1``: the failed attempt ejects the host from
+that caller instance's balancing set before the retry is balanced, and each return of the host
+(at an interval tick) is ended by the next failed attempt the same way. With a larger threshold
+T it only *bounds* the failures: each caller instance sends at most T failed attempts to the
+dead instance between two ejections, each ejection lasts at least ``L = min(base_ejection_time,
+max_ejection_time)``, so over the window at most
+
+    T * (floor(window / L) + 2)
+
+failed attempts per caller instance (hence at most that many failed calls), plus attempts
+already in flight when the T-th fails (none when the refusal is immediate). The bound assumes
+what this property assumes: one dead instance and live ones that answer (a live host failing
+for another reason could use up the ejection room).
+
 Checked: every required call (``Call.required``) into a service with at least two replicas
 (with a single replica there is nothing live to route to, which is what ``survives`` is
 about). Workload requests come through the ingress, which is not a caller with its own
@@ -42,6 +60,8 @@ on every uncovered call.
 """
 
 from __future__ import annotations
+
+import math
 
 from faultmesh.model import properties as P
 from faultmesh.model.detection import stale_window
@@ -63,9 +83,36 @@ def exposed(system: System, site: CallSite) -> bool:
     return site.call.required and system.services[site.call.service].replicas >= 2
 
 
+def ejection_threshold(system: System, site: CallSite) -> int | None:
+    """Failed attempts on a dead callee instance that get it ejected (None: never ejected)."""
+    callee = system.services[site.call.service]
+    policy = callee.outlier_detection
+    if policy is None or policy.ejectable(callee.replicas) == 0:
+        return None
+    # A refused connection is a gateway error: it counts for both detectors.
+    enabled = [t for t in (policy.consecutive_5xx, policy.consecutive_gateway_errors) if t > 0]
+    return min(enabled) if enabled else None
+
+
+def failed_attempts_bound(system: System, site: CallSite) -> int | None:
+    """At most this many attempts per caller instance fail on one dead callee instance over
+    the stale window, thanks to outlier detection (None: no bound from it)."""
+    threshold = ejection_threshold(system, site)
+    if threshold is None:
+        return None
+    policy = system.services[site.call.service].outlier_detection
+    assert policy is not None
+    shortest = min(policy.base_ejection_time, policy.max_ejection_time)
+    if shortest <= 0:
+        return None
+    return threshold * (math.floor(window(system) / shortest) + 2)
+
+
 def covers(system: System, site: CallSite) -> bool:
     """Is a retry of this call sure to reach another replica?"""
-    return site.call.retries >= 1 and site.call.retry_other_instance
+    if site.call.retries < 1:
+        return False
+    return site.call.retry_other_instance or ejection_threshold(system, site) == 1
 
 
 def failure_probability(system: System, site: CallSite) -> float:
@@ -108,7 +155,8 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
     if not uncovered:
         return Verdict(prop.name, prop.kind, "holds",
                        f"{lasting}; all {len(checked)} required calls into replicated services "
-                       "retry on another replica (retry_other_instance)")
+                       "retry on another replica (retry_other_instance, or outlier detection "
+                       "that ejects the dead one at its first failed attempt)")
     first = uncovered[0]
     callee = system.services[first.call.service]
     succ = successors_of(sites, lambda s: not s.call.asynchronous)
@@ -125,6 +173,12 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
     exactly = "exactly" if balancer == "random" else "up to"
     more = len(uncovered) - 1
     tail = f" (and {more} more call{'s' if more > 1 else ''})" if more else ""
+    bound = failed_attempts_bound(system, first)
+    if bound is not None:
+        callers = system.services[first.caller_service].replicas
+        why += (f"; outlier detection bounds it to {bound} failed attempts per caller "
+                f"instance ({callers} caller instance{'s' if callers > 1 else ''}) over the "
+                "window")
     explanation = (f"{lasting}; {first.describe()} fails when it is routed there, {exactly} "
                    f"{chance:.4g} of its requests while one of {callee.replicas} instances is "
                    f"dead: {why}{tail}")
@@ -142,8 +196,11 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
         prop.name, prop.kind, "violated", explanation,
         Counterexample(chain=(*prefix, first.callee),
                        numbers={"window_s": span, "replicas": callee.replicas,
-                                "failure_probability": chance}),
+                                "failure_probability": chance,
+                                **({} if bound is None
+                                   else {"failed_attempts_per_caller_instance": bound})}),
         Repair(words, changes))
 
 
-__all__ = ["check_staleness", "covers", "exposed", "failure_probability", "window"]
+__all__ = ["check_staleness", "covers", "ejection_threshold", "exposed", "failed_attempts_bound",
+           "failure_probability", "window"]

@@ -27,6 +27,12 @@ Decision procedure (exact, linear in the size of the endpoint graph):
 
 The verdict names the weakest service, the failures, every entry they take down and the chain
 of required calls from a downed entry to the dead service, with the smallest repair.
+
+Outlier detection (``outlier_detection``) changes none of this. It ejects hosts that fail; in
+this model a live instance never fails, so only dead ones can be ejected, and removing a dead
+instance from a caller's set neither revives it nor takes a live one away (when every instance
+is dead, "no instance" replaces "instance down"). ``max_ejection_percent`` cannot eject live
+hosts here, so it cannot make an entry down that is up.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ length, its retry and backoff policy. Each time a job reaches that step, the sit
    retry too);
 2. an instance is picked from the caller's discovery view with the caller's balancer (no view:
    ``no instance``); each attempt is load-balanced anew, among the instances not yet tried
-   by this call when it sets ``retry_other_instance`` (Envoy's ``previous_hosts`` predicate);
+   by this call when it sets ``retry_other_instance`` (Envoy's ``previous_hosts`` predicate),
+   and never among the hosts the caller instance's outlier detector has ejected;
 3. the request crosses the network to it (and may be dropped), and the attempt's timeout starts;
 4. the first of response and timeout settles the attempt and is reported to the breaker; a late
    response is ignored (the callee did the work for nothing, as it would).
@@ -41,6 +42,7 @@ import simpy
 from simpy.events import Timeout
 
 from faultmesh.model.system import Backoff, BreakerPolicy, Call, RateBreakerPolicy
+from faultmesh.simulations.engine.outliers import classify
 from faultmesh.simulations.outcomes import (
     CIRCUIT_OPEN,
     NO_INSTANCE,
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
         BreakerSummary,
         CallSummary,
     )
+    from faultmesh.simulations.outliers import OutlierDetector
 
 ActiveRequests: TypeAlias = "Counter[Instance]"
 """A caller's requests still out, per callee instance (its least-request balancer's load)."""
@@ -194,14 +197,16 @@ class CallSite:
 
     __slots__ = ("active", "asynchronous", "attempts", "backoff", "balancers", "breakers",
                  "callee", "callee_service", "deadlines", "edge", "endpoint", "env", "network",
-                 "optional", "other_instance", "probability", "repeat", "rng", "sometimes")
+                 "optional", "other_instance", "outliers", "probability", "repeat", "rng",
+                 "sometimes")
 
     def __init__(self, call: Call, *, env: simpy.Environment, network: Network,
                  endpoint: EndpointRuntime, callee_service: ServiceRuntime,
                  deadlines: Deadlines, balancers: tuple[Balancer, ...],
                  active: tuple[ActiveRequests, ...] | None,
                  breakers: tuple[CircuitBreaker, ...] | None,
-                 edge: EdgeStats, rng: random.Random) -> None:
+                 edge: EdgeStats, rng: random.Random,
+                 outliers: tuple[OutlierDetector, ...] | None = None) -> None:
         self.env = env
         self.network = network
         self.endpoint = endpoint
@@ -213,6 +218,8 @@ class CallSite:
         self.balancers = balancers
         self.active = active
         self.breakers = breakers
+        # The caller instance's outlier detector for the callee (None: no outlier detection).
+        self.outliers = outliers
         self.edge = edge
         self.attempts = call.attempts
         self.backoff = call.backoff
@@ -249,6 +256,12 @@ class CallSite:
         if run.attempt > 1:
             self.callee_service.retries += 1
         view = run.caller.view[self.callee]
+        outliers = self.outliers
+        if outliers is not None and outliers[index].ejected:
+            # Ejected hosts leave this caller's load-balancing set; with none left the call
+            # fails as Envoy's "no healthy upstream" (Istio sets no panic threshold by default).
+            ejected = outliers[index].ejected
+            view = tuple(i for i in view if i.name not in ejected)
         n = len(view)
         if n == 0:
             if breaker is not None:
@@ -268,9 +281,9 @@ class CallSite:
             run.tried.append(target)
         token = run.token = run.awaiting = run.token + 1
         run.sent_at = now
+        run.target = target
         if self.active is not None:
             # Counted before sending: the callee may answer at once, settling the attempt.
-            run.target = target
             self.active[index][target] += 1
         run.lost = None
         self.deadlines.add(run, token)
@@ -295,6 +308,9 @@ class CallSite:
         if breakers is not None:
             now = self.env.now
             breakers[run.caller.index].record(now, ok, now - run.sent_at)
+        if self.outliers is not None:
+            self.outliers[run.caller.index].record(
+                run.target.name, self.env.now, classify(ok, cause))  # type: ignore[union-attr]
         if not ok:
             self.failed(run, cause, root)  # type: ignore[arg-type]
         elif run.repeats > 1:

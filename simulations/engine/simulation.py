@@ -47,6 +47,7 @@ from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
 from faultmesh.simulations.engine.jobs import EndpointRuntime
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
+from faultmesh.simulations.engine.outliers import OutlierGroup
 from faultmesh.simulations.engine.streams import Streams
 from faultmesh.simulations.engine.timeouts import Deadlines
 from faultmesh.simulations.engine.workload import Arrivals
@@ -63,6 +64,7 @@ from faultmesh.simulations.observation.phases import Phases
 from faultmesh.simulations.observation.results import Run
 from faultmesh.simulations.observation.summary import RunSummary
 from faultmesh.simulations.observation.warmup import WarmupDetector
+from faultmesh.simulations.outliers import OutlierDetector
 
 DEFAULT_DURATION = 60.0
 PROGRESS_STEPS = 200
@@ -122,6 +124,7 @@ class Simulation:
         self.balancers: dict[Edge, tuple[tuple[Balancer, ...],
                                          tuple[ActiveRequests, ...] | None]] = {}
         self.edge_stats: dict[Edge, EdgeStats] = {}
+        self.outlier_groups: dict[Edge, OutlierGroup] = {}
         self._compile_calls()
         # Every breaker by edge, then by its label in the summary (``cart-0``, or ``cart-0/2``).
         self.breakers: dict[Edge, dict[str, CircuitBreaker]] = {
@@ -229,7 +232,20 @@ class Simulation:
                         callee_service=self.services[call.service],
                         deadlines=self._deadlines(call.timeout), balancers=balancers,
                         active=active, breakers=self._breakers(caller, call, where),
-                        edge=stats, rng=self.streams(f"call/{where}"))
+                        edge=stats, rng=self.streams(f"call/{where}"),
+                        outliers=self._outliers(caller, call.service))
+
+    def _outliers(self, caller: str, callee: str) -> tuple[OutlierDetector, ...] | None:
+        """The callee's outlier detectors on this edge, one per caller instance (or None)."""
+        policy = self.system.services[callee].outlier_detection
+        if policy is None:
+            return None
+        edge = (caller, callee)
+        if edge not in self.outlier_groups:
+            self.outlier_groups[edge] = OutlierGroup(
+                self.env, policy, [i.name for i in self.services[caller].instances],
+                [i.name for i in self.services[callee].instances])
+        return self.outlier_groups[edge].detectors
 
     def _compile_calls(self) -> None:
         for name, service in self.system.services.items():
@@ -316,6 +332,8 @@ class Simulation:
         if self.cold_start:
             self.orchestrator.cold_start(self.instances)
         self.discovery.start()
+        for group in self.outlier_groups.values():
+            group.start()
         for source in self.arrivals:
             source.start()
         self.injector.schedule()
@@ -372,6 +390,9 @@ class Simulation:
         }
         if self.phases is not None:
             summary["phases"] = self.phases.summary(self.breakers)
+        if self.outlier_groups:
+            summary["outliers"] = {f"{caller}->{callee}": group.summary()
+                                   for (caller, callee), group in self.outlier_groups.items()}
         return _clean(summary)
 
 

@@ -15,7 +15,7 @@ requests, or a value that was not finite).
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 Status = Literal["holds", "violated"]
 
@@ -114,6 +114,16 @@ class PropertySummary(TypedDict):
     requests: NotRequired[dict[str, int]]  # no_lost_requests: the ledger
 
 
+class OutlierSummary(TypedDict):
+    """Outlier detection on one (caller service, callee service) edge."""
+
+    # [t, callee instance, "eject" | "return", caller instance], in time order
+    ejections: list[list[Any]]
+    ejected: int  # ejections made
+    overflows: int  # detections the max-ejection-percent rule refused
+    still_ejected: list[str]  # "caller:callee" pairs ejected at the end of the run
+
+
 class FaultSummary(TypedDict):
     kind: str
     fault: str
@@ -182,3 +192,4 @@ class RunSummary(TypedDict):
     faults: list[FaultSummary]
     faults_not_fired: list[UnfiredFault]
     phases: NotRequired[list[PhaseSummary]]
+    outliers: NotRequired[dict[str, OutlierSummary]]  # edges with outlier detection

@@ -212,6 +212,28 @@ def breakers_table(summary: RunSummary) -> Table | None:
     return table
 
 
+def outliers_view(summary: RunSummary) -> Text | None:
+    """One line per edge with outlier detection: ejections, hosts, first and last, returns."""
+    outliers = summary.get("outliers")
+    if not outliers:
+        return None
+    text = Text("Outlier ejections\n", style="bold")
+    for edge, o in outliers.items():
+        events = o["ejections"]
+        ejects = [e for e in events if e[2] == "eject"]
+        hosts = sorted({str(e[1]) for e in ejects})
+        line = f"  {edge}: {o['ejected']} ejection(s)"
+        if ejects:
+            line += (f" of {', '.join(hosts)}, first at {duration(float(ejects[0][0]))}, "
+                     f"{sum(1 for e in events if e[2] == 'return')} return(s)")
+        if o["overflows"]:
+            line += f", {o['overflows']} refused by max_ejection_percent"
+        if o["still_ejected"]:
+            line += f", {len(o['still_ejected'])} still ejected at the end"
+        text.append(line + "\n", style="yellow" if ejects else "")
+    return text
+
+
 def phases_view(summary: RunSummary) -> Text | None:
     """Each phase on its own lines: label, every entry's availability and p99, breaker moves."""
     phases = summary.get("phases")
@@ -309,7 +331,7 @@ def render(summary: RunSummary, console: Console, elapsed: float | None = None) 
     properties, details = properties_view(summary)
     parts: list[Table | Text | None] = [
         head, entries_table(summary), services_table(summary), breakers_table(summary),
-        phases_view(summary), properties, details]
+        outliers_view(summary), phases_view(summary), properties, details]
     verdict = summary["verdict"]
     parts.append(Text(f"verdict: {verdict}",
                       style="bold green" if verdict == "holds" else "bold red"))

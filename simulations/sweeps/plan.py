@@ -2,7 +2,9 @@
 
 A sweep is planned before anything runs. The grid is the cartesian product of the ``--set``
 values (and of the scenarios, when several are given); each point runs ``seeds``
-replications. Every point's System is the fully resolved ``to_document(system)`` with its values
+replications. A sweep makes at most ``MAX_RUNS`` runs: its size is counted (``planned_runs``)
+before a single point is built, so ``--seeds 3000000`` or a huge grid is refused at once
+rather than planned for minutes. Every point's System is the fully resolved ``to_document(system)`` with its values
 written in by ``model.spec.edit`` (the editor repairs use too) and validated by
 ``from_document``: a bad path or value is a ``SweepInputError`` naming the ``--set`` (or the
 combination of ``--set``s) at fault, before a single run starts.
@@ -37,6 +39,9 @@ from faultmesh import model
 PLAN_VERSION = 1
 SCENARIO = "scenario"  # the grid dimension that several scenarios form
 MAX_PROBLEMS = 10  # invalid grid points reported at once
+# Every run is planned (a task each, with its System) before the first starts, and every run's
+# record is kept: 100,000 runs plan in seconds and keep a table of a few hundred MB at most.
+MAX_RUNS = 100_000
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,28 @@ def _duration(duration: float | str | None) -> float | None:
     return seconds
 
 
+def planned_runs(grid: Mapping[str, Iterable[Any]] | None, seeds: int,
+                 scenarios: int = 1) -> int:
+    """Runs a sweep makes: scenarios x the product of the grid's value counts x seeds."""
+    points = max(1, scenarios)
+    for values in (grid or {}).values():
+        points *= len(list(values))
+    return points * seeds
+
+
+def check_size(grid: Mapping[str, Iterable[Any]] | None, seeds: int, scenarios: int = 1) -> int:
+    """``planned_runs``, or a SweepInputError naming what to lower when past ``MAX_RUNS``."""
+    runs = planned_runs(grid, seeds, scenarios)
+    if runs > MAX_RUNS:
+        points = runs // seeds
+        raise SweepInputError(
+            f"the sweep would make {runs:,} runs ({points:,} grid "
+            f"point{'s' if points != 1 else ''} x --seeds {seeds:,}); a sweep makes at most "
+            f"{MAX_RUNS:,}: lower --seeds or use fewer --set values, or split it into "
+            "several sweeps")
+    return runs
+
+
 def _blame(error_path: str, assignments: Mapping[str, Any]) -> list[str]:
     """The --set paths an error at ``error_path`` is about (all of them if none matches)."""
     hit = [p for p in assignments
@@ -213,6 +240,7 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
     seconds = _duration(duration)
     base = to_document(system)
     axes = _axes(grid, base)
+    check_size(axes, seeds, len(scenarios))
     points: list[Point] = []
     runs: list[RunTask] = []
     problems: dict[str, None] = {}
@@ -258,5 +286,5 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
     return Plan(system, axes, scenarios, seconds, seeds, base_seed, tuple(points), tuple(runs))
 
 
-__all__ = ["PLAN_VERSION", "SCENARIO", "Plan", "Point", "RunTask", "build_point",
-           "derive_seed", "load_system", "plan", "run_id_for"]
+__all__ = ["MAX_RUNS", "PLAN_VERSION", "SCENARIO", "Plan", "Point", "RunTask", "build_point",
+           "check_size", "derive_seed", "load_system", "plan", "planned_runs", "run_id_for"]
