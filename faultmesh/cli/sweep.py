@@ -98,10 +98,11 @@ def sweep_command(
         grid = parse_grid(settings or [])
         # Counted before planning: a sweep too large to plan is refused at once, and the user
         # knows what is coming before the first run (or the planning of many points) starts.
-        planned = check_size(grid, seeds, len(scenario or ()))
-        err.print(f"sweep {system.name}: {plural(planned, 'run')} planned "
-                  f"({plural(planned // seeds, 'grid point')} x {plural(seeds, 'seed')})",
-                  markup=False)
+        if seeds >= 1:  # otherwise planning refuses --seeds, below
+            planned = check_size(grid, seeds, len(scenario or ()))
+            err.print(f"sweep {system.name}: {plural(planned, 'run')} planned "
+                      f"({plural(planned // seeds, 'grid point')} x {plural(seeds, 'seed')})",
+                      markup=False)
         # The bar appears once the workers are up and is gone before any message below.
         with ProgressBar(f"sweep {system.name}") as bar:
             result = run_sweep(
