@@ -64,7 +64,8 @@ def clone(breaker: sim.CircuitBreaker, factory: Any) -> sim.CircuitBreaker:
     copy = factory(breaker.policy)
     for name in _slots(type(breaker)):
         value = getattr(breaker, name)
-        setattr(copy, name, value.copy() if isinstance(value, list | bytearray) else value)
+        setattr(copy, name, value.copy() if isinstance(value, list | bytearray | deque)
+                else value)
     return copy
 
 

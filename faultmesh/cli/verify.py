@@ -28,7 +28,7 @@ from faultmesh.cli.app import VERDICT_EXIT, Command, SpecArg, app, bad_input, er
 from faultmesh.model import properties as P
 from faultmesh.model.extras import check
 from faultmesh.model.graph import to_dot, to_mermaid
-from faultmesh.model.spec.schema import MAX_FAILURES
+from faultmesh.model.spec.fields import MAX_FAILURES
 from faultmesh.model.system import System
 from faultmesh.model.units import format_duration, format_percent
 from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
