@@ -153,7 +153,8 @@ def spec_documents(
         else:
             service["replicas"] = replicas
         callees = sorted({t.split(".")[0] for t in later})
-        if callees and draw(st.booleans()):
+        has_callees = bool(callees)  # (a plain `callees and draw(...)` confuses mypy's context)
+        if has_callees and draw(st.booleans()):
             service["depends_on"] = draw(st.lists(st.sampled_from(callees), unique=True,
                                                   max_size=2))
         services[name] = service

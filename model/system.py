@@ -17,7 +17,7 @@ from faultmesh.model.faults import Fault, Scenario
 from faultmesh.model.properties import Property
 
 
-class FrozenMap(dict):  # type: ignore[type-arg]
+class FrozenMap(dict):
     """A dict that refuses mutation and pickles; keeps insertion order like the spec."""
 
     def _readonly(self, *args: object, **kwargs: object) -> None:

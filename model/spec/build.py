@@ -101,7 +101,7 @@ def load_balancer(spec: S.LoadBalancer) -> LoadBalancer:
 
 
 def restart_policy(spec: S.Restart) -> RestartPolicy:
-    return RestartPolicy(None) if spec == "never" else RestartPolicy(spec.delay)  # type: ignore[union-attr]
+    return RestartPolicy(None) if spec == "never" else RestartPolicy(spec.delay)
 
 
 class Builder:
@@ -192,7 +192,7 @@ class Builder:
     def call(self, item: Any, path: Path) -> Call | None:
         defaults = self.spec.defaults
         if isinstance(item, str):
-            item = S.CallSpec(call=item)
+            item = S.CallSpec.model_validate({"call": item})
             ref_path = path
         else:
             ref_path = (*path, "call")
@@ -339,40 +339,52 @@ class Builder:
         raise AssertionError(kind)
 
     def fault(self, spec: S.FaultSpec, path: Path) -> F.Fault | None:
-        base = {"at": spec.at, "duration": spec.for_}
+        at, duration = spec.at, spec.for_
         everything = ("zone", "service", "instance")
         if spec.crash is not None:
             target = self.check_target(spec.crash, (*path, "crash"), kinds=everything)
-            return target and F.Crash(target=target, mttf=spec.mttf, mttr=spec.mttr, **base)
+            if target is None:
+                return None
+            return F.Crash(target=target, mttf=spec.mttf, mttr=spec.mttr, at=at, duration=duration)
         if spec.latency is not None:
             target = self.check_target(spec.latency.target, (*path, "latency", "target"),
                                        kinds=(*everything, "endpoint"))
-            return target and F.LatencyFault(target=target, add=spec.latency.add, **base)
+            if target is None:
+                return None
+            return F.LatencyFault(target=target, add=spec.latency.add, at=at, duration=duration)
         if spec.errors is not None:
             target = self.check_target(spec.errors.target, (*path, "errors", "target"),
                                        kinds=("service", "instance", "endpoint"))
-            return target and F.ErrorFault(target=target, rate=spec.errors.rate, **base)
+            if target is None:
+                return None
+            return F.ErrorFault(target=target, rate=spec.errors.rate, at=at, duration=duration)
         if spec.partition is not None:
             ends = self.pair(spec.partition.between, (*path, "partition", "between"))
-            return ends and F.Partition(between=ends, oneway=spec.partition.oneway, **base)
+            if ends is None:
+                return None
+            return F.Partition(between=ends, oneway=spec.partition.oneway, at=at, duration=duration)
         if spec.loss is not None:
             ends = None
             if spec.loss.between is not None:
                 ends = self.pair(spec.loss.between, (*path, "loss", "between"))
                 if ends is None:
                     return None
-            return F.LossFault(rate=spec.loss.rate, between=ends, **base)
+            return F.LossFault(rate=spec.loss.rate, between=ends, at=at, duration=duration)
         if spec.slowdown is not None:
             target = self.check_target(spec.slowdown.target, (*path, "slowdown", "target"),
                                        kinds=everything)
-            return target and F.Slowdown(target=target, factor=spec.slowdown.factor, **base)
+            if target is None:
+                return None
+            return F.Slowdown(target=target, factor=spec.slowdown.factor, at=at, duration=duration)
         if spec.registry_outage is not None:
-            return F.RegistryOutage(**base)
+            return F.RegistryOutage(at=at, duration=duration)
         if spec.rolling_restart is not None:
             target = self.check_target(spec.rolling_restart.target,
                                        (*path, "rolling_restart", "target"), kinds=("service",))
-            return target and F.RollingRestart(target=target,
-                                               interval=spec.rolling_restart.interval, **base)
+            if target is None:
+                return None
+            return F.RollingRestart(target=target, interval=spec.rolling_restart.interval,
+                                    at=at, duration=duration)
         raise AssertionError("schema guarantees one fault kind")
 
     def pair(self, between: list[str], path: Path) -> tuple[F.Target, F.Target] | None:

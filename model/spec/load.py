@@ -46,7 +46,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Path, bool]:
         in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
         if in_dict or in_list:
             path.append(step)
-            node = node[step]  # type: ignore[index]
+            node = node[step]
         elif (index == len(loc) - 1 and isinstance(node, dict) and isinstance(step, str)
               and not step.startswith("~")):
             # The last step names a key that is not there: a missing required key (a union

@@ -49,6 +49,7 @@ from faultmesh.model.spec.fields import (
     Workers,
 )
 from faultmesh.model.spec.schema_checks import (
+    FaultSpec,
     FAULT_KINDS,
     PROPERTY_MODELS,
     PropertyItem,
@@ -291,7 +292,7 @@ class Spec(SpecModel):
     defaults: DefaultsSpec = DefaultsSpec()
     services: Annotated[dict[Name, ServiceSpec], Field(min_length=1)]
     workload: list[WorkloadSpec] = []
-    properties: list[PropertyItem] = []  # type: ignore[valid-type]
+    properties: list[PropertyItem] = []
     scenarios: dict[Name, ScenarioSpec] = {}
 
 
@@ -340,4 +341,5 @@ def json_schema() -> dict[str, Any]:
 
 # ``schema`` is the one name the loader imports (``schema as S``): the names it uses from the
 # other two modules are re-exported here.
-__all__ = ["MAX_REPLICAS", "PROPERTY_MODELS", "REF_PATTERN", "Spec", "all_keys", "json_schema"]
+__all__ = ["MAX_REPLICAS", "PROPERTY_MODELS", "REF_PATTERN", "FaultSpec", "Spec", "all_keys",
+           "json_schema"]

@@ -147,7 +147,7 @@ class _Walker:
                 self.budget.left -= len(src.value)
                 merged.extend(self._merged_pairs(src, path))
         own_keys = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
-        inherited = {}
+        inherited: dict[Any, Any] = {}
         for k, v in merged:
             if isinstance(k, yaml.ScalarNode) and k.value not in own_keys:
                 inherited.setdefault(k.value, (k, v))

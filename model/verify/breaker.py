@@ -202,6 +202,7 @@ def _search(m: Machine, deadline: Deadline) -> Proof:
     if isinstance(m, RateMachine):
         depth = 4 * (m.min_calls + m.half_open) + 4 * m.bound + 16
     else:
+        assert isinstance(m, ConsecutiveMachine)
         depth = 2 * m.threshold + 4 * m.bound + 16
     solver = _solver(deadline)
     states = [m.state(0)]

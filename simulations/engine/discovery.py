@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from functools import partial
 
 import simpy
 from simpy.events import Timeout
@@ -71,11 +72,13 @@ class Discovery:
     def _members(instances: list[Instance], flag: str) -> tuple[Instance, ...]:
         return tuple(i for i in instances if getattr(i, flag))
 
+    def _refresh_on(self, instance: Instance, _event: object) -> None:
+        self._refresh(instance)
+
     def start(self) -> None:
         """Start the caches' refresh cycles (client mode)."""
         for instance, phase in self._refresh_phase.items():
-            Timeout(self.env, phase).callbacks.append(
-                lambda _event, instance=instance: self._refresh(instance))
+            Timeout(self.env, phase).callbacks.append(partial(self._refresh_on, instance))
 
     # --- state changes ------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import simpy
 from simpy.events import Timeout
@@ -126,7 +127,7 @@ class FaultInjector:
     def schedule(self) -> None:
         for index, fault in enumerate(self.faults):
             if fault.at < self.duration:
-                self._after(fault.at, lambda index=index, fault=fault: self._start(index, fault))
+                self._after(fault.at, partial(self._start, index, fault))
             else:
                 self.not_fired.append(fault)
 
@@ -219,7 +220,7 @@ class FaultInjector:
             instances, _ = self.resolve(fault.target)
             for k, instance in enumerate(instances):
                 self._after(k * fault.interval,
-                            lambda instance=instance: self.orchestrator.restart(instance))
+                            partial(self.orchestrator.restart, instance))
         else:  # pragma: no cover - the loader only builds the kinds above
             raise TypeError(f"unknown fault {fault!r}")
         self.log.append(record)

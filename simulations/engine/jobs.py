@@ -56,7 +56,7 @@ class Job:
         self.step = 0
         self.pending = 0  # calls of the current parallel group still out
         self.failure: str | None = None  # root cause of the group's first failed call
-        # queued_at: set when the job has to wait for a worker.
+        self.queued_at = 0.0  # when the job started waiting for a worker (if it had to)
 
     def served(self, _event: object) -> None:
         """The service time is over (SimPy callback)."""

@@ -314,7 +314,7 @@ class Simulation:
                 instances, _ = self.injector.resolve(fault.target)
                 recover = [services[i.service].restart.delay for i in instances]
                 if recover and all(d is not None for d in recover):
-                    end = fault.at + max(d + services[i.service].readiness.initial_delay  # type: ignore[operator]
+                    end = fault.at + max(d + services[i.service].readiness.initial_delay
                                          for d, i in zip(recover, instances, strict=True))
             elif isinstance(fault, RollingRestart) and fault.duration is None:
                 service = services[fault.target.name]
