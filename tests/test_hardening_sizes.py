@@ -120,7 +120,7 @@ class NaiveRateWindow:
 
     def record(self, now: float, ok: bool, duration: float) -> None:
         slow = self.p.slow_call_duration is not None and duration > self.p.slow_call_duration
-        self.calls = (self.calls + [(not ok, slow)])[-self.p.window:]
+        self.calls = [*self.calls, (not ok, slow)][-self.p.window:]
         n = len(self.calls)
         if n < min(self.p.min_calls, self.p.window):
             return

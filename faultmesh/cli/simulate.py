@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -21,12 +22,16 @@ from faultmesh.cli.app import (
     load_spec,
     out,
 )
+from faultmesh.model.cost import LongRun
 from faultmesh.model.extras import check
 from faultmesh.model.units import parse_duration
 from faultmesh.simulations.presentation.report import REPORT_FILES
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+
+    from faultmesh.model.faults import Scenario
+    from faultmesh.model.system import System
 
 PROGRESS_AFTER = 2.0  # seconds of wall-clock time before a progress bar appears
 
@@ -82,6 +87,45 @@ def _check_out(out_dir: Path, names: tuple[str, ...], force: bool) -> None:
         bad_input(str(exc))
     except OSError as exc:
         bad_input(f"cannot write to {out_dir}: {exc.strerror or exc}")
+
+
+def _located(spec: str, path: tuple[str | int, ...], message: str) -> str:
+    """``file:line:col: path: message``, the line and column read again from the spec file
+    (a spec read from stdin is named without them)."""
+    from faultmesh.model.spec.errors import SpecError, format_path
+    from faultmesh.model.spec.load import STDIN, read_spec_bytes
+    from faultmesh.model.spec.yaml_source import read_yaml
+
+    line = column = 0
+    name = spec
+    if spec != STDIN:
+        try:
+            name, raw = read_spec_bytes(spec)
+            line, column = read_yaml(raw.decode("utf-8"), name).locate(path)
+        except Exception:  # the spec loaded a moment ago; without a position is still right
+            line = column = 0
+    return str(SpecError(name, line, column, format_path(path), message))
+
+
+def _announce_cost(spec: str, system: System, scenario: Scenario | None,
+                   seconds: float | None) -> None:
+    """Before the run: refuse one that cannot finish (exit 2), warn before a long one and
+    about workload rates that are almost certainly a mistake, each located in the spec."""
+    from faultmesh.model.cost import estimate, long_run, refusal, too_fast
+    from faultmesh.simulations.engine.simulation import DEFAULT_DURATION
+
+    if seconds is None:
+        seconds = scenario.duration if scenario is not None and scenario.duration else \
+            DEFAULT_DURATION
+    cost = estimate(system, scenario, seconds)
+    refused = refusal(cost)
+    if refused is not None:
+        bad_input(_located(spec, refused.path, refused.message))
+    for path, message in too_fast(system):
+        err.print(f"warning: {_located(spec, path, message)}", markup=False)
+    said = long_run(cost)
+    if said is not None:
+        err.print(f"note: {said}", markup=False)
 
 
 def _interrupted(system: str, scenario: str | None, seed: int, reached: Reached,
@@ -149,12 +193,15 @@ def simulate(
         _check_out(out_dir, names, force)
     if otlp is not None and otlp.exists() and not force:
         bad_input(f"{otlp} exists; pass --force to overwrite it")
+    _announce_cost(spec, system, chosen, seconds)
     progress = ProgressBar() if err.is_terminal else None
     reached = Reached(progress)
     started = time.perf_counter()
     try:
-        run = run_simulation(system, chosen, duration=seconds, seed=seed,
-                             trace=trace or otlp is not None, progress=reached)
+        with warnings.catch_warnings():  # said above, located, by _announce_cost
+            warnings.simplefilter("ignore", LongRun)
+            run = run_simulation(system, chosen, duration=seconds, seed=seed,
+                                 trace=trace or otlp is not None, progress=reached)
     except ValueError as exc:  # e.g. a warm-up longer than --duration
         bad_input(f"{spec}: {exc}")
     except KeyboardInterrupt:

@@ -421,6 +421,11 @@ def simulate(system: System | str | os.PathLike[str], scenario: str | Scenario |
     ``trace``: keep one record per workload request (``Run.requests``).
     ``progress``: called as ``progress(simulated, total)`` a few hundred times.
     ``cold_start``: start every instance at time 0 instead of in steady state.
+
+    The run's events are estimated first (``model.cost``): past ``MAX_EVENTS`` it raises
+    ``RunTooLarge`` (a ValueError) without running; past ``WARN_EVENTS`` it warns
+    (``LongRun``, a UserWarning) with about how long it may take; a workload rate from
+    ``WARN_RATE`` up warns too.
     """
     if not isinstance(system, System):
         system = model.load(Path(system))
@@ -433,6 +438,24 @@ def simulate(system: System | str | os.PathLike[str], scenario: str | Scenario |
         seconds = DEFAULT_DURATION
     if seconds <= 0:
         raise ValueError("the duration must be positive")
+    _check_cost(system, chosen, seconds)
     simulation = Simulation(system, chosen, duration=seconds, seed=seed, trace=trace,
                             cold_start=cold_start)
     return simulation.run(progress)
+
+
+def _check_cost(system: System, scenario: Scenario | None, seconds: float) -> None:
+    """Refuse a run that cannot finish; warn before a long one (see ``model.cost``)."""
+    import warnings
+
+    from faultmesh.model.cost import LongRun, estimate, long_run, refusal, too_fast
+
+    cost = estimate(system, scenario, seconds)
+    refused = refusal(cost)
+    if refused is not None:
+        raise refused
+    for _, message in too_fast(system):
+        warnings.warn(message, LongRun, stacklevel=3)
+    said = long_run(cost)
+    if said is not None:
+        warnings.warn(said, LongRun, stacklevel=3)

@@ -4,9 +4,9 @@ A sweep is planned before anything runs. The grid is the cartesian product of th
 values (and of the scenarios, when several are given); each point runs ``seeds``
 replications. A sweep makes at most ``MAX_RUNS`` runs: its size is counted (``planned_runs``)
 before a single point is built, so ``--seeds 3000000`` or a huge grid is refused at once
-rather than planned for minutes. Every point's System is the fully resolved ``to_document(system)`` with its values
-written in by ``model.spec.edit`` (the editor repairs use too) and validated by
-``from_document``: a bad path or value is a ``SweepInputError`` naming the ``--set`` (or the
+rather than planned for minutes. Every point's System is the fully resolved
+``to_document(system)`` with its values written in by ``model.spec.edit`` (the editor repairs
+use too) and validated by ``from_document``: a bad path or value is a ``SweepInputError`` naming the ``--set`` (or the
 combination of ``--set``s) at fault, before a single run starts.
 
 Seeds come from ``numpy.random.SeedSequence(base_seed)`` spawned by (point index, replication),
