@@ -3,8 +3,7 @@
 Before, each property got a fresh ``Deadline(timeout)`` and the combinatorial loops (failure
 enumeration in capacity, cones and repairs in survives) never looked at it, so
 ``--failures 1000`` on a large system ran for minutes past ``--timeout``. Every test here
-asserts verdicts and the deadline's state, never wall-clock times (``bench/verify.py
---budget`` measures those).
+asserts verdicts and the deadline's state, never wall-clock times.
 """
 
 from __future__ import annotations

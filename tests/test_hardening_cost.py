@@ -2,9 +2,10 @@
 
 Before, ``rate: 1e6/s`` ran without a word and ``mttf: 1us, mttr: 1us`` took minutes and a
 gigabyte for ten simulated seconds (the schema now asks ``mttf`` of at least 1ms; an hour of
-``mttf: 1ms, mttr: 1ms`` is still ten billion events). Now a run past ``MAX_EVENTS`` is refused (exit 2, located
-at the workload item or fault that costs most; ``RunTooLarge`` from the API), a long one is
-announced with about how long it may take, and a workload rate of ``WARN_RATE`` or more warns.
+``mttf: 1ms, mttr: 1ms`` over a thousand replicas is still billions of events). Now a run past
+``MAX_EVENTS`` is refused (exit 2, located at the workload item or fault that costs most;
+``RunTooLarge`` from the API), a long one is announced with about how long it may take, and a
+workload rate of ``WARN_RATE`` or more warns.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ workload:
 FLAPPING = """system: flapping
 services:
   a:
-    replicas: 3
+    replicas: 1000
     endpoints:
       op: {service_time: 1ms}
 workload:
@@ -64,7 +65,7 @@ def test_crash_cycles_count_per_instance() -> None:
     system = loads(FLAPPING, "flap.yaml")
     est = estimate(system, system.scenarios["flap"], 10.0)
     fault = next(p for p in est.parts if p.path == ("scenarios", "flap", "faults", 0))
-    assert fault.events == pytest.approx(2 * 3 * 10.0 / 2e-3)
+    assert fault.events == pytest.approx(2 * 1000 * 10.0 / 2e-3)
 
 
 def test_the_estimate_is_the_engines_order_of_magnitude(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +98,7 @@ def test_a_run_that_cannot_finish_is_refused_from_the_api() -> None:
 @pytest.mark.parametrize(("text", "args", "where"), [
     (FAST, ["--duration", "1h"], "s.yaml:11:25: workload[1].rate: this run would take about"),
     (FLAPPING, ["--scenario", "flap", "--duration", "1h"],
-     "s.yaml:13:9: scenarios.flap.faults[0]: this run would take about"),
+     "s.yaml:12:9: scenarios.flap.faults[0]: this run would take about"),
 ])
 def test_the_cli_refuses_it_located_with_exit_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, args: list[str],

@@ -89,7 +89,7 @@ def _check_out(out_dir: Path, names: tuple[str, ...], force: bool) -> None:
         bad_input(f"cannot write to {out_dir}: {exc.strerror or exc}")
 
 
-def _located(spec: str, path: tuple[str | int, ...], message: str) -> str:
+def _located(spec: str | Path, path: tuple[str | int, ...], message: str) -> str:
     """``file:line:col: path: message``, the line and column read again from the spec file
     (a spec read from stdin is named without them)."""
     from faultmesh.model.spec.errors import SpecError, format_path
@@ -97,8 +97,8 @@ def _located(spec: str, path: tuple[str | int, ...], message: str) -> str:
     from faultmesh.model.spec.yaml_source import read_yaml
 
     line = column = 0
-    name = spec
-    if spec != STDIN:
+    name = str(spec)
+    if name != STDIN:
         try:
             name, raw = read_spec_bytes(spec)
             line, column = read_yaml(raw.decode("utf-8"), name).locate(path)
@@ -107,7 +107,7 @@ def _located(spec: str, path: tuple[str | int, ...], message: str) -> str:
     return str(SpecError(name, line, column, format_path(path), message))
 
 
-def _announce_cost(spec: str, system: System, scenario: Scenario | None,
+def _announce_cost(spec: str | Path, system: System, scenario: Scenario | None,
                    seconds: float | None) -> None:
     """Before the run: refuse one that cannot finish (exit 2), warn before a long one and
     about workload rates that are almost certainly a mistake, each located in the spec."""
