@@ -27,9 +27,12 @@ the simulator" says it in prose; the constants below are the stated tolerances):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import random
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -54,6 +57,7 @@ LIGHT_TIMEOUTS = 0.01  # timeouts_nest probes: queueing for a worker (P <= rho) 
 SLACK = 2.0  # seconds after breakers may close before measuring (calls in flight, backoff)
 REJECTED_AT_MOST = 0.01  # capacity holds: a service rejects at most this share of requests
 TAIL = 0.001  # the verifier's stand-in for an unbounded draw's worst case is its p99.9
+OVERRUN = 10  # a verifier still deciding after this many times its timeout is stuck
 HUNG = 1e6  # seconds a hung dependency keeps a request in transit (beyond any run)
 REACHABILITY = ("no instance", "instance down")  # root causes only a dead instance produces
 BREAKER = "circuit open"
@@ -508,6 +512,25 @@ def check_timeouts(system: System, verdict: Verdict, settings: Settings) -> list
 # --- all of it --------------------------------------------------------------------------------
 
 
+class Overrun(Exception):
+    """The verifier kept going long past its ``timeout``."""
+
+
+@contextlib.contextmanager
+def _overrun(seconds: float) -> Iterator[None]:
+    """Raise ``Overrun`` in the main thread after ``seconds`` of wall-clock time."""
+    def stop(_signal: int, _frame: object) -> None:
+        raise Overrun(f"verification still running after {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def properties_of(system: System) -> list[P.Property]:
     """The spec's properties of the four kinds compared here."""
     return [p for p in system.properties if p.kind in KINDS]
@@ -521,8 +544,9 @@ def check(system: System, settings: Settings = FAST) -> list[Finding]:
     findings: list[Finding] = []
     for prop in props:
         try:
-            verdict = verify(system, [prop], timeout=settings.verify_timeout).verdicts[0]
-        except Exception as exc:  # a verifier crash is a finding too
+            with _overrun(OVERRUN * settings.verify_timeout + 5.0):
+                verdict = verify(system, [prop], timeout=settings.verify_timeout).verdicts[0]
+        except Exception as exc:  # a verifier crash, or a search ignoring its timeout
             findings.append(Finding(prop.kind, "error", "verifier raised", False,
                                     f"{type(exc).__name__}: {exc}"))
             continue
