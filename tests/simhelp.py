@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from faultmesh import model
 from faultmesh.model.faults import Scenario
 from faultmesh.model.system import System
 from faultmesh.simulations import simulate
-
-from faultmesh import model
 
 
 def t_quantile(p: float, df: int) -> float:

@@ -30,6 +30,7 @@ from typing import Literal
 
 import networkx as nx
 import z3
+
 from faultmesh.model.system import Call, System
 
 Answer = Literal["holds", "violated", "unknown"]

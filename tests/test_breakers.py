@@ -21,6 +21,9 @@ from unittest import mock
 
 import pybreaker
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.simulations.breakers import (
     CLOSED,
     HALF_OPEN,
@@ -33,8 +36,6 @@ from faultmesh.simulations.breakers import (
     RateBreakerPolicy,
     RateCircuitBreaker,
 )
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
 
 PROPERTY = settings(max_examples=300, deadline=None)
 

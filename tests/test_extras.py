@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from faultmesh.model.extras import EXTRAS, MissingExtra, check, requires
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,9 +19,10 @@ from pathlib import Path
 import networkx as nx
 import pydot
 import pytest
+from shop_example import SHOP_YAML
+
 from faultmesh.model.graph import call_graph, to_dot, to_mermaid
 from faultmesh.model.spec import load, loads
-from shop_example import SHOP_YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 import yaml
+
+from faultmesh import model
+from faultmesh.cli import main
 from faultmesh.model.properties import Capacity, Survives
 from faultmesh.model.spec import from_document
 from faultmesh.model.verify.cones import availability
 from faultmesh.model.verify.verdict import Counterexample, Verdict
 from faultmesh.simulations.replay import DOWN_AT_MOST, UP_AT_LEAST, replay
-
-from faultmesh import model
-from faultmesh.cli import main
 
 SPECS = sorted(Path(__file__).resolve().parent.parent.glob("specs/*.yaml"))
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultmesh.simulations.presentation import plots
-from faultmesh.simulations.presentation.report import FIGURES
 from matplotlib.patches import Polygon, Rectangle
 
 from faultmesh import model, simulations
+from faultmesh.simulations.presentation import plots
+from faultmesh.simulations.presentation.report import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = ROOT / "specs" / "zone_outage_shop.yaml"

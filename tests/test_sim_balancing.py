@@ -14,12 +14,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from faultmesh.model.faults import Crash, ErrorFault, Partition, Scenario, parse_target
-from faultmesh.simulations import simulate
-from faultmesh.simulations.balancers import LeastRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from simhelp import spec
+
+from faultmesh.model.faults import Crash, ErrorFault, Partition, Scenario, parse_target
+from faultmesh.simulations import simulate
+from faultmesh.simulations.balancers import LeastRequest
 
 # 4.4 standard errors: a fair coin fails the check with probability about 1e-5.
 Z = 4.4

@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from faultmesh.model import loads
 
 from faultmesh import simulations
+from faultmesh.model import loads
 
 # Every source of randomness and every order-sensitive structure in one spec: client-side
 # discovery with caches, all balancers, both breaker kinds, retries with jitter, loss, latency

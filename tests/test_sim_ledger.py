@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from faultmesh.model.faults import Scenario
-from faultmesh.simulations import simulate
 
 from faultmesh import model
+from faultmesh.model.faults import Scenario
+from faultmesh.simulations import simulate
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
 LENGTH = 40.0

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model.system import Backoff, LoadBalancer
 from faultmesh.simulations.balancers import ConsistentHash, LeastRequest, RoundRobin, make_balancer
 from faultmesh.simulations.engine.calls import backoff_delay
@@ -21,8 +24,6 @@ from faultmesh.simulations.observation.metrics import (
     bucket_value,
     quantiles,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @dataclass

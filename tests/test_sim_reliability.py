@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from faultmesh.model.faults import Crash, ErrorFault, Scenario, parse_target
 from simhelp import assert_within, replicate, spec
+
+from faultmesh.model.faults import Crash, ErrorFault, Scenario, parse_target
 
 RETRIES = """
 system: retries

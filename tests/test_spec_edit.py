@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.spec.edit import EditError, apply_changes, check_key, parse_key
 from faultmesh.model.verify.verdict import Repair
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from faultmesh.model.spec import SpecErrors, load, loads
 
 BASE = """\

@@ -19,6 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
+from shop_example import SHOP_YAML
+
 from faultmesh.model import faults as F
 from faultmesh.model import properties as P
 from faultmesh.model import strategies
@@ -40,9 +44,6 @@ from faultmesh.model.system import (
     RateBreakerPolicy,
     System,
 )
-from hypothesis import HealthCheck, given, settings
-from jsonschema import Draft202012Validator
-from shop_example import SHOP_YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

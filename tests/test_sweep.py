@@ -20,6 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faultmesh import model
+from faultmesh.cli import main
 from faultmesh.model.spec import to_document
 from faultmesh.model.spec.edit import apply_changes
 from faultmesh.simulations.sweeps import (
@@ -37,11 +42,6 @@ from faultmesh.simulations.sweeps import (
     summarize,
     t_quantile,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from faultmesh import model
-from faultmesh.cli import main
 
 # the module whose ``run_one`` hook every backend runs
 BACKENDS = sys.modules["faultmesh.simulations.sweeps.backends"]
@@ -593,9 +593,8 @@ def test_cli_failed_runs_are_reported_and_the_others_kept(
 
 
 def test_simulations_sweep_is_the_function(mm1: Path) -> None:
-    from faultmesh.simulations import sweeps
-
     from faultmesh import simulations
+    from faultmesh.simulations import sweeps
     assert simulations.sweep is sweeps.sweep and simulations.summarize is summarize
     frame = simulations.sweep(mm1, seeds=2, duration="5s", backend="serial", progress=False)
     assert len(frame) == 2 and frame["seed"].is_unique

@@ -20,8 +20,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import faultmesh.simulations.breakers as sim
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import faultmesh.simulations.breakers as sim
 from faultmesh.model import properties as P
 from faultmesh.model.spec import from_document, load
 from faultmesh.model.strategies import systems
@@ -33,8 +36,6 @@ from faultmesh.model.system import (
 )
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.breaker import RateMachine, check_breaker, prove
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 COUNT_CAP = 64  # far above any bound the policies below have; beyond it (c) has failed

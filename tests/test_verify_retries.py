@@ -13,6 +13,9 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model import properties as P
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.spec.edit import apply_changes
@@ -20,8 +23,6 @@ from faultmesh.model.strategies import spec_documents
 from faultmesh.model.system import Call, ParallelCalls, System
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.retries import check_retry_amplification
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,

@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 import survives_z3_oracle as survives_z3
 from failure_units import oracle_units
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model.properties import Survives
 from faultmesh.model.spec import from_document, load, to_document
 from faultmesh.model.strategies import spec_documents
 from faultmesh.model.system import Call, ParallelCalls, System
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.survives import check
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 OFS = [("instance", "zone"), ("instance",), ("zone",)]

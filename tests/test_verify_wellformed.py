@@ -16,6 +16,9 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from faultmesh.model import properties as P
 from faultmesh.model.graph import call_graph
 from faultmesh.model.spec import from_document, load, to_document
@@ -28,8 +31,6 @@ from faultmesh.model.verify.wellformed import (
     check_errors_covered,
     check_startup_order,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,

@@ -49,9 +49,9 @@ from faultmesh.model.spec.fields import (
     Workers,
 )
 from faultmesh.model.spec.schema_checks import (
-    FaultSpec,
     FAULT_KINDS,
     PROPERTY_MODELS,
+    FaultSpec,
     PropertyItem,
     ScenarioSpec,
 )

@@ -19,10 +19,11 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import simpy
+from simpy.events import Timeout
+
 from faultmesh.model.system import Workload
 from faultmesh.simulations.observation.metrics import EntryStats, RequestTrace
 from faultmesh.simulations.outcomes import NO_INSTANCE, OK, TIMED_OUT, outcome_of
-from simpy.events import Timeout
 
 if TYPE_CHECKING:
     from faultmesh.simulations.balancers import Balancer

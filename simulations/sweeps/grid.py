@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
+
 from faultmesh.model.spec.edit import EditError, KeyPath, parse_key
 from faultmesh.model.spec.errors import format_path
 from faultmesh.simulations.sweeps.errors import SweepInputError

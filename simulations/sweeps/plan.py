@@ -6,8 +6,8 @@ replications. A sweep makes at most ``MAX_RUNS`` runs: its size is counted (``pl
 before a single point is built, so ``--seeds 3000000`` or a huge grid is refused at once
 rather than planned for minutes. Every point's System is the fully resolved
 ``to_document(system)`` with its values written in by ``model.spec.edit`` (the editor repairs
-use too) and validated by ``from_document``: a bad path or value is a ``SweepInputError`` naming the ``--set`` (or the
-combination of ``--set``s) at fault, before a single run starts.
+use too) and validated by ``from_document``: a bad path or value is a ``SweepInputError``
+naming the ``--set`` (or the combination of ``--set``s) at fault, before a single run starts.
 
 Seeds come from ``numpy.random.SeedSequence(base_seed)`` spawned by (point index, replication),
 never from a worker's state, so a sweep gives the same numbers serially, on a process pool or on
@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from faultmesh import model
 from faultmesh.model.spec import SpecErrors, from_document, to_document
 from faultmesh.model.spec.edit import EditError, apply_changes, check_key
 from faultmesh.model.system import System
 from faultmesh.model.units import parse_duration
 from faultmesh.simulations.sweeps.errors import SweepInputError
 from faultmesh.simulations.sweeps.grid import canonical, canonical_path, setting
-
-from faultmesh import model
 
 PLAN_VERSION = 1
 SCENARIO = "scenario"  # the grid dimension that several scenarios form
