@@ -6,10 +6,10 @@ Shape is controllable: number of services, endpoints per service, fan-out, repli
 and which features appear (optional, async and parallel calls, retries, breakers, placement).
 Off by default, so that existing property tests keep drawing the same systems: ``balancers``
 (every load-balancing policy), ``probabilities`` (calls made with probability below 1),
-``network_latency`` (same- and cross-zone latency), ``limits`` (``concurrency`` and ``queue``),
-``discovery`` (client-side or server-side with short heartbeat, TTL and refresh) and
-``all_properties`` (capacity, timeouts_nest and staleness next to survives, and workload
-timeouts).
+``network_latency`` (same- and cross-zone latency), ``limits`` (``concurrency``, ``queue``,
+``max_retries``), ``discovery`` (client-side or server-side with short heartbeat, TTL and
+refresh) and ``all_properties`` (capacity, timeouts_nest and staleness next to survives, and
+workload timeouts).
 
 Services are named ``s0, s1, ...`` and only call services with a larger index, so the call
 graph is acyclic at the service level and ``depends_on`` always has a startup order. Pass
@@ -143,6 +143,8 @@ def spec_documents(
                 "always_eject_one_host": draw(st.booleans())}
         if limits and draw(st.integers(0, 2)) == 0:
             service["concurrency"] = draw(st.integers(1, 16))
+        if limits and draw(st.integers(0, 3)) == 0:
+            service["max_retries"] = draw(st.sampled_from([0, 1, 3, "unlimited"]))
         if limits and draw(st.integers(0, 2)) == 0:
             service["queue"] = draw(st.integers(0, 16))
         replicas = draw(st.integers(1, max_replicas))

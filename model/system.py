@@ -303,6 +303,9 @@ class Service:
     readiness: Readiness = field(default_factory=Readiness)
     # How each caller's proxy ejects this service's failing hosts (None: it does not).
     outlier_detection: OutlierDetection | None = None
+    # Envoy's max_retries circuit breaker for this service, kept by each caller instance: the
+    # retries one caller instance may have outstanding to it at once (None: unlimited).
+    max_retries: int | None = None
 
     @property
     def replicas(self) -> int:

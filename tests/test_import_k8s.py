@@ -190,6 +190,9 @@ def test_kubernetes_and_istio_semantics(capsys: pytest.CaptureFixture[str],
     # Not modelled: named in the header and warned about, with the location.
     header = text.split("\nsystem:")[0]
     assert "maxRetries" in header and "retryOn" in header
+    # maxRetries is Envoy's max_retries, kept per client sidecar: per caller instance here.
+    assert api["max_retries"] == 3
+    assert "maxRetries 3 -> max_retries, counted per caller instance" in header
     assert "maxEjectionPercent 10 of 4 replica(s) lets no host be ejected" in header
     assert "'Widget' is not modelled" in err
     system = model.loads(text)

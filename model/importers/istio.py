@@ -18,7 +18,9 @@ DestinationRule ``trafficPolicy``:
 - ``connectionPool.http.http2MaxRequests`` (in flight) -> ``concurrency`` and
   ``http1MaxPendingRequests`` -> ``queue``, each divided over the service's replicas: Envoy
   counts them per caller proxy for the whole cluster, faultmesh per instance;
-  ``maxRetries`` (concurrent retries over the cluster) has no faultmesh counterpart: noted.
+  ``maxRetries`` -> ``max_retries``, kept per caller instance as Envoy keeps it per client
+  sidecar (the retries one caller may have outstanding to the host at once); 0 or a value past
+  faultmesh's bound is Istio's default, unlimited.
 - ``outlierDetection`` -> the service's ``outlier_detection`` (kept by each caller instance, as
   each client sidecar runs its own detector): ``consecutive5xxErrors`` -> ``consecutive_5xx``,
   ``consecutiveGatewayErrors`` (and the deprecated ``consecutiveErrors``, which counted
@@ -36,6 +38,7 @@ import re
 from typing import Any
 
 from faultmesh.model.importers.common import ENDPOINT, Draft, Manifest, spec_name
+from faultmesh.model.spec.fields import MAX_IN_FLIGHT
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar",
          "PeerAuthentication", "AuthorizationPolicy", "EnvoyFilter", "HTTPRoute")
@@ -182,8 +185,7 @@ def _destination_rule(draft: Draft, manifest: Manifest, spec: dict[str, Any],
                 draft.put((*base, spec_key), per_instance,
                           f"{label} {key} {http[key]} over {replicas} replica(s)")
         if "maxRetries" in http:
-            draft.assumptions.append(f"{label}: maxRetries {http['maxRetries']} (concurrent "
-                                     "retries over the cluster) is not modelled")
+            _max_retries(draft, http["maxRetries"], base, label)
     if isinstance(policy.get("outlierDetection"), dict):
         _outlier_detection(draft, manifest, policy["outlierDetection"], base, label)
 
@@ -195,6 +197,19 @@ OUTLIER_KEYS = {"consecutive5xxErrors": "consecutive_5xx",
                 "maxEjectionPercent": "max_ejection_percent"}
 OUTLIER_NOTED = ("minHealthPercent", "splitExternalLocalOriginErrors",
                  "consecutiveLocalOriginFailures")
+
+
+def _max_retries(draft: Draft, value: Any, base: tuple[Any, ...], label: str) -> None:
+    """Envoy's ``max_retries``: Istio leaves 0 (unset) at its default 2^32-1, unlimited."""
+    count = _count(value)
+    if count is None or count == 0 or count > MAX_IN_FLIGHT:
+        draft.assumptions.append(f"{label}: maxRetries {value!r} read as unlimited "
+                                 "(Istio's default)")
+        return
+    draft.put((*base, "max_retries"), count, f"{label} maxRetries")
+    draft.assumptions.append(f"{label}: maxRetries {count} -> max_retries, counted per caller "
+                             "instance as Envoy counts it per client sidecar (retries "
+                             "outstanding at once, not retries per request)")
 
 
 def _count(value: Any) -> int | None:

@@ -94,6 +94,10 @@ def outlier_detection(spec: S.Outlier) -> OutlierDetection | None:
                             spec.max_ejection_percent, spec.always_eject_one_host)
 
 
+def retry_limit(spec: S.MaxRetries) -> int | None:
+    return spec if isinstance(spec, int) else None  # "unlimited"
+
+
 def load_balancer(spec: S.LoadBalancer) -> LoadBalancer:
     if isinstance(spec, S.LeastRequestChoice):
         return LoadBalancer("least_request", spec.least_request.choices)
@@ -261,6 +265,8 @@ class Builder:
             readiness=self.readiness(spec.readiness or orchestration.readiness),
             outlier_detection=outlier_detection(
                 spec.outlier_detection or self.spec.defaults.outlier_detection),
+            max_retries=retry_limit(self.spec.defaults.max_retries if spec.max_retries is None
+                                    else spec.max_retries),
         )
 
     @staticmethod

@@ -114,6 +114,8 @@ def _service(s: Service, zones: tuple[str, ...]) -> dict[str, Any]:
     })
     if s.outlier_detection is not None:
         out["outlier_detection"] = _outlier(s.outlier_detection)
+    if s.max_retries is not None:
+        out["max_retries"] = s.max_retries
     out["endpoints"] = {name: _endpoint(e) for name, e in s.endpoints.items()}
     return out
 

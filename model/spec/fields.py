@@ -68,6 +68,8 @@ Repeat = Annotated[int, Field(ge=1, le=MAX_REPEAT, strict=True)]
 Failures = Annotated[int, Field(ge=0, le=MAX_FAILURES, strict=True)]
 ProbeFailures = Annotated[int, Field(ge=1, le=MAX_FAILURES, strict=True)]
 Choices = Annotated[int, Field(ge=1, le=MAX_CHOICES, strict=True)]
+# Retries outstanding at once from one caller instance to a service (Envoy's max_retries).
+RetryLimit = Annotated[int, Field(ge=0, le=MAX_IN_FLIGHT, strict=True)]
 
 # Periodic work (heartbeats, cache refreshes, probes, restarts in turn) and failure cycles
 # shorter than this would flood a run with events (a 0 period never advanced time at all).

@@ -44,6 +44,7 @@ from faultmesh.model.spec.fields import (
     ReplicaCount,
     Replicas,
     Retries,
+    RetryLimit,
     SpecModel,
     WindowCalls,
     Workers,
@@ -155,6 +156,8 @@ class OutlierDetectionSpec(SpecModel):
 
 
 Outlier = OutlierDetectionSpec | Literal["none"]
+# Envoy's max_retries circuit breaker, per caller instance; "unlimited" is Istio's default.
+MaxRetries = RetryLimit | Literal["unlimited"]
 
 
 def _breaker_kind(value: Any) -> str:
@@ -249,6 +252,7 @@ class ServiceSpec(SpecModel):
     restart: Restart | None = None
     readiness: ReadinessSpec | None = None
     outlier_detection: Outlier | None = None  # None: the defaults' ("none": off)
+    max_retries: MaxRetries | None = None  # None: the defaults'
     endpoints: Annotated[dict[Name, EndpointSpec], Field(min_length=1)]
 
 
@@ -266,6 +270,7 @@ class DefaultsSpec(SpecModel):
     load_balancer: LoadBalancer = "round_robin"
     circuit_breaker: Breaker = "none"
     outlier_detection: Outlier = "none"
+    max_retries: MaxRetries = "unlimited"
 
 
 class WorkloadSpec(SpecModel):

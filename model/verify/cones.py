@@ -174,7 +174,8 @@ def availability(system: System, services_down: Iterable[str],
     through (``call_success``), independently, so the shares multiply. Exact for the engine's
     draws (probability, repeat, retries) when nothing else fails a request: no circuit breaker
     opened by these failures (an open one refuses even calls that would succeed, so the share
-    is then at most this), no timeout, no network loss. 0 exactly iff the endpoint is down
+    is then at most this), no retry refused by a callee's ``max_retries`` (likewise at most
+    this), no timeout, no network loss. 0 exactly iff the endpoint is down
     (a certain call into a down callee), the cone rule of this module.
     """
     down = set(services_down)

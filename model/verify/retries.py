@@ -17,6 +17,9 @@ What it deliberately leaves out: ``repeat``, fan-out and fan-in multiply the *lo
 gets per entry request whether or not anything fails; that load is what ``capacity`` checks
 (retries included). This property isolates the factor that retries add on top in the worst
 case, so "no retries" always passes it, and a value of 27 reads "one call can become 27".
+A callee's ``max_retries`` (Envoy's retry circuit breaker) does not lower the bound: it caps
+the retries one caller instance has outstanding *at once*, not the attempts of any one call,
+so a call that finds the limit free can still make all its retries.
 
 Violated when some service's amplification exceeds ``max``, or when a call cycle containing a
 retrying call is reachable from an entry (going round it multiplies without bound).

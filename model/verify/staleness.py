@@ -112,6 +112,9 @@ def covers(system: System, site: CallSite) -> bool:
     """Is a retry of this call sure to reach another replica?"""
     if site.call.retries < 1:
         return False
+    if system.services[site.call.service].max_retries is not None:
+        # Envoy's max_retries can refuse the retry (that many already in flight): not sure.
+        return False
     return site.call.retry_other_instance or ejection_threshold(system, site) == 1
 
 
@@ -127,7 +130,7 @@ def failure_probability(system: System, site: CallSite) -> float:
         return 0.0
     callee = system.services[site.call.service]
     share = 1.0 / callee.replicas
-    if callee.load_balancer.kind == "random":
+    if callee.load_balancer.kind == "random" and callee.max_retries is None:
         return share ** site.call.attempts
     return share
 

@@ -18,9 +18,13 @@ length, its retry and backoff policy. Each time a job reaches that step, the sit
 
 A failed attempt is retried after the backoff delay while attempts remain and the caller is
 still alive; the call then fails with the attempt's cause, or ``retries exhausted`` when it
-had retries. ``repeat: n`` makes the call n times in a row, each with its own retries. An
-optional call's failure is reported to the job as a success (degraded); an asynchronous call
-has no job waiting for it.
+had retries. When the callee sets ``max_retries`` (Envoy's circuit breaker of that name), a
+caller instance may have at most that many retries outstanding to it at once: a retry holds
+its place from the moment it is decided (its backoff included) until its attempt settles, and
+a retry past the limit is not made: the call fails with the failed attempt's cause, counted in
+the edge's ``retry_overflow``. The first attempt is never limited. ``repeat: n`` makes the
+call n times in a row, each with its own retries. An optional call's failure is reported to
+the job as a success (degraded); an asynchronous call has no job waiting for it.
 
 Breakers and least-request counts live in the caller's instance, as in the client processes
 the engine models (a Resilience4j breaker in each client, an Envoy proxy beside each caller):
@@ -83,7 +87,7 @@ def backoff_delay(policy: Backoff, retry: int, rng: random.Random) -> float:
 class EdgeStats:
     """Counters of the calls made along one (caller service, callee service) edge."""
 
-    __slots__ = ("attempts", "calls", "causes", "degraded", "failed")
+    __slots__ = ("attempts", "calls", "causes", "degraded", "failed", "retry_overflow")
 
     def __init__(self) -> None:
         self.reset()
@@ -93,11 +97,39 @@ class EdgeStats:
         self.attempts = 0
         self.failed = 0
         self.degraded = 0
+        self.retry_overflow = 0  # retries not made: max_retries was reached (Envoy's overflow)
         self.causes: dict[str, int] = {}
 
     def summary(self) -> CallSummary:
         return {"calls": self.calls, "attempts": self.attempts, "failed": self.failed,
-                "degraded": self.degraded, "causes": dict(sorted(self.causes.items()))}
+                "degraded": self.degraded, "retry_overflow": self.retry_overflow,
+                "causes": dict(sorted(self.causes.items()))}
+
+
+class OutstandingRetries:
+    """Envoy's ``max_retries`` on one edge: the retries each caller instance has outstanding.
+
+    One Envoy beside each caller instance keeps one count per upstream cluster (the callee
+    service), shared by every call the caller makes to it; ``outstanding[i]`` is caller
+    instance ``i``'s, ``peak[i]`` the most it ever had.
+    """
+
+    __slots__ = ("limit", "outstanding", "peak")
+
+    def __init__(self, limit: int, callers: int) -> None:
+        self.limit = limit
+        self.outstanding = [0] * callers
+        self.peak = [0] * callers
+
+    def reserve(self, index: int) -> bool:
+        """Take a place for one retry of caller instance ``index``; False: the limit is reached."""
+        count = self.outstanding[index]
+        if count >= self.limit:
+            return False
+        self.outstanding[index] = count = count + 1
+        if count > self.peak[index]:
+            self.peak[index] = count
+        return True
 
 
 class BreakerGroup:
@@ -158,7 +190,7 @@ class CallRun:
     """One call in progress: its current attempt (``token``) and how many it has made."""
 
     __slots__ = ("attempt", "awaiting", "caller", "generation", "key", "lost", "parent",
-                 "repeats", "sent_at", "site", "target", "token", "tried")
+                 "repeats", "reserved", "sent_at", "site", "target", "token", "tried")
 
     def __init__(self, site: CallSite, caller: Instance, parent: Job | None, key: int) -> None:
         self.site = site
@@ -174,6 +206,7 @@ class CallRun:
         self.repeats = site.repeat
         self.target: Instance | None = None  # the current attempt's instance
         self.tried: list[Instance] = []  # instances this repetition tried (retry_other_instance)
+        self.reserved = False  # the current retry holds a place under the callee's max_retries
 
     def respond(self, token: int, ok: bool, cause: str | None, root: str | None) -> None:
         if self.awaiting == token:
@@ -197,8 +230,8 @@ class CallSite:
 
     __slots__ = ("active", "asynchronous", "attempts", "backoff", "balancers", "breakers",
                  "callee", "callee_service", "deadlines", "edge", "endpoint", "env", "network",
-                 "optional", "other_instance", "outliers", "probability", "repeat", "rng",
-                 "sometimes")
+                 "optional", "other_instance", "outliers", "probability", "repeat",
+                 "retry_limit", "rng", "sometimes")
 
     def __init__(self, call: Call, *, env: simpy.Environment, network: Network,
                  endpoint: EndpointRuntime, callee_service: ServiceRuntime,
@@ -206,7 +239,8 @@ class CallSite:
                  active: tuple[ActiveRequests, ...] | None,
                  breakers: tuple[CircuitBreaker, ...] | None,
                  edge: EdgeStats, rng: random.Random,
-                 outliers: tuple[OutlierDetector, ...] | None = None) -> None:
+                 outliers: tuple[OutlierDetector, ...] | None = None,
+                 retry_limit: OutstandingRetries | None = None) -> None:
         self.env = env
         self.network = network
         self.endpoint = endpoint
@@ -220,6 +254,8 @@ class CallSite:
         self.breakers = breakers
         # The caller instance's outlier detector for the callee (None: no outlier detection).
         self.outliers = outliers
+        # The edge's retries outstanding per caller instance (None: the callee sets no limit).
+        self.retry_limit = retry_limit
         self.edge = edge
         self.attempts = call.attempts
         self.backoff = call.backoff
@@ -249,6 +285,8 @@ class CallSite:
         breakers = self.breakers
         breaker = breakers[index] if breakers is not None else None
         if breaker is not None and not breaker.allow(now):
+            if run.reserved:
+                self.release(run)
             self.complete(run, False, CIRCUIT_OPEN, CIRCUIT_OPEN)
             return
         run.attempt += 1
@@ -266,6 +304,8 @@ class CallSite:
         if n == 0:
             if breaker is not None:
                 breaker.record(now, False, 0.0)
+            if run.reserved:
+                self.release(run)
             self.failed(run, NO_INSTANCE, NO_INSTANCE)
             return
         if self.other_instance:
@@ -302,6 +342,8 @@ class CallSite:
 
     def settle(self, run: CallRun, ok: bool, cause: str | None, root: str | None) -> None:
         """The current attempt of ``run`` got its response, or timed out."""
+        if run.reserved:
+            self.release(run)
         if self.active is not None:
             self.active[run.caller.index][run.target] -= 1  # type: ignore[index]
         breakers = self.breakers
@@ -325,6 +367,14 @@ class CallSite:
     def failed(self, run: CallRun, cause: str, root: str) -> None:
         """An attempt failed: retry after the backoff, or fail the call."""
         if run.attempt < self.attempts and run.caller.generation == run.generation:
+            limit = self.retry_limit
+            if limit is not None:
+                if not limit.reserve(run.caller.index):
+                    # Envoy's retry overflow: no retry; the call ends with this attempt's failure.
+                    self.edge.retry_overflow += 1
+                    self.complete(run, False, cause, root)
+                    return
+                run.reserved = True
             delay = backoff_delay(self.backoff, run.attempt, self.rng)
             if delay > 0:
                 Timeout(self.env, delay).callbacks.append(run.retry)
@@ -332,6 +382,11 @@ class CallSite:
                 self.send(run)
             return
         self.complete(run, False, RETRIES_EXHAUSTED if self.attempts > 1 else cause, root)
+
+    def release(self, run: CallRun) -> None:
+        """The retry of ``run`` is settled (or abandoned): it gives its place back."""
+        run.reserved = False
+        self.retry_limit.outstanding[run.caller.index] -= 1  # type: ignore[union-attr]
 
     def complete(self, run: CallRun, ok: bool, cause: str | None, root: str | None) -> None:
         edge = self.edge

@@ -39,6 +39,7 @@ from faultmesh.simulations.engine.calls import (
     BreakerGroup,
     CallSite,
     EdgeStats,
+    OutstandingRetries,
     breakers_summary,
 )
 from faultmesh.simulations.engine.discovery import Discovery
@@ -125,6 +126,7 @@ class Simulation:
                                          tuple[ActiveRequests, ...] | None]] = {}
         self.edge_stats: dict[Edge, EdgeStats] = {}
         self.outlier_groups: dict[Edge, OutlierGroup] = {}
+        self.retry_limits: dict[Edge, OutstandingRetries] = {}  # callees with max_retries
         self._compile_calls()
         # Every breaker by edge, then by its label in the summary (``cart-0``, or ``cart-0/2``).
         self.breakers: dict[Edge, dict[str, CircuitBreaker]] = {
@@ -233,7 +235,19 @@ class Simulation:
                         deadlines=self._deadlines(call.timeout), balancers=balancers,
                         active=active, breakers=self._breakers(caller, call, where),
                         edge=stats, rng=self.streams(f"call/{where}"),
-                        outliers=self._outliers(caller, call.service))
+                        outliers=self._outliers(caller, call.service),
+                        retry_limit=self._retry_limit(caller, call.service))
+
+    def _retry_limit(self, caller: str, callee: str) -> OutstandingRetries | None:
+        """The callee's ``max_retries`` on this edge, counted per caller instance (or None)."""
+        limit = self.system.services[callee].max_retries
+        if limit is None:
+            return None
+        edge = (caller, callee)
+        if edge not in self.retry_limits:
+            self.retry_limits[edge] = OutstandingRetries(
+                limit, len(self.services[caller].instances))
+        return self.retry_limits[edge]
 
     def _outliers(self, caller: str, callee: str) -> tuple[OutlierDetector, ...] | None:
         """The callee's outlier detectors on this edge, one per caller instance (or None)."""

@@ -87,6 +87,7 @@ class CallSummary(TypedDict):
     attempts: int
     failed: int
     degraded: int
+    retry_overflow: int  # retries not made: the callee's max_retries was reached
     causes: dict[str, int]
 
 

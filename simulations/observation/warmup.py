@@ -47,7 +47,7 @@ RULE = "MSER-5"
 # Instance counters a warm-up discards (those ``Instance.reset_counters`` resets).
 INSTANCE_COUNTERS = ("arrivals", "rejected", "refused", "injected", "served", "queued", "waited",
                      "busy_area", "up_time")
-EDGE_COUNTERS = ("calls", "attempts", "failed", "degraded")
+EDGE_COUNTERS = ("calls", "attempts", "failed", "degraded", "retry_overflow")
 
 
 def mser(series: Sequence[float], limit: int | None = None) -> int:
