@@ -317,10 +317,12 @@ def render(summary: RunSummary, console: Console, elapsed: float | None = None) 
     head.append(f"{summary['system']}", style="bold")
     head.append(f" · {scenario} · seed {summary['seed']} · "
                 f"{format_duration(summary['duration_s'])} simulated")
-    warmup = summary.get("warmup") or {}
-    if warmup.get("detected"):
+    warmup = summary["warmup"]
+    if warmup["detected"]:
+        unsettled = ("" if warmup.get("settled", True)
+                     else "; not settled: too short for steady state, figures biased")
         head.append(f" (warm-up {format_duration(summary['warmup_s'])} discarded, found by "
-                    f"{warmup['rule']}{'' if warmup.get('settled', True) else '; not settled'})")
+                    f"{warmup['rule']}{unsettled})")
     elif summary["warmup_s"]:
         head.append(f" (warm-up {format_duration(summary['warmup_s'])})")
     if elapsed is not None:
