@@ -9,6 +9,8 @@ asserts verdicts and the deadline's state, never wall-clock times.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,160 @@ def test_verify_cli_timeout_bounds_every_property(tmp_path: Path,
     for kind in ("capacity", "survives"):
         assert verdicts[kind]["status"] == "unknown"
         assert verdicts[kind]["explanation"] == spent(kind, "1s")
+
+
+# A generated system on which the limit-aware capacity repair searched for minutes without
+# reading its deadline (the loss formulas inside the survivors' search): found by
+# tests/test_agreement.py's harness.
+SLOW_CAPACITY_REPAIR = """
+system: generated
+zones:
+- a
+network:
+  latency:
+    same_zone: 0s
+    cross_zone: 0s
+  loss: 0.0
+discovery:
+  mode: server
+  heartbeat: 1s
+  ttl: 3s
+  refresh: 4s
+  zone_detection: 2s
+orchestration:
+  restart:
+    delay: 5s
+  readiness:
+    period: 1s
+    failures: 1
+    initial_delay: 0s
+services:
+  s0:
+    replicas: 2
+    placement:
+      a: 2
+    workers: 2
+    concurrency: 1
+    depends_on: []
+    load_balancer: round_robin
+    restart:
+      delay: 5s
+    readiness:
+      period: 1s
+      failures: 1
+      initial_delay: 0s
+    endpoints:
+      e0:
+        signature:
+          input: Req
+          output: Resp
+          errors:
+          - Unavailable
+          - NotFound
+        service_time:
+          exponential: 40ms
+        calls:
+        - parallel:
+          - call: s1.e0
+            timeout: 128ms
+            retries: 0
+            backoff:
+              strategy: exponential
+              base: 25ms
+              cap: 250ms
+              jitter: full
+            optional: true
+            async: false
+            probability: 1.0
+            repeat: 1
+            circuit_breaker: none
+            retry_other_instance: true
+          - call: s1.e1
+            timeout: 372ms
+            retries: 2
+            backoff:
+              strategy: exponential
+              base: 25ms
+              cap: 250ms
+              jitter: full
+            optional: false
+            async: false
+            probability: 1.0
+            repeat: 1
+            circuit_breaker: none
+            retry_other_instance: false
+  s1:
+    replicas: 2
+    placement:
+      a: 2
+    workers: 1
+    depends_on: []
+    load_balancer: round_robin
+    restart:
+      delay: 5s
+    readiness:
+      period: 1s
+      failures: 1
+      initial_delay: 0s
+    endpoints:
+      e0:
+        signature:
+          input: Req
+          output: Resp
+          errors:
+          - InvalidArgument
+          - Unavailable
+          - DeadlineExceeded
+        service_time:
+          exponential: 48ms
+        calls: []
+      e1:
+        signature:
+          input: Req
+          output: Resp
+          errors:
+          - NotFound
+          - Unavailable
+          - DeadlineExceeded
+        service_time:
+          exponential: 40ms
+        calls: []
+workload:
+- entry: s0.e0
+  rate: 28.0
+  arrivals: poisson
+  source: client
+  timeout: 4.636s
+properties:
+- survives:
+    name: survives
+    failures: 1
+    of:
+    - instance
+    - zone
+- capacity:
+    name: capacity
+    failures: 1
+    of:
+    - instance
+    - zone
+    utilization: 0.8
+    rejected: 0.001
+- timeouts_nest:
+    name: timeouts_nest
+- staleness:
+    name: staleness
+scenarios: {}
+
+"""
+
+
+def test_capacity_repair_search_reads_the_deadline(tmp_path: Path) -> None:
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(SLOW_CAPACITY_REPAIR)
+    done = subprocess.run([sys.executable, "-m", "faultmesh", "verify", str(spec),
+                           "--property", "capacity", "--timeout", "2", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode in (1, 3), done.stderr
+    verdict = json.loads(done.stdout)["properties"][0]
+    assert verdict["kind"] == "capacity" and verdict["status"] in ("violated", "unknown")

@@ -210,7 +210,8 @@ def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressu
             for extra in range(REPAIR_ROUNDS):
                 change = solver.for_capacity(p.service.name, zone_counts(p.service),
                                              p.service.workers, p.demand, limit, kinds,
-                                             budget, _losses_need(model, rejected), extra)
+                                             budget, _losses_need(model, rejected, deadline),
+                                             extra)
                 if change is None or _passes(system, zones, model, change, kinds, budget,
                                              limit, rejected):
                     break
@@ -224,9 +225,11 @@ def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressu
         return None, REPAIR_OUT_OF_TIME
 
 
-def _losses_need(model: ServiceModel, rejected: float) -> Callable[[int], int | None]:
+def _losses_need(model: ServiceModel, rejected: float,
+                 deadline: Deadline) -> Callable[[int], int | None]:
     """Survivors needed, for ``w`` workers each, so that each loses at most ``rejected`` under
-    even balancing (None: no number of them does)."""
+    even balancing (None: no number of them does). Each step checks the deadline: the loss
+    formulas cost up to O(workers) each, and the solver asks for many ``w``."""
 
     def need(w: int) -> int | None:
         station = model.with_workers(w)
@@ -234,11 +237,13 @@ def _losses_need(model: ServiceModel, rejected: float) -> Callable[[int], int | 
             return 0
         m = 1
         while model.rejection(float(model.rate) / m, station).high > rejected:
+            deadline.check()
             m *= 2
             if m > 1 << 20:
                 return None
         low = m // 2 + 1 if m > 1 else 1
         while low < m:  # the least m in (m/2, m] that passes: losses fall as m grows
+            deadline.check()
             mid = (low + m) // 2
             if model.rejection(float(model.rate) / mid, station).high > rejected:
                 low = mid + 1
