@@ -207,3 +207,28 @@ def test_cli_replay_never_truncates_names_when_piped(tmp_path: Path,
     assert f"instance:{LONG}-0" in text
     assert "…" not in text.split("replay of", 1)[1], text
     assert "the simulation agrees with the proof" in text
+
+
+def test_a_capacity_overload_with_nothing_failed_replays_as_the_plain_workload() -> None:
+    """Capacity violated with no failure at all: the nominal run is the counterexample, and
+    replay simulates it (it used to refuse: "no failure set to replay")."""
+    system = model.loads("""
+system: overload
+services:
+  front:
+    endpoints:
+      home: {service_time: 1ms, calls: [back.get]}
+  back:
+    endpoints:
+      get: {service_time: {exponential: 30ms}}
+workload:
+  - {entry: front.home, rate: 40/s}
+properties:
+  - capacity: {failures: 0, utilization: 80%}
+""")
+    verdict = model.verify(system, kinds=["capacity"])["capacity"]
+    assert verdict.status == "violated" and verdict.counterexample is not None
+    assert verdict.counterexample.failures == ()
+    assert verdict.to_scenario().faults == ()
+    result = replay(system, verdict, at=20, duration=60, seed=1)
+    assert result.agrees, result.to_json()

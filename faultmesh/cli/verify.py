@@ -263,12 +263,13 @@ REPLAYED_KINDS = ("survives", "capacity")
 
 
 def _replays(system: System, report: Report, seed: int) -> list[Replay]:
-    """Simulate every replayable counterexample (a failure set) of the report."""
+    """Simulate every replayable counterexample of the report: a failure set, or (capacity)
+    an overload with nothing failed, replayed as the plain workload."""
     from faultmesh.simulations.replay import replay
 
     return [replay(system, v, seed=seed) for v in report.verdicts
             if v.kind in REPLAYED_KINDS and v.status == "violated" and v.counterexample
-            and v.counterexample.failures]
+            and (v.counterexample.failures or v.kind == "capacity")]
 
 
 def _print_replay(result: Replay, out: Console) -> None:
@@ -276,7 +277,8 @@ def _print_replay(result: Replay, out: Console) -> None:
     for the overloaded service for capacity."""
     failures = ", ".join(result.verdict.counterexample.failures)  # type: ignore[union-attr]
     start, end = result.window
-    table = Table(title=f"replay of {result.verdict.name}: {failures} down, measured "
+    what = f"{failures} down" if failures else "nothing failed (the plain workload)"
+    table = Table(title=f"replay of {result.verdict.name}: {what}, measured "
                         f"{format_duration(start)}–{format_duration(end)}", title_justify="left")
     if result.services:
         for column in ("service", "proof says", "simulation measured", ""):

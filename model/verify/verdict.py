@@ -81,10 +81,12 @@ class Verdict:
         """The counterexample as a scenario: its failures crash at ``at`` for ``duration``.
 
         Replaying it in the simulator shows dynamically what the proof predicted: the entries
-        in ``counterexample.down`` lose availability during the window, the others do not.
+        in ``counterexample.down`` lose availability during the window, the others do not. An
+        empty failure set (a service overloaded with nothing failed) replays as the plain
+        workload over the same window: the nominal run is the counterexample.
         """
-        if self.counterexample is None or not self.counterexample.failures:
-            raise ValueError(f"{self.name} has no failure set to replay ({self.status})")
+        if self.counterexample is None:
+            raise ValueError(f"{self.name} has no counterexample to replay ({self.status})")
         faults = tuple(Crash(at=at, duration=duration, target=parse_target(failure))
                        for failure in self.counterexample.failures)
         end = total if total is not None else at + duration + max(60.0, at)
