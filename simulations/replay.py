@@ -92,12 +92,31 @@ class ServiceReplay:
     utilization: float | None  # measured over the surviving instances; None: none survives
     requests: int  # requests the service's instances received in the window
     rejected: int
+    # A violation by rejections (queue/concurrency limits): the predicted share rejected (its
+    # low estimate where the formula is not exact) and the property's bound on it.
+    predicted_rejected: float | None = None
+    rejected_bound: float = 1.0
+
+    @property
+    def rejections_claimed(self) -> bool:
+        return self.predicted_rejected is not None and self.predicted_rejected > \
+            self.rejected_bound and (self.predicted is None or self.predicted < self.limit)
 
     @property
     def agrees(self) -> bool:
         if self.surviving == 0:
             # Nothing left to serve: the claim is that its load finds no instance at all.
             return self.requests == 0
+        if self.rejections_claimed:
+            # The claim is that more than the bound is rejected: the measured share must not be
+            # confidently below the predicted one (a 99.9 % one-sided binomial margin).
+            assert self.predicted_rejected is not None
+            if self.requests == 0:
+                return False
+            share = self.rejected / self.requests
+            p = self.predicted_rejected
+            margin = 3.09 * (p * (1 - p) / self.requests) ** 0.5 + 0.01
+            return share > self.rejected_bound or share >= p - margin
         measured = self.utilization or 0.0
         if self.predicted is None:  # an unbounded load keeps every survivor busy
             return measured >= 1 - UTILIZATION_TOLERANCE or self.rejected > 0
@@ -110,6 +129,10 @@ class ServiceReplay:
     def claim(self) -> str:
         if self.surviving == 0:
             return "no instance left"
+        if self.rejections_claimed:
+            assert self.predicted_rejected is not None
+            return (f"rejects {format_percent(self.predicted_rejected)} "
+                    f"(> {format_percent(self.rejected_bound)})")
         if self.predicted is None:
             return "unbounded load"
         return f"utilization {self.predicted:.2%} (>= {self.limit:.0%})"
@@ -118,7 +141,7 @@ class ServiceReplay:
         if self.surviving == 0:
             return f"{self.requests:,} requests reached it"
         shown = "n/a" if self.utilization is None else f"{self.utilization:.2%}"
-        return f"utilization {shown}, {self.rejected:,} rejected"
+        return f"utilization {shown}, {self.rejected:,} of {self.requests:,} rejected"
 
 
 @dataclass(frozen=True)
@@ -240,6 +263,13 @@ def _limit(system: System, verdict: Verdict) -> float:
     return P.Capacity().utilization
 
 
+def _rejected_bound(system: System, verdict: Verdict) -> float:
+    for prop in system.properties:
+        if isinstance(prop, P.Capacity) and prop.name == verdict.name:
+            return prop.rejected
+    return P.Capacity().rejected
+
+
 def _replay_capacity(system: System, verdict: Verdict, *, at: float, duration: float,
                      settle: float, seed: int) -> Replay:
     scenario = verdict.to_scenario(at=at, duration=duration, total=at + duration,
@@ -261,9 +291,11 @@ def _replay_capacity(system: System, verdict: Verdict, *, at: float, duration: f
         utilization = (sum(per_instance[i]["utilization"] for i in alive) / len(alive)
                        if alive else None)
         predicted = ce.numbers.get("utilization")
+        claimed = ce.numbers.get("rejected_low", ce.numbers.get("rejected"))
         services.append(ServiceReplay(
             name, None if predicted is None else float(predicted), _limit(system, verdict),
-            len(alive), utilization, int(summary["requests"]), int(summary["rejected"])))
+            len(alive), utilization, int(summary["requests"]), int(summary["rejected"]),
+            None if claimed is None else float(claimed), _rejected_bound(system, verdict)))
     return Replay(verdict, run, (at + settle, at + duration), (), tuple(services))
 
 

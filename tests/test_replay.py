@@ -232,3 +232,18 @@ properties:
     assert verdict.to_scenario().faults == ()
     result = replay(system, verdict, at=20, duration=60, seed=1)
     assert result.agrees, result.to_json()
+
+
+def test_a_capacity_violation_by_rejections_is_compared_on_rejections() -> None:
+    """Below the utilization target but over the rejection bound: replay compares the share
+    rejected, not the utilization (it used to disagree with every such proof)."""
+    from faultmesh.simulations.replay import ServiceReplay
+
+    def replayed(rejected: int) -> ServiceReplay:
+        return ServiceReplay("back", 0.22, 0.8, 1, 0.10, 200, rejected,
+                             predicted_rejected=0.3, rejected_bound=0.001)
+
+    assert replayed(60).rejections_claimed
+    assert replayed(60).agrees and replayed(45).agrees  # 22.5 %: within the margin of 30 %
+    assert not replayed(0).agrees  # the proof claimed rejections; none were measured
+    assert "rejects" in replayed(60).claim()
