@@ -67,10 +67,14 @@ def test_generated_systems_agree() -> None:
     # Their number is reported, not bounded: it depends on the solver's time budget under
     # load (17 on an idle machine, 26 under `-n 2` with other work), which a test must not.
     print(f"{len(wrong)} known open disagreements (false `violated`) of {systems[0]} systems")
-    # Both directions of every property were exercised (else the test proves little).
+    # Both directions of every property were exercised (else the test proves little). A
+    # staleness that holds is rare among generated systems (it needs retries that avoid the
+    # dead instance, or ejection at the first failure) and how many appear varies with the
+    # solver's budget under load: test_a_covered_staleness_holds_and_agrees covers it always.
     for kind in A.KINDS:
         for status in ("holds", "violated"):
-            assert seen[(kind, status)] >= 3, (kind, status, dict(seen))
+            if (kind, status) != ("staleness", "holds"):
+                assert seen[(kind, status)] >= 3, (kind, status, dict(seen))
 
 
 # --- the harness can fail ---------------------------------------------------------------------
@@ -170,3 +174,34 @@ def test_wilson_bounds_bracket_the_estimate(k: int, n: int) -> None:
     low, high = A.wilson(k, n)
     assert 0.0 <= low <= k / n <= high <= 1.0
     assert high - low < 1.0 if n >= 10 else True
+
+
+def test_a_covered_staleness_holds_and_agrees() -> None:
+    """The staleness `holds` direction on a system built for it: retries that avoid the
+    instance already tried cover the stale window, and the simulation of that window shows no
+    stale failure."""
+    system = _system("""
+system: covered
+zones: [a, b]
+discovery: {mode: client, heartbeat: 1s, ttl: 2s, refresh: 2s}
+services:
+  front:
+    workers: 8
+    endpoints:
+      home: {service_time: 1ms,
+             calls: [{call: back.get, timeout: 200ms, retries: 1, retry_other_instance: true}]}
+  back:
+    placement: {a: 1, b: 1}
+    workers: 4
+    load_balancer: random
+    endpoints:
+      get: {service_time: {exponential: 5ms}}
+workload:
+  - {entry: front.home, rate: 50/s}
+properties:
+  - staleness: {}
+""")
+    findings = [f for f in A.check(system, CI) if f.kind == "staleness"]
+    assert findings and all(f.status == "holds" for f in findings), findings
+    assert all(f.agrees for f in findings), findings
+
