@@ -527,3 +527,22 @@ def test_cli_reports_every_file_and_every_error(tmp_path: Path) -> None:
     assert f"ok  {good}" in result.stdout
     assert f"{bad}:12:13:" in result.stderr and f"{bad}:16:18:" in result.stderr
     assert "2 errors" in result.stderr
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("outlier_detection", "{consecutive_5xx: 5, intervall: 10s}", "unknown key 'intervall'"),
+    ("max_retries", "-1", "greater than or equal to 0"),
+    ("restart", "{delay: 5 seconds}", "unknown duration unit"),
+])
+def test_a_value_or_keyword_key_reports_only_the_values_error(key: str, value: str,
+                                                              expected: str) -> None:
+    """Keys that take a value or a keyword (none, never, unlimited) report the bad value's own
+    error once, not also "should be 'none'"."""
+    text = ("system: s\nservices:\n  a:\n"
+            f"    {key}: {value}\n"
+            "    endpoints:\n      x: {service_time: 1ms}\n")
+    with pytest.raises(SpecErrors) as caught:
+        loads(text, "s.yaml")
+    messages = [str(e) for e in caught.value.errors]
+    assert len(messages) == 1, messages
+    assert expected in messages[0] and messages[0].startswith("s.yaml:4:"), messages

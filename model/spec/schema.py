@@ -94,7 +94,16 @@ class ReadinessSpec(SpecModel):
     initial_delay: Duration = 0.0
 
 
-Restart = RestartSpec | Literal["never"]
+def _word_or_value(value: Any) -> str:
+    """A value or a keyword (``never``, ``none``, ``unlimited``), told apart by type first, so
+    a bad value gets only its own error, not also "should be 'none'". The loader drops the
+    ``~`` tags from error paths."""
+    return "~word" if isinstance(value, str) else "~value"
+
+
+
+Restart = Annotated[Annotated[Literal["never"], Tag("~word")]
+                    | Annotated[RestartSpec, Tag("~value")], Discriminator(_word_or_value)]
 
 
 class OrchestrationSpec(SpecModel):
@@ -112,7 +121,8 @@ class BackoffSpec(SpecModel):
     jitter: Literal["none", "full", "equal"] = "full"
 
 
-Backoff = BackoffSpec | Literal["none"]
+Backoff = Annotated[Annotated[Literal["none"], Tag("~word")]
+                    | Annotated[BackoffSpec, Tag("~value")], Discriminator(_word_or_value)]
 
 
 # A breaker threshold of 0% would open on the first call; Resilience4j rejects it too.
@@ -155,9 +165,11 @@ class OutlierDetectionSpec(SpecModel):
     always_eject_one_host: bool = False
 
 
-Outlier = OutlierDetectionSpec | Literal["none"]
+Outlier = Annotated[Annotated[Literal["none"], Tag("~word")]
+                    | Annotated[OutlierDetectionSpec, Tag("~value")], Discriminator(_word_or_value)]
 # Envoy's max_retries circuit breaker, per caller instance; "unlimited" is Istio's default.
-MaxRetries = RetryLimit | Literal["unlimited"]
+MaxRetries = Annotated[Annotated[Literal["unlimited"], Tag("~word")]
+                       | Annotated[RetryLimit, Tag("~value")], Discriminator(_word_or_value)]
 
 
 def _breaker_kind(value: Any) -> str:
