@@ -115,9 +115,24 @@ class RollingRestart(FaultBase):
     interval: float = 30.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Surge(FaultBase):
+    """The arrival rate at workload entry ``entry`` is multiplied by ``factor`` (or set to
+    ``rate`` per second) for the fault's window: a load spike as a trigger."""
+
+    kind: ClassVar[str] = "surge"
+    entry: str
+    factor: float | None = None
+    rate: float | None = None
+
+    def applied(self, rate: float) -> float:
+        """The entry's rate during the surge, given its rate without it."""
+        return self.rate if self.rate is not None else rate * (self.factor or 1.0)
+
+
 Fault = (
     Crash | LatencyFault | ErrorFault | Partition | LossFault | Slowdown | RegistryOutage
-    | RollingRestart
+    | RollingRestart | Surge
 )
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,29 @@ class BreakerReaction:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Recovers:
+    """After the scenario's last fault or surge ends, the entry's availability returns to
+    ``to`` within ``within`` seconds and stays there (simulation)."""
+
+    kind: ClassVar[str] = "recovers"
+    name: str
+    entry: str
+    within: float = 30.0
+    to: float = 0.99
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverloadRecovery:
+    """No overloaded state sustains itself at the nominal workload: even when every attempt
+    times out (retries, hedges and work for callers that gave up all counted, budgets,
+    throttling, deadlines and shedding capping them), every service's load stays below its
+    capacity, so any trigger's backlog drains once the trigger ends (the fluid model)."""
+
+    kind: ClassVar[str] = "overload_recovery"
+    name: str = "overload_recovery"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StartupOrder:
     """Always on: the depends_on relation has an order (no cycle); counterexample: the cycle."""
 
@@ -139,6 +162,8 @@ Property = (
     | Availability
     | Latency
     | BreakerReaction
+    | Recovers
+    | OverloadRecovery
     | StartupOrder
     | CallCycles
     | ErrorsCovered
@@ -147,12 +172,13 @@ Property = (
 PROPERTY_TYPES: dict[str, type] = {
     cls.kind: cls
     for cls in (Survives, Capacity, TimeoutsNest, RetryAmplification, Staleness, BreakerSafety,
-                Availability, Latency, BreakerReaction, StartupOrder, CallCycles, ErrorsCovered)
+                Availability, Latency, BreakerReaction, Recovers, OverloadRecovery, StartupOrder,
+                CallCycles, ErrorsCovered)
 }
 
 # Properties that `verify` decides statically; the rest are watched by simulation monitors.
 STATIC_KINDS = ("survives", "capacity", "timeouts_nest", "retry_amplification", "staleness",
-                "breaker", "startup_order", "call_cycles", "errors_covered")
+                "breaker", "overload_recovery", "startup_order", "call_cycles", "errors_covered")
 
 # Latency quantile keys accepted in the spec, e.g. {latency: {entry: x.y, p99: 250ms}}.
 LATENCY_QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}

@@ -168,6 +168,96 @@ class OutlierDetection:
         return min(self.base_ejection_time * multiplier, self.max_ejection_time)
 
 
+@dataclass(frozen=True, slots=True)
+class RetryBudget:
+    """Envoy's ``retry_budget`` for calls to a service, kept by each caller instance.
+
+    A retry may start only while the caller instance's active retries to the service stay
+    below ``max(min_concurrency, percent / 100 * active requests)`` (Envoy's
+    ``budget_percent``, default 20 %, and ``min_retry_concurrency``, default 3); a denied retry
+    ends the call with the last attempt's failure.
+    """
+
+    percent: float = 20.0
+    min_concurrency: int = 3
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.percent <= 100.0, "percent must be in [0, 100]", self.percent)
+        _check(self.min_concurrency >= 0, "min_concurrency must not be negative",
+               self.min_concurrency)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryThrottling:
+    """gRPC retry throttling for calls to a service, kept by each caller instance (channel).
+
+    A token count starts at ``max_tokens``; every failed attempt takes one token, every
+    success gives back ``token_ratio``, never above ``max_tokens``. Retries and hedges are sent
+    only while the count is above ``max_tokens / 2`` (gRPC A6).
+    """
+
+    max_tokens: float = 10.0
+    token_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.max_tokens <= 1000.0, "max_tokens must be in (0, 1000]",
+               self.max_tokens)
+        _check(self.token_ratio > 0.0, "token_ratio must be positive", self.token_ratio)
+
+
+@dataclass(frozen=True, slots=True)
+class Hedge:
+    """gRPC's hedging policy for one call: the first attempt goes at once, another every
+    ``delay`` until ``max_attempts`` are in flight or one succeeds; the first success wins and
+    the others are cancelled. A call hedges or retries, never both."""
+
+    delay: float
+    max_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.delay >= 0.0, "delay must not be negative", self.delay)
+        _check(self.max_attempts >= 1, "max_attempts must be at least 1", self.max_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket in front of each instance (Envoy's local rate limit): ``burst`` tokens,
+    refilled at ``rate`` per second; a request finding no token ends ``rate_limited``."""
+
+    rate: float
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.rate > 0.0, "rate must be positive", self.rate)
+        _check(self.burst >= 1, "burst must be at least 1", self.burst)
+
+
+QueueDisciplineKind = Literal["fifo", "lifo", "adaptive_lifo"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDiscipline:
+    """Which queued request a free worker takes next, and how long a request may wait.
+
+    ``fifo`` and ``lifo`` are what they say. ``adaptive_lifo`` is Facebook's adaptive LIFO with
+    CoDel (Maurer, "Fail at Scale", 2015): FIFO while the queue empties now and then; once it
+    has not been empty for ``interval`` it is standing, the newest request is served first and
+    a request that waited more than ``target`` is shed. ``timeout`` bounds any request's wait
+    (None: unbounded); a request shed by either rule ends ``shed``.
+    """
+
+    kind: QueueDisciplineKind = "fifo"
+    timeout: float | None = None
+    interval: float = 0.1
+    target: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None:
+            _check(self.timeout > 0.0, "queue timeout must be positive", self.timeout)
+        _check(self.interval > 0.0, "interval must be positive", self.interval)
+        _check(self.target >= 0.0, "target must not be negative", self.target)
+
+
 LoadBalancerKind = Literal["round_robin", "random", "least_request", "consistent_hash"]
 
 
@@ -207,6 +297,11 @@ class Call:
     circuit_breaker: BreakerPolicy | None = None
     # Envoy's previous_hosts retry predicate: a retry avoids the instances already tried.
     retry_other_instance: bool = False
+    # The overall deadline across all attempts and backoffs (Envoy's route timeout, a gRPC
+    # deadline); ``timeout`` is the per-try timeout. None: attempts * timeout + backoffs.
+    deadline: float | None = None
+    # Hedged attempts instead of retries (gRPC hedging policy); None: no hedging.
+    hedge: Hedge | None = None
 
     @property
     def target(self) -> str:
@@ -248,6 +343,8 @@ class Endpoint:
     service_time: Distribution = field(default_factory=lambda: Constant(0.0))
     signature: Signature = field(default_factory=Signature)
     steps: tuple[Step, ...] = ()
+    # A token bucket per instance for this endpoint's requests (beside the service's own).
+    rate_limit: RateLimit | None = None
 
     def calls(self) -> Iterator[Call]:
         """Every call of the endpoint, parallel groups flattened, in order."""
@@ -306,6 +403,17 @@ class Service:
     # Envoy's max_retries circuit breaker for this service, kept by each caller instance: the
     # retries one caller instance may have outstanding to it at once (None: unlimited).
     max_retries: int | None = None
+    # Envoy's retry budget / gRPC's retry throttling for calls to this service, kept by each
+    # caller instance (None: no cap beyond each call's retries).
+    retry_budget: RetryBudget | None = None
+    retry_throttling: RetryThrottling | None = None
+    # Server-side load shedding: queue order and wait bounds, and a token bucket per instance.
+    queue_discipline: QueueDiscipline = field(default_factory=QueueDiscipline)
+    rate_limit: RateLimit | None = None
+    # gRPC deadline propagation: a request carries its caller's remaining time; this service
+    # drops queued work whose deadline has passed (``deadline_exceeded``) and gives its own
+    # calls at most the remainder.
+    propagate_deadline: bool = False
 
     @property
     def replicas(self) -> int:
@@ -353,8 +461,36 @@ class Orchestration:
 
 
 @dataclass(frozen=True, slots=True)
+class RatePoint:
+    """One point of a rate profile: from ``at`` seconds the rate is ``rate``; with ``ramp`` the
+    rate rises or falls linearly from the previous point's rate to this one instead of
+    stepping at ``at``."""
+
+    at: float
+    rate: float
+    ramp: bool = False
+
+
+def profile_rate(profile: tuple[RatePoint, ...], base: float, t: float) -> float:
+    """The arrival rate at time ``t`` of a piecewise profile (``base`` before its first point)."""
+    rate, previous_at, previous_rate = base, 0.0, base
+    for point in profile:
+        if t < point.at:
+            if point.ramp and point.at > previous_at:
+                share = (t - previous_at) / (point.at - previous_at)
+                return previous_rate + share * (point.rate - previous_rate)
+            return rate
+        rate, previous_at, previous_rate = point.rate, point.at, point.rate
+    return rate
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
-    """Requests arriving from outside at ``service.endpoint``."""
+    """Requests arriving from outside at ``service.endpoint``.
+
+    ``rate`` is the rate at t = 0; a ``profile`` changes it over time (steps and linear ramps);
+    ``timeout`` is the client's deadline for the whole request.
+    """
 
     service: str
     endpoint: str
@@ -362,10 +498,20 @@ class Workload:
     arrivals: Literal["poisson", "constant"] = "poisson"
     timeout: float | None = None
     source: str = "client"
+    profile: tuple[RatePoint, ...] = ()
 
     @property
     def entry(self) -> str:
         return f"{self.service}.{self.endpoint}"
+
+    def rate_at(self, t: float) -> float:
+        """The arrival rate at time ``t`` (without scenario surges)."""
+        return profile_rate(self.profile, self.rate, t) if self.profile else self.rate
+
+    @property
+    def peak_rate(self) -> float:
+        """The highest rate the workload ever reaches (what capacity must carry)."""
+        return max([self.rate, *(p.rate for p in self.profile)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,14 +553,20 @@ __all__ = [
     "Endpoint",
     "Fault",
     "FrozenMap",
+    "Hedge",
     "Instance",
     "LoadBalancer",
     "Orchestration",
     "OutlierDetection",
     "ParallelCalls",
+    "QueueDiscipline",
+    "RateLimit",
+    "RatePoint",
     "RateBreakerPolicy",
     "Readiness",
     "RestartPolicy",
+    "RetryBudget",
+    "RetryThrottling",
     "Scenario",
     "Service",
     "Signature",
