@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import simpy
 from simpy.events import Timeout
 
-from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
+from faultmesh.simulations.engine.jobs import FIRST, EndpointRuntime, Job
 from faultmesh.simulations.outcomes import (
     CONCURRENCY_LIMIT,
     INJECTED_ERROR,
@@ -151,7 +151,8 @@ class Instance:
     # --- requests -----------------------------------------------------------------------------
 
     def receive(self, endpoint: EndpointRuntime, waiter: Waiter, token: int, key: int,
-                caller: Instance | None) -> None:
+                caller: Instance | None, deadline: float | None = None,
+                attempt: int = FIRST) -> None:
         """A request for ``endpoint`` reaches this instance (after any injected latency)."""
         if self.delays:
             extra = 0.0
@@ -163,14 +164,15 @@ class Instance:
 
                 def arrive(_event: object) -> None:
                     self.in_transit -= 1
-                    self.accept(endpoint, waiter, token, key, caller)
+                    self.accept(endpoint, waiter, token, key, caller, deadline, attempt)
 
                 Timeout(self.env, extra).callbacks.append(arrive)
                 return
-        self.accept(endpoint, waiter, token, key, caller)
+        self.accept(endpoint, waiter, token, key, caller, deadline, attempt)
 
     def accept(self, endpoint: EndpointRuntime, waiter: Waiter, token: int, key: int,
-               caller: Instance | None) -> None:
+               caller: Instance | None, deadline: float | None = None,
+               attempt: int = FIRST) -> None:
         self.arrivals += 1
         if not self.up:
             self.refused += 1
@@ -190,7 +192,7 @@ class Instance:
             self.rejected += 1
             self.reply(caller, waiter, token, False, QUEUE_FULL, QUEUE_FULL)
             return
-        job = Job(self, endpoint, waiter, token, key, caller)
+        job = Job(self, endpoint, waiter, token, key, caller, deadline, attempt)
         self.accepted += 1
         self.in_flight += 1
         self.active[job] = None

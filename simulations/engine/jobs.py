@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from faultmesh.simulations.outcomes import DEPENDENCY_FAILED
 
+# What kind of attempt a job is, for the share of a callee's load that retries and hedges make.
+FIRST = 0
+RETRY = 1
+HEDGE = 2
+
 if TYPE_CHECKING:
     from faultmesh.simulations.engine.calls import CallSite
     from faultmesh.simulations.engine.instances import Instance, Waiter
@@ -41,11 +46,12 @@ class EndpointRuntime:
 class Job:
     """One request at one instance: queued, served, then making its calls."""
 
-    __slots__ = ("alive", "caller", "endpoint", "failure", "instance", "key", "pending",
-                 "queued_at", "step", "token", "waiter")
+    __slots__ = ("alive", "attempt", "caller", "deadline", "endpoint", "failure", "instance",
+                 "key", "pending", "queued_at", "step", "token", "waiter")
 
     def __init__(self, instance: Instance, endpoint: EndpointRuntime, waiter: Waiter, token: int,
-                 key: int, caller: Instance | None) -> None:
+                 key: int, caller: Instance | None, deadline: float | None = None,
+                 attempt: int = FIRST) -> None:
         self.instance = instance
         self.endpoint = endpoint
         self.waiter = waiter
@@ -57,6 +63,11 @@ class Job:
         self.pending = 0  # calls of the current parallel group still out
         self.failure: str | None = None  # root cause of the group's first failed call
         self.queued_at = 0.0  # when the job started waiting for a worker (if it had to)
+        # The absolute time at which whoever waits for this job stops waiting (None: nobody's
+        # deadline). Work started after it is orphaned; a service that propagates deadlines
+        # drops it from the queue instead.
+        self.deadline = deadline
+        self.attempt = attempt  # FIRST, RETRY or HEDGE: what sent it (sustaining-load shares)
 
     def served(self, _event: object) -> None:
         """The service time is over (SimPy callback)."""
