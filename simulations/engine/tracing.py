@@ -24,9 +24,10 @@ def trace_spans(env: simpy.Environment, instances: list[Instance]) -> SpanLog:
         __slots__ = ()
 
         def accept(self, endpoint: Any, waiter: Any, token: int, key: int,
-                   caller: Instance | None) -> None:
+                   caller: Instance | None, deadline: float | None = None,
+                   attempt: int = 0) -> None:
             before = self.accepted
-            super().accept(endpoint, waiter, token, key, caller)
+            super().accept(endpoint, waiter, token, key, caller, deadline, attempt)
             if self.accepted != before:  # a job was made: the newest one in ``active``
                 job = next(reversed(self.active))
                 log.start(job, getattr(waiter, "parent", None), key, env.now)
