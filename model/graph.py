@@ -64,9 +64,16 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_dot(system: System, highlight: Collection[str] = ()) -> str:
-    """Graphviz dot; ``highlight`` names services (drawn red) to show a counterexample."""
-    graph = call_graph(system)
+def _only(graph: nx.DiGraph, only: Collection[str] | None) -> nx.DiGraph:
+    """The graph restricted to the ``only`` nodes (all of it when None)."""
+    return graph if only is None else graph.subgraph([n for n in graph.nodes if n in only])
+
+
+def to_dot(system: System, highlight: Collection[str] = (),
+           only: Collection[str] | None = None) -> str:
+    """Graphviz dot; ``highlight`` names services (drawn red) to show a counterexample;
+    ``only`` restricts the drawing to those nodes (and the edges between them)."""
+    graph = _only(call_graph(system), only)
     lines = [f"digraph {_quote(system.name)} {{", "  rankdir=LR;",
              '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", '
              'fontname="Helvetica"];',
@@ -120,9 +127,11 @@ def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;").replace("|", "#124;")
 
 
-def to_mermaid(system: System, highlight: Collection[str] = ()) -> str:
-    """A mermaid flowchart; optional calls dashed, asynchronous calls dotted."""
-    graph = call_graph(system)
+def to_mermaid(system: System, highlight: Collection[str] = (),
+               only: Collection[str] | None = None) -> str:
+    """A mermaid flowchart; optional calls dashed, asynchronous calls dotted; ``only``
+    restricts it to those nodes (and the edges between them)."""
+    graph = _only(call_graph(system), only)
     ids = _mermaid_ids(list(graph.nodes))
     lines = ["flowchart LR"]
     for node, data in graph.nodes(data=True):

@@ -3,7 +3,8 @@
 ``spec_documents(...)`` draws spec data (what a YAML file holds) and ``systems(...)`` loads it,
 so every generated System went through the same validation and default resolution as a file.
 Shape is controllable: number of services, endpoints per service, fan-out, replicas, zones,
-and which features appear (optional, async and parallel calls, retries, breakers, placement).
+and which features appear (optional, async and parallel calls, retries, breakers, placement;
+``call_forms``: one_of, group and fallback steps).
 Off by default, so that existing property tests keep drawing the same systems: ``balancers``
 (every load-balancing policy), ``probabilities`` (calls made with probability below 1),
 ``network_latency`` (same- and cross-zone latency), ``limits`` (``concurrency``, ``queue``,
@@ -62,6 +63,7 @@ def spec_documents(
     limits: bool = False,
     discovery: bool = False,
     all_properties: bool = False,
+    call_forms: bool = False,
 ) -> dict[str, Any]:
     """Spec data for a valid system of the requested size and features."""
     n = draw(st.integers(min_services, max_services))
@@ -115,7 +117,24 @@ def spec_documents(
             calls: list[Any] = []
             k = 0
             while k < len(targets):
-                if parallel_calls and k + 1 < len(targets) and draw(st.integers(0, 3)) == 0:
+                form = draw(st.integers(0, 3)) if call_forms and k + 1 < len(targets) else 3
+                if form == 0:  # one_of, by weight
+                    calls.append({"one_of": [
+                        {**_mapping(call_item(targets[k])), "weight": draw(st.integers(1, 4))},
+                        {**_mapping(call_item(targets[k + 1])),
+                         "weight": draw(st.integers(1, 4))}]})
+                    k += 2
+                elif form == 1:  # a call with a fallback
+                    calls.append({**_mapping(call_item(targets[k])),
+                                  "fallback": call_item(targets[k + 1])})
+                    k += 2
+                elif form == 2:  # a group made with one probability
+                    key = draw(st.sampled_from(["parallel", "calls"]))
+                    calls.append({"group": {
+                        "probability": draw(st.sampled_from([0.0, 0.2, 0.5, 1.0])),
+                        key: [call_item(targets[k]), call_item(targets[k + 1])]}})
+                    k += 2
+                elif parallel_calls and k + 1 < len(targets) and draw(st.integers(0, 3)) == 0:
                     calls.append({"parallel": [call_item(targets[k]), call_item(targets[k + 1])]})
                     k += 2
                 else:
@@ -208,6 +227,11 @@ def spec_documents(
                       "faults": [{"at": "10s", "for": "20s", "crash": f"service:{victim}"}]},
         }
     return document
+
+
+def _mapping(item: Any) -> dict[str, Any]:
+    """A call item as a mapping (a bare ``service.endpoint`` becomes ``{call: ...}``)."""
+    return {"call": item} if isinstance(item, str) else dict(item)
 
 
 def systems(**kwargs: Any) -> st.SearchStrategy[System]:

@@ -117,7 +117,59 @@ class ParallelCalls:
     calls: tuple[Call, ...]
 
 
-Step = Call | ParallelCalls
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """Exactly one of the calls per request, call ``i`` chosen with ``weights[i] / total``."""
+
+    calls: tuple[Call, ...]
+    weights: tuple[float, ...]
+
+    def shares(self) -> tuple[float, ...]:
+        total = sum(self.weights)
+        return tuple(w / total for w in self.weights)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Calls made together with one ``probability`` per request (one draw for all of them):
+    ``parallel`` fans them out as a ``ParallelCalls``; otherwise they run one after another."""
+
+    probability: float
+    calls: tuple[Call, ...]
+    parallel: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """A call with a fallback: ``fallback`` is made when ``primary`` fails (after its retries);
+    the step fails only when both do."""
+
+    primary: Call
+    fallback: Call
+
+    @property
+    def calls(self) -> tuple[Call, Call]:
+        return (self.primary, self.fallback)
+
+
+Step = Call | ParallelCalls | OneOf | Group | Fallback
+
+
+def step_calls(step: Step) -> tuple[Call, ...]:
+    """The calls of one step, in spec order (a plain call is its own only member)."""
+    return (step,) if isinstance(step, Call) else step.calls
+
+
+def step_shares(step: Step) -> tuple[float, ...]:
+    """For each of ``step_calls(step)``, the share of the endpoint's requests on which the
+    step reaches it (before the call's own ``probability``): a ``one_of`` branch its weight's
+    share, a group's calls the group's probability, a fallback's callee all of them (an upper
+    bound: it is made only when the primary fails)."""
+    if isinstance(step, OneOf):
+        return step.shares()
+    if isinstance(step, Group):
+        return (step.probability,) * len(step.calls)
+    return (1.0,) * len(step_calls(step))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +180,13 @@ class Endpoint:
     steps: tuple[Step, ...] = ()
     # A token bucket per instance for this endpoint's requests (beside the service's own).
     rate_limit: RateLimit | None = None
+    # The operation as its users name it (``GET /api/v1/orders/{id}``); None: the name.
+    label: str | None = None
 
     def calls(self) -> Iterator[Call]:
-        """Every call of the endpoint, parallel groups flattened, in order."""
+        """Every call of the endpoint, every step form flattened, in order."""
         for step in self.steps:
-            if isinstance(step, ParallelCalls):
-                yield from step.calls
-            else:
-                yield step
+            yield from step_calls(step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +349,35 @@ class Workload:
 
 
 @dataclass(frozen=True, slots=True)
+class Sessions:
+    """A closed workload: ``users`` each send ``steps`` (``service.endpoint``) in order, one at
+    a time, waiting a ``think`` time before each request, then start again.
+
+    A user has at most one request out, so the sessions send at most ``users / think`` requests
+    per second in all (the response time only lowers it): the rate ``rate`` bounds.
+    """
+
+    users: int
+    think: Distribution
+    steps: tuple[str, ...]
+    source: str = "sessions"
+    timeout: float | None = None
+
+    @property
+    def rate(self) -> float:
+        """The throughput bound users / think (infinite with no think time)."""
+        mean = self.think.mean
+        return self.users / mean if mean > 0 else float("inf")
+
+    def step_rates(self) -> dict[str, float]:
+        """Each step entry's share of ``rate`` (an entry listed twice gets two shares)."""
+        out: dict[str, float] = {}
+        for step in self.steps:
+            out[step] = out.get(step, 0.0) + self.rate / len(self.steps)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class System:
     """M = (S, C, D, O), plus the zones, the workload, the properties and the scenarios."""
 
@@ -310,6 +390,7 @@ class System:
     workload: tuple[Workload, ...] = ()
     properties: tuple[Property, ...] = ()
     scenarios: FrozenMap = field(default_factory=FrozenMap)  # str -> Scenario
+    sessions: tuple[Sessions, ...] = ()  # closed workloads, beside the open ``workload``
 
     def endpoint(self, target: str) -> Endpoint:
         """The endpoint named ``service.endpoint``."""
@@ -322,8 +403,9 @@ class System:
 
     @property
     def entries(self) -> tuple[str, ...]:
-        """Workload entry points, each once, in spec order."""
-        return tuple(dict.fromkeys(w.entry for w in self.workload))
+        """Workload entry points (session steps included), each once, in spec order."""
+        return tuple(dict.fromkeys([*(w.entry for w in self.workload),
+                                    *(step for s in self.sessions for step in s.steps)]))
 
 
 __all__ = [
@@ -335,13 +417,16 @@ __all__ = [
     "ConsecutiveBreakerPolicy",
     "Discovery",
     "Endpoint",
+    "Fallback",
     "Fault",
     "FrozenMap",
+    "Group",
     "Hedge",
     "Instance",
     "Jitter",
     "LoadBalancer",
     "LoadBalancerKind",
+    "OneOf",
     "Orchestration",
     "OutlierDetection",
     "ParallelCalls",
@@ -356,8 +441,11 @@ __all__ = [
     "RetryThrottling",
     "Scenario",
     "Service",
+    "Sessions",
     "Signature",
     "Step",
     "System",
     "Workload",
+    "step_calls",
+    "step_shares",
 ]

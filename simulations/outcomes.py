@@ -29,6 +29,10 @@ DEPENDENCY_FAILED: Final = "dependency failed"
 INJECTED_ERROR: Final = "injected error"
 PARTITION: Final = "partition"  # a message dropped by a network partition (-> timeout)
 MESSAGE_LOST: Final = "message lost"  # a message dropped by network loss (-> timeout)
+# A call's overall deadline passed, or a propagating service dropped work whose deadline had.
+DEADLINE_EXCEEDED: Final = "deadline exceeded"
+RATE_LIMITED: Final = "rate limited"  # no token in the instance's (or endpoint's) bucket
+SHED: Final = "shed"  # dropped from the queue: waited past the queue timeout or CoDel target
 
 CAUSE_OUTCOME: Final[dict[str, int]] = {
     NO_INSTANCE: REJECTED,
@@ -36,6 +40,9 @@ CAUSE_OUTCOME: Final[dict[str, int]] = {
     QUEUE_FULL: REJECTED,
     CONCURRENCY_LIMIT: REJECTED,
     CIRCUIT_OPEN: REJECTED,
+    RATE_LIMITED: REJECTED,
+    SHED: REJECTED,
+    DEADLINE_EXCEEDED: TIMEOUT,
     TIMED_OUT: TIMEOUT,
     INSTANCE_DIED: ERROR,
     RETRIES_EXHAUSTED: ERROR,

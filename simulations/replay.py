@@ -11,6 +11,9 @@ seconds, and compares what the property claims with what the run measures in the
 * ``capacity``: the overloaded service's utilization over its surviving instances (the
   quantity the proof bounds: demand / (surviving instances x workers)) and the requests it
   rejected. Capacity speaks of that service, not of the entries, so entries are not compared.
+* ``overload_recovery``: the counterexample's trigger (a slowdown of the saturated service)
+  runs, and the entries whose calls reach that service are measured once the trigger has
+  ended (``OVERLOAD_SETTLE`` seconds later): the proof says they stay down.
 """
 
 from __future__ import annotations
@@ -124,7 +127,10 @@ class ServiceReplay:
         if abs(measured - expected) <= UTILIZATION_TOLERANCE:
             return True
         # Overloaded past saturation: a bounded queue sheds the excess instead of queueing it.
-        return self.predicted >= 1 and self.rejected > 0 and measured >= self.limit
+        # A loss system (no waiting room, or a concurrency limit) sheds so much that what it
+        # carries stays below the target, so rejecting more than the bound shows it too.
+        shed = self.requests > 0 and self.rejected / self.requests > self.rejected_bound
+        return self.predicted >= 1 and self.rejected > 0 and (measured >= self.limit or shed)
 
     def claim(self) -> str:
         if self.surviving == 0:
@@ -236,6 +242,8 @@ def replay(system: System, verdict: Verdict, *, at: float = 60.0, duration: floa
     if verdict.kind == "capacity":
         return _replay_capacity(system, verdict, at=at, duration=duration, settle=settle,
                                 seed=seed)
+    if verdict.kind == "overload_recovery":
+        return _replay_overload(system, verdict, at=at, after=after, seed=seed)
     scenario = verdict.to_scenario(at=at, duration=duration, total=at + duration + after,
                                    warmup=min(10.0, at / 2))
     run = simulate(system, scenario, seed=seed)
@@ -254,6 +262,30 @@ def replay(system: System, verdict: Verdict, *, at: float = 60.0, duration: floa
         else:
             entries.append(EntryReplay(entry, "up", 1.0, measured, requests))
     return Replay(verdict, run, (start, end), tuple(entries))
+
+
+# An overload that sustains itself is judged this long after its trigger ended: the backlog
+# the trigger left would have drained by then were the storm not feeding it.
+OVERLOAD_SETTLE = 20.0
+
+
+def _replay_overload(system: System, verdict: Verdict, *, at: float, after: float,
+                     seed: int) -> Replay:
+    """Run the counterexample's trigger and measure the loop's entries after it ended: the
+    proof says they stay down (the storm sustains itself with the trigger gone)."""
+    ce = verdict.counterexample
+    assert ce is not None
+    end_of_trigger = at + max((f.end or 0.0 for f in ce.trigger), default=0.0)
+    start = end_of_trigger + OVERLOAD_SETTLE
+    scenario = verdict.to_scenario(at=at, duration=0.0, total=start + after,
+                                   warmup=min(10.0, at / 2))
+    run = simulate(system, scenario, seed=seed)
+    entries = []
+    for entry in ce.down:
+        requests, ok = window_requests(run, entry, start, start + after)
+        entries.append(EntryReplay(entry, "down", 0.0, None if requests == 0 else ok / requests,
+                                   requests))
+    return Replay(verdict, run, (start, start + after), tuple(entries))
 
 
 def _limit(system: System, verdict: Verdict) -> float:

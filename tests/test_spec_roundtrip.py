@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from shop_example import SHOP_YAML
 
@@ -40,8 +41,11 @@ from faultmesh.model.system import (
     Backoff,
     ConsecutiveBreakerPolicy,
     FrozenMap,
+    Hedge,
     ParallelCalls,
     RateBreakerPolicy,
+    RetryBudget,
+    RetryThrottling,
     System,
 )
 
@@ -453,3 +457,60 @@ def test_generated_documents_validate_against_schema(document: dict[str, Any]) -
 
 
 _SCHEMA = json_schema()
+
+
+# --- client-side overload mitigations (retry budget, throttling, hedging, deadlines) ---------
+
+MITIGATED = """\
+system: mitigated
+services:
+  front:
+    propagate_deadline: true
+    endpoints:
+      home:
+        calls:
+          - {call: back.get, timeout: 100ms, hedge: {delay: 20ms, max_attempts: 3}}
+          - {call: back.get, timeout: 50ms, retries: 2, deadline: 130ms}
+  back:
+    retry_budget: {percent: 20%, min_concurrency: 3}
+    retry_throttling: {max_tokens: 10, token_ratio: 0.1}
+    endpoints:
+      get: {service_time: 1ms}
+"""
+
+
+def test_client_mitigations_round_trip(validator: Draft202012Validator) -> None:
+    system = loads(MITIGATED)
+    document = yaml.safe_load(dump(system))
+    assert schema_errors(validator, document) == []
+    assert loads(dump(system)) == system
+    back = document["services"]["back"]
+    assert back["retry_budget"] == {"percent": "20.0%", "min_concurrency": 3}
+    assert back["retry_throttling"] == {"max_tokens": 10.0, "token_ratio": 0.1}
+    assert document["services"]["front"]["propagate_deadline"] is True
+    hedged, limited = document["services"]["front"]["endpoints"]["home"]["calls"]
+    assert hedged["hedge"] == {"delay": "20ms", "max_attempts": 3}
+    assert limited["deadline"] == "130ms" and "hedge" not in limited
+
+
+@settings(max_examples=25, deadline=None)
+@given(percent=st.floats(0, 100), floor=st.integers(0, 1000),
+       tokens=st.floats(0.001, 1000), ratio=st.floats(0.001, 1000),
+       delay_ms=st.integers(0, 99), attempts=st.integers(1, 5),
+       deadline_ms=st.integers(1, 10_000))
+def test_generated_mitigations_round_trip(percent: float, floor: int, tokens: float,
+                                          ratio: float, delay_ms: int, attempts: int,
+                                          deadline_ms: int) -> None:
+    base = loads(MITIGATED)
+    back = dataclasses.replace(base.services["back"],
+                               retry_budget=RetryBudget(percent, floor),
+                               retry_throttling=RetryThrottling(tokens, ratio))
+    front = base.services["front"]
+    home = front.endpoints["home"]
+    hedged, limited = home.steps
+    steps = (dataclasses.replace(hedged, hedge=Hedge(delay_ms / 1000, attempts)),
+             dataclasses.replace(limited, deadline=deadline_ms / 1000))
+    front = dataclasses.replace(front, endpoints=FrozenMap(
+        {"home": dataclasses.replace(home, steps=steps)}))
+    system = dataclasses.replace(base, services=FrozenMap({"front": front, "back": back}))
+    assert loads(dump(system)) == system

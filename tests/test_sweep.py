@@ -280,9 +280,11 @@ def test_seeds_depend_on_the_run_only(mm1: Path) -> None:
     assert len(set(seeds)) == len(seeds)
     assert len({t.run_id for t in a.runs}) == len(a.runs)
     assert [t.seed for t in plan(mm1, seeds=4, grid=grid, base_seed=1).runs] != seeds
-    # The run function is given nothing else to draw from: no worker state is involved.
+    # The run function is given nothing else to draw from: no worker state is involved
+    # (``recovery`` says what a stability sweep measures; it draws nothing).
     assert {f for f in RunTask.__dataclass_fields__} == {
-        "run_id", "point", "replication", "params", "seed", "system", "scenario", "duration"}
+        "run_id", "point", "replication", "params", "seed", "system", "scenario", "duration",
+        "recovery"}
 
 
 # --- statistics -------------------------------------------------------------------------------

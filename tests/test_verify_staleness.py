@@ -21,6 +21,7 @@ from faultmesh.model.strategies import spec_documents
 from faultmesh.model.units import parse_duration
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.staleness import check_staleness
+from faultmesh.model.verify.timeouts import offences, worst_cases
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 MANY = settings(max_examples=300, deadline=None,
@@ -58,15 +59,33 @@ def call_items(endpoint: dict[str, Any]) -> list[Any]:
     return items
 
 
+def keyed_items(endpoint: dict[str, Any], prefix: str) -> list[tuple[str, Any]]:
+    """``call_items`` with each call's spec key path (``prefix.calls[i].parallel[j]``)."""
+    items = []
+    for i, item in enumerate(endpoint.get("calls", [])):
+        if isinstance(item, dict) and "parallel" in item:
+            items += [(f"{prefix}.calls[{i}].parallel[{j}]", member)
+                      for j, member in enumerate(item["parallel"])]
+        else:
+            items.append((f"{prefix}.calls[{i}]", item))
+    return items
+
+
 def oracle(doc: dict[str, Any]) -> tuple[bool, list[str]]:
     """(client-side discovery?, uncovered "caller -> callee" calls): server-side discovery is
-    stale too, for its detection delay (readiness probes, node grace period)."""
+    stale too, for its detection delay (readiness probes, node grace period). A call that
+    retries on another replica is still uncovered when it has a circuit breaker (the refused
+    attempts can open it) or a timeout that does not nest (the live retry can time out):
+    which timeouts nest is ``timeouts_nest``'s finding, tested against its own oracle."""
     client = doc.get("discovery", {}).get("mode", "server") == "client"
     default_retries = doc.get("defaults", {}).get("call", {}).get("retries", 0)
+    default_breaker = doc.get("defaults", {}).get("call", {}).get("circuit_breaker")
+    system = from_document(doc)
+    short = {o.key.rpartition(".")[0] for o in offences(system, worst_cases(system))}
     uncovered = []
     for name, service in doc["services"].items():
         for ep_name, endpoint in service["endpoints"].items():
-            for item in call_items(endpoint):
+            for key, item in keyed_items(endpoint, f"services.{name}.endpoints.{ep_name}"):
                 item = {"call": item} if isinstance(item, str) else item
                 callee = item["call"].partition(".")[0]
                 if item.get("async") or item.get("optional") or item.get("probability") == 0:
@@ -74,7 +93,9 @@ def oracle(doc: dict[str, Any]) -> tuple[bool, list[str]]:
                 if replicas(doc["services"][callee]) < 2:
                     continue
                 retries = item.get("retries", default_retries)
-                if retries < 1 or not item.get("retry_other_instance", False):
+                breaker = item.get("circuit_breaker", default_breaker)
+                if retries < 1 or not item.get("retry_other_instance", False) \
+                        or breaker not in (None, "none") or key in short:
                     uncovered.append(f"{name}.{ep_name} -> {item['call']}")
     return client, uncovered
 

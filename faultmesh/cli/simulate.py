@@ -26,6 +26,7 @@ from faultmesh.model.cost import LongRun
 from faultmesh.model.extras import check
 from faultmesh.model.units import parse_duration
 from faultmesh.simulations.presentation.report import REPORT_FILES
+from faultmesh.simulations.presentation.terminal import ROWS
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -163,6 +164,9 @@ def simulate(
     otlp: Annotated[Path | None, typer.Option(
         "--otlp", metavar="FILE", help="write the simulated requests as OTLP JSON spans "
         "(opens in Jaeger; `faultmesh import traces` reads it)", show_default=False)] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help=f"every entry, service and breaker edge (by default the {ROWS} most "
+        "telling of each, the rest counted)")] = False,
 ) -> None:
     """Simulate a spec under a scenario's faults; exit 1 if a monitored property is violated."""
     from faultmesh.simulations.engine.simulation import UnknownScenario, resolve_scenario
@@ -238,5 +242,5 @@ def simulate(
     else:
         from faultmesh.simulations.presentation.terminal import render
 
-        render(run.summary, out, elapsed)
+        render(run.summary, out, elapsed, full=full)
     raise typer.Exit(EXIT_OK if run.ok else EXIT_VIOLATED)

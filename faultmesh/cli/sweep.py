@@ -68,6 +68,10 @@ def sweep_command(
         "--resume", help="finish the sweep in --out: run only the missing runs")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="replace a different sweep already in --out (needs --out)")] = False,
+    stability: Annotated[bool, typer.Option(
+        "--stability", help="the scenario's faults are a trigger: record whether and how fast "
+        "each point recovers after them, beside the verifier's overload_recovery verdict; over "
+        "two --set paths, draw the stability map")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
 ) -> None:
     """Run a spec many times: over a grid of parameter values (--set) times --seeds seeds.
@@ -75,7 +79,10 @@ def sweep_command(
     Prints the mean of each metric with its 95% confidence interval across seeds per grid
     point. Exit 0 when every property held in every run, 1 when some run violated one, 2 for
     bad input, 4 when runs failed (an internal error), 130 when interrupted (finished runs
-    are kept in --out; --resume finishes).
+    are kept in --out; --resume finishes). With --stability, each point also says whether
+    the entry recovered after the scenario's last fault, how fast, and whether the verifier
+    predicted it (overload_recovery); over two --set paths the stability map is drawn in
+    --out (stability_map_*.png).
     """
     from faultmesh.simulations.presentation.progress import ProgressBar
     from faultmesh.simulations.sweeps import (
@@ -110,7 +117,7 @@ def sweep_command(
                 base_seed=seed,
                 backend=cast("Backend", backend or ("dask" if scheduler else "local")),
                 workers=workers, scheduler=scheduler, out=output, resume=resume, force=force,
-                progress=bar)
+                progress=bar, stability=stability or None)
     except SweepInputError as exc:
         bad_input(str(exc))
     except SweepInterrupted as exc:
@@ -123,12 +130,18 @@ def sweep_command(
 
     violating = int(result.table["runs_violating"].sum()) if "runs_violating" in result.table \
         else 0
+    stable = _stability(result) if stability else None
     if as_json:
         runs = [result.records[t.run_id] for t in result.plan.runs]
-        print(json.dumps({"runs": _plain(runs),
-                          "table": _plain(result.table.to_dict(orient="records"))}, indent=1))
+        document: dict[str, Any] = {"runs": _plain(runs),
+                                    "table": _plain(result.table.to_dict(orient="records"))}
+        if stable is not None:
+            document["stability"] = _plain(stable)
+        print(json.dumps(document, indent=1))
     else:
         _print_table(result.table, result.plan.params)
+        if stable is not None:
+            err.print(_stability_line(stable), markup=False)
         total = len(result.plan.runs)
         note = plural(total, "run")
         if result.executed != total:
@@ -139,6 +152,47 @@ def sweep_command(
             note += f"; results in {output}"
         err.print(note, markup=False)
     raise typer.Exit(EXIT_VIOLATED if violating else EXIT_OK)
+
+
+def _stability(result: Any) -> dict[str, Any]:
+    """A stability sweep's per-point outcome, its agreement with the verifier, its figure."""
+    from faultmesh.simulations.sweeps.stability import boundary_agreement, stability_table
+
+    table = stability_table(result.runs)
+    params = result.plan.params
+    found: dict[str, Any] = {
+        "points": table.to_dict(orient="records"),
+        "recovered": int((table["recovered"] > 0.5).sum()), "total": len(table),
+        "figure": next((str(f) for f in result.files if f.name.startswith("stability_map_")),
+                       None)}
+    if len(params) == 2 and "scenario" not in params:
+        agreement = boundary_agreement(table, params[0], params[1])
+        found["agreement"] = {
+            "predicted": agreement.predicted, "disagree": len(agreement.disagree),
+            "beyond_one_step": [list(p) for p in agreement.beyond_one_step],
+            "within_one_step": agreement.within_one_step}
+    return found
+
+
+def _stability_line(stable: dict[str, Any]) -> str:
+    line = (f"stability: recovered at {stable['recovered']} of "
+            f"{plural(stable['total'], 'point')}")
+    agreement = stable.get("agreement")
+    if agreement is not None:
+        if agreement["predicted"] == 0:
+            line += "; the verifier gave no overload_recovery verdict (unknown)"
+        elif agreement["predicted"] < stable["total"]:
+            line += (f"; the verifier predicted {agreement['predicted']} of them "
+                     "(overload_recovery unknown elsewhere)")
+        elif agreement["within_one_step"]:
+            line += (f"; the verifier's boundary is within one grid step of the simulated one "
+                     f"({agreement['disagree']} of {stable['total']} points differ)")
+        else:
+            line += (f"; the verifier's boundary is more than one grid step off at "
+                     f"{plural(len(agreement['beyond_one_step']), 'point')}")
+    if stable["figure"]:
+        line += f"; map in {stable['figure']}"
+    return line
 
 
 def _plain(value: Any) -> Any:
@@ -176,6 +230,10 @@ def _print_table(table: Any, params: list[str]) -> None:
     has_properties = "runs_violating" in table
     if has_properties:
         view.add_column("violating", justify="right", no_wrap=True)
+    has_recovery = "recovered_mean" in table  # a stability sweep
+    if has_recovery:
+        for name in ("recovered", "recovers in", "predicted"):
+            view.add_column(name, justify="right", no_wrap=True)
     for _, row in table.iterrows():
         for i, entry in enumerate(entries or [None]):
             cells = [str(row[p]) if i == 0 else "" for p in params]
@@ -190,5 +248,10 @@ def _print_table(table: Any, params: list[str]) -> None:
                                     ("latency_p50_s", "latency"), ("latency_p99_s", "latency"))]
             if has_properties:
                 cells.append(f"{row['runs_violating']}/{row['runs']}" if i == 0 else "")
+            if has_recovery:
+                seconds = float(row["time_to_recover_s_mean"])
+                cells += [f"{round(row['recovered_mean'] * row['runs'])}/{row['runs']}",
+                          "-" if math.isnan(seconds) else format_duration(seconds),
+                          str(row["predicted"])] if i == 0 else ["", "", ""]
             view.add_row(*cells)
     print_table(out, view)

@@ -16,11 +16,14 @@ import dataclasses
 import difflib
 import json
 import shlex
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -32,8 +35,15 @@ from faultmesh.model.spec.fields import MAX_FAILURES
 from faultmesh.model.system import System
 from faultmesh.model.units import format_duration, format_percent
 from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
-from faultmesh.model.verify.wording import change_lines, numbers_text
-from faultmesh.simulations.presentation.terminal import print_table
+from faultmesh.model.verify.wording import (
+    SUMMARY_LIMIT,
+    arrow,
+    change_lines,
+    change_summary,
+    grouped_names,
+    numbers_text,
+)
+from faultmesh.simulations.presentation.terminal import UNBOUNDED, print_table
 
 if TYPE_CHECKING:
     from faultmesh.simulations.replay import Replay
@@ -133,35 +143,97 @@ def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE[status])
 
 
-def _print_table(report: Report, console: Console) -> None:
-    table = Table(title=f"{report.system}: {report.verdict}", title_justify="left")
+def _print_table(report: Report, console: Console, *, full: bool = False) -> None:
+    """One row per property. In a pipe or a file, a table at its natural width, one line per
+    row (lines may be long there: a CI log, ``| wc -l``), so a report's length is its number
+    of properties, whatever it explains. On a terminal, a table at its width with ``full``;
+    else one line per property with its explanation wrapped under it across the whole width
+    (a table's narrow explanation column took three times the lines)."""
+    table = Table(title=f"{report.system}: {report.verdict}", title_justify="left",
+                  box=box.SIMPLE_HEAD)
     table.add_column("property")
     table.add_column("status", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("explanation", overflow="fold")
     for v in report.verdicts:
         table.add_row(v.name, _status(v.status), format_duration(v.seconds), v.explanation)
-    print_table(console, table)
+    if console.is_terminal and full:
+        print_table(console, table)
+    elif console.is_terminal:
+        console.print(Text.assemble((f"{report.system}: ", "bold"), _status(report.verdict)))
+        name_width = max(len(v.name) for v in report.verdicts)
+        for v in report.verdicts:
+            head = f" {v.status:<8}  {v.name:<{name_width}}  {format_duration(v.seconds):>7}  "
+            lines = textwrap.wrap(head + v.explanation, width=max(40, console.width - 1),
+                                  subsequent_indent="    ", break_on_hyphens=False)
+            first = Text(lines[0])
+            first.stylize(STATUS_STYLE[v.status], 1, 1 + len(v.status))
+            console.print(first, *lines[1:], sep="\n", soft_wrap=True)
+    else:
+        natural = Measurement.get(console, console.options.update(max_width=UNBOUNDED),
+                                  table).maximum
+        wide = Console(file=console.file, width=max(console.width, natural), highlight=False,
+                       soft_wrap=True, no_color=console.no_color,
+                       color_system=console.color_system)  # type: ignore[arg-type]
+        wide.print(table)
 
 
-def _print_details(v: Verdict, out: Console) -> None:
+def _print_details(v: Verdict, out: Console, *, full: bool = False) -> bool:
+    """A property's counterexample and repair; long lists (down entries, repair changes) are
+    grouped and counted unless ``full``. True if anything was left out."""
     ce = v.counterexample
     if ce is None and v.repair is None:
-        return
+        return False
+    cut = False
     out.print(Text.assemble((v.name, "bold"), ": ", _status(v.status)))
     if ce is not None:
         if ce.failures:
             out.print(f"  failures: {', '.join(ce.failures)}", markup=False)
         if ce.down:
-            out.print(f"  down:     {', '.join(ce.down)}", markup=False)
+            down = ", ".join(ce.down) if full else grouped_names(ce.down)
+            cut |= not full and len(ce.down) > SUMMARY_LIMIT
+            out.print(f"  down:     {down}", markup=False)
+        if ce.degraded:
+            names = list(ce.degraded)
+            shown = (", ".join(f"{n} ({format_percent(ce.degraded[n])} served)" for n in names)
+                     if full or len(names) <= SUMMARY_LIMIT else grouped_names(names))
+            cut |= not full and len(names) > SUMMARY_LIMIT
+            out.print(f"  degraded: {shown}", markup=False)
         if ce.chain:
-            out.print(f"  chain:    {' -> '.join(ce.chain)}", markup=False)
+            chain = " -> ".join(ce.chain) if full else arrow(ce.chain)
+            cut |= not full and len(ce.chain) > 6
+            out.print(f"  chain:    {chain}", markup=False)
         if ce.numbers:
             out.print(f"  numbers:  {numbers_text(ce.numbers)}", markup=False)
     if v.repair is not None:
         out.print(f"  repair:   {v.repair.description}", markup=False)
-        for line in change_lines(v.repair.changes):
+        lines = change_lines(v.repair.changes) if full else change_summary(v.repair.changes)
+        cut |= not full and len(lines) < len(change_lines(v.repair.changes))
+        for line in lines:
             out.print(f"            {line}", markup=False)
+    return cut
+
+
+def graph_scope(system: System, marked: list[str], ce_failures: tuple[str, ...] = ()
+                ) -> list[str]:
+    """The counterexample's neighbourhood: its services (and the failed ones) with their
+    direct callers and callees, workload sources included."""
+    from faultmesh.model.graph import call_graph
+
+    graph = call_graph(system)
+    core = set(marked)
+    for failure in ce_failures:
+        kind, _, target = failure.partition(":")
+        if kind == "service":
+            core.add(target)
+        elif kind == "instance":
+            core.add(target.rpartition("-")[0])
+    core &= set(graph.nodes)
+    near = set(core)
+    for node in core:
+        near.update(graph.predecessors(node))
+        near.update(graph.successors(node))
+    return [n for n in graph.nodes if n in near]
 
 
 def highlight(system: System, v: Verdict) -> list[str]:
@@ -192,6 +264,12 @@ def verify_command(
         "--graph", metavar="dot|mermaid",
         help="draw each counterexample's chain over the topology: the drawing alone goes to "
         "stdout (pipe it to dot), the table to stderr", show_default=False)] = None,
+    scope: Annotated[str, typer.Option(
+        "--graph-scope", metavar="near|all",
+        help="with --graph: near draws each counterexample's services with their direct "
+        "callers and callees; all draws the whole system")] = "near",
+    full: Annotated[bool, typer.Option(
+        "--full", help="every down entry and repair change, not grouped and counted")] = False,
     replay_runs: Annotated[bool, typer.Option(
         "--replay", help="simulate each survives/capacity counterexample and compare")] = False,
     seed: Annotated[int, typer.Option(
@@ -206,6 +284,8 @@ def verify_command(
         bad_input(f"--timeout must not be negative, not {timeout:g}")
     if graph is not None and graph not in ("dot", "mermaid"):
         bad_input(f"--graph takes dot or mermaid, not {graph!r}")
+    if scope not in ("near", "all"):
+        bad_input(f"--graph-scope takes near or all, not {scope!r}")
     if graph is not None and as_json:
         bad_input("--graph draws for people and cannot go with --json; use "
                   "`faultmesh graph SPEC --highlight SERVICE` on the JSON's chain instead")
@@ -227,14 +307,18 @@ def verify_command(
     # With --graph, stdout carries the drawings alone (`... --graph dot | dot -Tsvg`).
     people = out if graph is None else err
     if report.verdicts:
-        _print_table(report, people)
+        _print_table(report, people, full=full)
+    cut = False
     for v in report.verdicts:
         if v.status != "holds":
-            _print_details(v, people)
+            cut |= _print_details(v, people, full=full)
+    if cut:
+        people.print("(long lists grouped and counted: `--full` or `--json` for all)",
+                     markup=False)
     if by_simulation:
         people.print(simulated_note(spec, system, by_simulation), markup=False)
     if graph is not None:
-        _print_graphs(system, report, graph)
+        _print_graphs(system, report, graph, everything=scope == "all")
     if replay_runs and not replays:
         people.print("\n--replay: nothing to replay: no survives or capacity property was "
                      "violated with a failure set to crash", markup=False)
@@ -243,23 +327,34 @@ def verify_command(
     raise typer.Exit(VERDICT_EXIT[report.verdict])
 
 
-def _print_graphs(system: System, report: Report, fmt: str) -> None:
-    """Each violated property's counterexample over the topology, alone on stdout; a comment
-    line (which dot and mermaid both skip) names the property."""
+def _print_graphs(system: System, report: Report, fmt: str, *, everything: bool) -> None:
+    """Each violated property's counterexample, alone on stdout: its neighbourhood (the
+    chain's and failed services with their direct callers and callees), or the whole topology
+    when ``everything``; a comment line (which dot and mermaid both skip) names the property."""
     comment = "//" if fmt == "dot" else "%%"
     drawn = 0
     for v in report.verdicts:
         marked = highlight(system, v)
         if v.status == "violated" and marked:
-            drawing = to_dot(system, marked) if fmt == "dot" else to_mermaid(system, marked)
-            out.print(f"{comment} {v.name}: counterexample over the topology", markup=False)
+            only = None
+            what = "over the topology"
+            if not everything:
+                failures = v.counterexample.failures if v.counterexample else ()
+                only = graph_scope(system, marked, failures)
+                total = len(system.services) + len({w.source for w in system.workload})
+                what = (f"and its neighbourhood ({len(only)} of {total} nodes: its services "
+                        "with their direct callers and callees; --graph-scope all for the "
+                        "whole system)")
+            drawing = (to_dot(system, marked, only=only) if fmt == "dot"
+                       else to_mermaid(system, marked, only=only))
+            out.print(f"{comment} {v.name}: counterexample {what}", markup=False)
             out.print(drawing, markup=False, end="")
             drawn += 1
     if not drawn:
         err.print(f"--graph {fmt}: no counterexample to draw", markup=False)
 
 
-REPLAYED_KINDS = ("survives", "capacity")
+REPLAYED_KINDS = ("survives", "capacity", "overload_recovery")
 
 
 def _replays(system: System, report: Report, seed: int) -> list[Replay]:
@@ -269,7 +364,8 @@ def _replays(system: System, report: Report, seed: int) -> list[Replay]:
 
     return [replay(system, v, seed=seed) for v in report.verdicts
             if v.kind in REPLAYED_KINDS and v.status == "violated" and v.counterexample
-            and (v.counterexample.failures or v.kind == "capacity")]
+            and (v.counterexample.failures or v.counterexample.trigger
+                 or v.kind == "capacity")]
 
 
 def _print_replay(result: Replay, out: Console) -> None:
@@ -278,6 +374,11 @@ def _print_replay(result: Replay, out: Console) -> None:
     failures = ", ".join(result.verdict.counterexample.failures)  # type: ignore[union-attr]
     start, end = result.window
     what = f"{failures} down" if failures else "nothing failed (the plain workload)"
+    if result.verdict.counterexample and result.verdict.counterexample.trigger:
+        from faultmesh.simulations.engine.faults import describe
+
+        what = "after the trigger " + ", ".join(
+            describe(f) for f in result.verdict.counterexample.trigger)
     table = Table(title=f"replay of {result.verdict.name}: {what}, measured "
                         f"{format_duration(start)}–{format_duration(end)}", title_justify="left")
     if result.services:

@@ -25,15 +25,25 @@ from faultmesh.model.system import (
     ConsecutiveBreakerPolicy,
     Discovery,
     Endpoint,
+    Fallback,
     FrozenMap,
+    Group,
+    Hedge,
     LoadBalancer,
+    OneOf,
     Orchestration,
     OutlierDetection,
     ParallelCalls,
+    QueueDiscipline,
     RateBreakerPolicy,
+    RateLimit,
+    RatePoint,
     Readiness,
     RestartPolicy,
+    RetryBudget,
+    RetryThrottling,
     Service,
+    Sessions,
     Signature,
     Step,
     System,
@@ -96,6 +106,38 @@ def outlier_detection(spec: S.Outlier) -> OutlierDetection | None:
 
 def retry_limit(spec: S.MaxRetries) -> int | None:
     return spec if isinstance(spec, int) else None  # "unlimited"
+
+
+def hedge_policy(spec: S.Hedge) -> Hedge | None:
+    if spec == "none":
+        return None
+    assert isinstance(spec, S.HedgeSpec)
+    return Hedge(spec.delay, spec.max_attempts)
+
+
+def retry_budget(spec: S.RetryBudgetSpec | None) -> RetryBudget | None:
+    if spec is None:
+        return None
+    return RetryBudget(spec.percent, spec.min_concurrency)
+
+
+def retry_throttling(spec: S.RetryThrottlingSpec | None) -> RetryThrottling | None:
+    if spec is None:
+        return None
+    return RetryThrottling(spec.max_tokens, spec.token_ratio)
+
+
+def rate_limit(spec: S.RateLimitSpec | None) -> RateLimit | None:
+    return None if spec is None else RateLimit(spec.rate, spec.burst)
+
+
+def queue_discipline(spec: S.ServiceSpec) -> QueueDiscipline:
+    """The queue's order and wait bounds: a keyword, or adaptive LIFO with its parameters."""
+    if isinstance(spec.queue_discipline, S.AdaptiveLifoSpec):
+        params = spec.queue_discipline.adaptive_lifo
+        return QueueDiscipline("adaptive_lifo", spec.queue_timeout, params.interval,
+                               params.target)
+    return QueueDiscipline(spec.queue_discipline, spec.queue_timeout)
 
 
 def load_balancer(spec: S.LoadBalancer) -> LoadBalancer:
@@ -205,11 +247,19 @@ class Builder:
         service, _, endpoint = item.call.partition(".")
         breaker = item.circuit_breaker if "circuit_breaker" in item.model_fields_set \
             else defaults.circuit_breaker
+        timeout = defaults.call.timeout if item.timeout is None else item.timeout
+        hedge = hedge_policy(defaults.call.hedge if item.hedge is None else item.hedge)
+        # Hedging replaces retries (gRPC: a method has a retry or a hedging policy, not both):
+        # a hedged call does not inherit the defaults' retries; setting both is an error.
+        retries = item.retries if item.retries is not None \
+            else 0 if hedge is not None else defaults.call.retries
+        if hedge is not None and not self._check_hedge(item, path, hedge, timeout, retries):
+            return None
         return Call(
             service=service,
             endpoint=endpoint,
-            timeout=defaults.call.timeout if item.timeout is None else item.timeout,
-            retries=defaults.call.retries if item.retries is None else item.retries,
+            timeout=timeout,
+            retries=retries,
             backoff=backoff_policy(defaults.call.backoff if item.backoff is None else item.backoff),
             optional=item.optional,
             asynchronous=item.async_,
@@ -217,21 +267,98 @@ class Builder:
             repeat=item.repeat,
             circuit_breaker=breaker_policy(breaker),
             retry_other_instance=item.retry_other_instance,
+            deadline=defaults.call.deadline if item.deadline is None else item.deadline,
+            hedge=hedge,
         )
+
+    def _check_hedge(self, item: S.CallSpec, path: Path, hedge: Hedge, timeout: float,
+                     retries: int) -> bool:
+        """A hedged call retries not, and hedges before its per-try timeout: located errors."""
+        own = item.hedge is not None  # set on the call itself, else from defaults.call
+        # The delay when the call sets its hedge, else the call's own timeout that undercuts it.
+        where: Path = (*path, "hedge", "delay") if own else (*path, "timeout")
+        ok = True
+        if retries > 0:
+            self.fail((*path, "retries"), f"a call hedges or retries, never both: retries is "
+                      f"{retries} and the call has a hedge"
+                      f"{'' if own else ' (from defaults.call; set hedge: none here)'}")
+            ok = False
+        # Checked where the hedge or the timeout is written: a plain call that takes both from
+        # the defaults is checked once, on the defaults.
+        if hedge.delay >= timeout and (own or item.timeout is not None):
+            delay, limit = format_durations(hedge.delay, timeout)
+            self.fail(where, f"hedge delay above the timeout: the delay "
+                      f"({delay}) must be shorter than the call's per-try timeout ({limit}), "
+                      "or every attempt times out before a hedge is sent")
+            ok = False
+        return ok
+
+    def check_call_defaults(self) -> None:
+        """The defaults' hedge against the defaults' retries and timeout."""
+        call = self.spec.defaults.call
+        hedge = hedge_policy(call.hedge)
+        if hedge is None:
+            return
+        if call.retries > 0:
+            self.fail(("defaults", "call", "retries"), f"a call hedges or retries, never both: "
+                      f"defaults.call sets retries {call.retries} and a hedge")
+        if hedge.delay >= call.timeout:
+            delay, limit = format_durations(hedge.delay, call.timeout)
+            self.fail(("defaults", "call", "hedge", "delay"), f"hedge delay above the timeout: "
+                      f"the delay ({delay}) must be shorter than the per-try timeout ({limit}), "
+                      "or every attempt times out before a hedge is sent")
 
     def steps(self, items: list[Any], path: Path) -> tuple[Step, ...]:
         steps: list[Step] = []
         for i, item in enumerate(items):
-            if isinstance(item, S.ParallelSpec):
-                group = [self.call(c, (*path, i, "parallel", j))
-                         for j, c in enumerate(item.parallel)]
-                if all(c is not None for c in group):
-                    steps.append(ParallelCalls(tuple(group)))  # type: ignore[arg-type]
-            else:
-                step = self.call(item, (*path, i))
-                if step is not None:
-                    steps.append(step)
+            step = self.step(item, (*path, i))
+            if step is not None:
+                steps.append(step)
         return tuple(steps)
+
+    def step(self, item: Any, path: Path) -> Step | None:
+        """One item of ``calls``: a call (maybe with a fallback), parallel, one_of or group."""
+        if isinstance(item, S.ParallelSpec):
+            members = self.members(item.parallel, (*path, "parallel"))
+            return None if members is None else ParallelCalls(members)
+        if isinstance(item, S.OneOfSpec):
+            branches = self.members(item.one_of, (*path, "one_of"))
+            if branches is None:
+                return None
+            weights = tuple(1.0 if isinstance(b, str) else b.weight for b in item.one_of)
+            return OneOf(branches, weights)
+        if isinstance(item, S.GroupSpec):
+            body = item.group
+            key = "parallel" if body.parallel is not None else "calls"
+            calls = self.members(getattr(body, key), (*path, "group", key))
+            if calls is None:
+                return None
+            return Group(body.probability, calls, parallel=key == "parallel")
+        primary = self.call(item, path)
+        if primary is None or isinstance(item, str) or item.fallback is None:
+            return primary
+        fallback = self.call(item.fallback, (*path, "fallback"))
+        if fallback is None:
+            return None
+        if fallback.target == primary.target:
+            self.fail((*path, "fallback"), f"the fallback calls {primary.target!r} again, the "
+                      "call it stands in for; a fallback is another endpoint (to try the same "
+                      "one again, use retries)")
+            return None
+        return Fallback(primary, fallback)
+
+    def members(self, items: list[Any], path: Path) -> tuple[Call, ...] | None:
+        """The calls of a parallel, one_of or group list (fallbacks are single steps only)."""
+        calls = []
+        for j, c in enumerate(items):
+            if not isinstance(c, str) and c.fallback is not None:
+                self.fail((*path, j, "fallback"), "a fallback is a step of its own: put the "
+                          "call with its fallback directly in 'calls'")
+                continue
+            calls.append(self.call(c, (*path, j)))
+        if len(calls) != len(items) or any(c is None for c in calls):
+            return None
+        return tuple(calls)  # type: ignore[arg-type]
 
     def service(self, name: str, spec: S.ServiceSpec) -> Service:
         path: Path = ("services", name)
@@ -248,6 +375,8 @@ class Builder:
                 signature=Signature(ep.signature.input, ep.signature.output,
                                     tuple(ep.signature.errors)),
                 steps=self.steps(ep.calls, (*path, "endpoints", ep_name, "calls")),
+                rate_limit=rate_limit(ep.rate_limit),
+                label=ep.label,
             )
             for ep_name, ep in spec.endpoints.items()
         })
@@ -267,6 +396,11 @@ class Builder:
                 spec.outlier_detection or self.spec.defaults.outlier_detection),
             max_retries=retry_limit(self.spec.defaults.max_retries if spec.max_retries is None
                                     else spec.max_retries),
+            retry_budget=retry_budget(spec.retry_budget),
+            retry_throttling=retry_throttling(spec.retry_throttling),
+            propagate_deadline=spec.propagate_deadline,
+            queue_discipline=queue_discipline(spec),
+            rate_limit=rate_limit(spec.rate_limit),
         )
 
     @staticmethod
@@ -278,10 +412,57 @@ class Builder:
     def workload(self) -> tuple[Workload, ...]:
         items = []
         for i, w in enumerate(self.spec.workload):
-            if self.check_ref(w.entry, ("workload", i, "entry")):
+            path: Path = ("workload", i)
+            if w.sessions is not None:
+                continue  # ``sessions()``
+            if w.mix is not None:
+                # One rate split over entries by weight: a Workload item per entry.
+                total = sum(w.mix.values())
+                known = [(e, share) for e, share in w.mix.items()
+                         if self.check_ref(e, (*path, "mix", e))]
+                rate, profile = self.profile(w.rate, (*path, "rate"))  # type: ignore[arg-type]
+                for entry, weight in known:
+                    service, _, endpoint = entry.partition(".")
+                    share = weight / total
+                    items.append(Workload(
+                        service, endpoint, rate * share, w.arrivals, w.timeout, w.source,
+                        tuple(RatePoint(p.at, p.rate * share, p.ramp) for p in profile)))
+                continue
+            assert w.entry is not None and w.rate is not None
+            if self.check_ref(w.entry, (*path, "entry")):
                 service, _, endpoint = w.entry.partition(".")
-                items.append(Workload(service, endpoint, w.rate, w.arrivals, w.timeout, w.source))
+                rate, profile = self.profile(w.rate, (*path, "rate"))
+                items.append(Workload(service, endpoint, rate, w.arrivals, w.timeout, w.source,
+                                      profile))
         return tuple(items)
+
+    def sessions(self) -> tuple[Sessions, ...]:
+        out = []
+        for i, w in enumerate(self.spec.workload):
+            if w.sessions is None:
+                continue
+            path: Path = ("workload", i, "sessions", "steps")
+            spec = w.sessions
+            if all([self.check_ref(step, (*path, j)) for j, step in enumerate(spec.steps)]):
+                out.append(Sessions(spec.users, spec.think, tuple(spec.steps),
+                                    w.source if "source" in w.model_fields_set else "sessions",
+                                    w.timeout))
+        return tuple(out)
+
+    def profile(self, spec: float | list[S.RatePointSpec], path: Path
+                ) -> tuple[float, tuple[RatePoint, ...]]:
+        """A workload rate: a number, or a profile whose rate before its first point is 0."""
+        if not isinstance(spec, list):
+            return spec, ()
+        points = [RatePoint(p.at, p.rate, p.ramp) for p in spec]
+        for j in range(1, len(points)):
+            if points[j].at <= points[j - 1].at:
+                at, before = format_durations(points[j].at, points[j - 1].at)
+                self.fail((*path, j, "at"), f"the profile goes back in time: this point is at "
+                          f"{at}, not after the previous one ({before})")
+        if points[0].at == 0 and not points[0].ramp:
+            return points[0].rate, tuple(points[1:])
+        return 0.0, tuple(points)
 
     def properties(self) -> tuple[P.Property, ...]:
         built: list[P.Property] = []
@@ -325,6 +506,8 @@ class Builder:
             return P.Staleness(name=name or kind)
         if kind == "breaker":
             return P.BreakerSafety(name=name or kind)
+        if kind == "overload_recovery":
+            return P.OverloadRecovery(name=name or kind)
         if kind == "availability":
             return P.Availability(name=name or f"availability:{spec.entry}", entry=spec.entry,
                                   at_least=spec.at_least, window=spec.window)
@@ -333,6 +516,11 @@ class Builder:
                                  if getattr(spec, k) is not None)
             return P.Latency(name=name or f"latency:{spec.entry}:{key}", entry=spec.entry,
                              quantile=quantile, threshold=getattr(spec, key), window=spec.window)
+        if kind == "recovers":
+            if not self.check_ref(spec.entry, (*path, "entry")):
+                return None
+            return P.Recovers(name=name or f"recovers:{spec.entry}", entry=spec.entry,
+                              within=spec.within, to=spec.to)
         if kind == "breaker_reaction":
             if spec.edge is not None:
                 caller, sep, callee = spec.edge.partition("->")
@@ -391,6 +579,19 @@ class Builder:
                 return None
             return F.RollingRestart(target=target, interval=spec.rolling_restart.interval,
                                     at=at, duration=duration)
+        if spec.surge is not None:
+            where: Path = (*path, "surge", "entry")
+            if not self.check_ref(spec.surge.entry, where):
+                return None
+            entries = [e for w in self.spec.workload
+                       for e in ([w.entry] if w.entry else w.mix or ())]
+            if spec.surge.entry not in entries:
+                self.fail(where, f"not a workload entry: {spec.surge.entry!r}"
+                          f"{did_you_mean(spec.surge.entry, entries)} (a surge scales the "
+                          "workload arriving at one)")
+                return None
+            return F.Surge(entry=spec.surge.entry, factor=spec.surge.factor,
+                           rate=spec.surge.rate, at=at, duration=duration)
         raise AssertionError("schema guarantees one fault kind")
 
     def pair(self, between: list[str], path: Path) -> tuple[F.Target, F.Target] | None:
@@ -429,6 +630,7 @@ class Builder:
         spec = self.spec
         if spec.zones and len(set(spec.zones)) != len(spec.zones):
             self.fail(("zones",), "zones are listed twice")
+        self.check_call_defaults()
         services = FrozenMap({name: self.service(name, s) for name, s in spec.services.items()})
         return System(
             services=services,
@@ -443,6 +645,7 @@ class Builder:
             workload=self.workload(),
             properties=self.properties(),
             scenarios=self.scenarios(),
+            sessions=self.sessions(),
         )
 
 

@@ -18,13 +18,20 @@ from faultmesh.model.system import (
     Call,
     ConsecutiveBreakerPolicy,
     Endpoint,
+    Fallback,
+    Group,
+    OneOf,
     OutlierDetection,
     ParallelCalls,
     RateBreakerPolicy,
+    RateLimit,
     Readiness,
     RestartPolicy,
     Service,
+    Sessions,
+    Step,
     System,
+    Workload,
 )
 from faultmesh.model.units import spec_duration as dur
 
@@ -60,7 +67,23 @@ def _call(c: Call) -> dict[str, Any]:
         "probability": c.probability, "repeat": c.repeat,
         "circuit_breaker": _breaker(c.circuit_breaker),
         "retry_other_instance": c.retry_other_instance,
+        **({"deadline": dur(c.deadline)} if c.deadline is not None else {}),
+        **({"hedge": {"delay": dur(c.hedge.delay), "max_attempts": c.hedge.max_attempts}}
+           if c.hedge is not None else {}),
     }
+
+
+def _rate_limit(limit: RateLimit) -> dict[str, Any]:
+    return {"rate": limit.rate, "burst": limit.burst}
+
+
+def _rate(w: Workload) -> Any:
+    """A workload's rate: a number, or its profile with the rate at 0 as the first point."""
+    if not w.profile:
+        return w.rate
+    return [{"at": 0, "rate": w.rate},
+            *({"at": dur(p.at), "rate": p.rate, **({"ramp": True} if p.ramp else {})}
+              for p in w.profile)]
 
 
 def _endpoint(e: Endpoint) -> dict[str, Any]:
@@ -68,12 +91,30 @@ def _endpoint(e: Endpoint) -> dict[str, Any]:
         "signature": {"input": e.signature.input, "output": e.signature.output,
                       "errors": list(e.signature.errors)},
         "service_time": e.service_time.to_spec(),
-        "calls": [
-            {"parallel": [_call(c) for c in step.calls]} if isinstance(step, ParallelCalls)
-            else _call(step)
-            for step in e.steps
-        ],
+        "calls": [_step(step) for step in e.steps],
+        **({"rate_limit": _rate_limit(e.rate_limit)} if e.rate_limit is not None else {}),
+        **({"label": e.label} if e.label is not None else {}),
     }
+
+
+def _step(step: Step) -> dict[str, Any]:
+    if isinstance(step, ParallelCalls):
+        return {"parallel": [_call(c) for c in step.calls]}
+    if isinstance(step, OneOf):
+        return {"one_of": [{**_call(c), "weight": w} for c, w in zip(step.calls, step.weights,
+                                                                      strict=True)]}
+    if isinstance(step, Group):
+        key = "parallel" if step.parallel else "calls"
+        return {"group": {"probability": step.probability, key: [_call(c) for c in step.calls]}}
+    if isinstance(step, Fallback):
+        return {**_call(step.primary), "fallback": _call(step.fallback)}
+    return _call(step)
+
+
+def _sessions(s: Sessions) -> dict[str, Any]:
+    body = {"users": s.users, "think": s.think.to_spec(), "steps": list(s.steps)}
+    return {"sessions": body, "source": s.source,
+            **({"timeout": dur(s.timeout)} if s.timeout is not None else {})}
 
 
 def _restart(r: RestartPolicy) -> Any:
@@ -116,6 +157,25 @@ def _service(s: Service, zones: tuple[str, ...]) -> dict[str, Any]:
         out["outlier_detection"] = _outlier(s.outlier_detection)
     if s.max_retries is not None:
         out["max_retries"] = s.max_retries
+    if s.retry_budget is not None:
+        # A percent spelling reads back exactly (the loader goes through decimals too).
+        out["retry_budget"] = {"percent": f"{s.retry_budget.percent!r}%",
+                               "min_concurrency": s.retry_budget.min_concurrency}
+    if s.retry_throttling is not None:
+        out["retry_throttling"] = {"max_tokens": s.retry_throttling.max_tokens,
+                                   "token_ratio": s.retry_throttling.token_ratio}
+    if s.propagate_deadline:
+        out["propagate_deadline"] = True
+    q = s.queue_discipline
+    if q.timeout is not None:
+        out["queue_timeout"] = dur(q.timeout)
+    if q.kind == "adaptive_lifo":
+        out["queue_discipline"] = {"adaptive_lifo": {"interval": dur(q.interval),
+                                                     "target": dur(q.target)}}
+    elif q.kind != "fifo":
+        out["queue_discipline"] = q.kind
+    if s.rate_limit is not None:
+        out["rate_limit"] = _rate_limit(s.rate_limit)
     out["endpoints"] = {name: _endpoint(e) for name, e in s.endpoints.items()}
     return out
 
@@ -134,6 +194,8 @@ def _property(p: P.Property) -> dict[str, Any]:
     elif isinstance(p, P.Latency):
         key = next(k for k, q in P.LATENCY_QUANTILES.items() if q == p.quantile)
         body.update({"entry": p.entry, key: dur(p.threshold), "window": dur(p.window)})
+    elif isinstance(p, P.Recovers):
+        body.update(entry=p.entry, within=dur(p.within), to=p.to)
     elif isinstance(p, P.BreakerReaction):
         body["within"] = dur(p.within)
         if p.edge is not None:
@@ -165,6 +227,9 @@ def _fault(f: F.Fault) -> dict[str, Any]:
         out["registry_outage"] = {}
     elif isinstance(f, F.RollingRestart):
         out["rolling_restart"] = {"target": str(f.target), "interval": dur(f.interval)}
+    elif isinstance(f, F.Surge):
+        out["surge"] = {"entry": f.entry, **({"factor": f.factor} if f.factor is not None
+                                              else {"rate": f.rate})}
     return out
 
 
@@ -186,10 +251,10 @@ def to_document(system: System) -> dict[str, Any]:
                           "readiness": _readiness(s.orchestration.readiness)},
         "services": {name: _service(svc, s.zones) for name, svc in s.services.items()},
         "workload": [
-            {"entry": w.entry, "rate": w.rate, "arrivals": w.arrivals, "source": w.source,
+            {"entry": w.entry, "rate": _rate(w), "arrivals": w.arrivals, "source": w.source,
              **({"timeout": dur(w.timeout)} if w.timeout is not None else {})}
             for w in s.workload
-        ],
+        ] + [_sessions(x) for x in s.sessions],
         "properties": [_property(p) for p in s.properties],
         "scenarios": {
             name: {

@@ -17,6 +17,7 @@ from faultmesh.model.spec import schema as S
 from faultmesh.model.spec.build import Builder
 from faultmesh.model.spec.errors import SpecError, SpecErrors
 from faultmesh.model.spec.lint import SpecWarning, lint
+from faultmesh.model.spec.templates import consequence, expand
 from faultmesh.model.spec.yaml_source import Path, Source, read_yaml
 from faultmesh.model.system import System
 
@@ -127,7 +128,10 @@ def _message(error: Any, path: Path, source: Source) -> tuple[str, bool]:
         if not allowed:
             close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
             return f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""), True
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        # A key that is a whole word of an allowed one ('timeout' of 'queue_timeout') is a
+        # misplaced key, not a misspelt one: the list of allowed keys serves it better.
+        close = [c for c in difflib.get_close_matches(key, allowed, n=3, cutoff=0.6)
+                 if key not in c.split("_")]
         if close:
             return f"unknown key {key!r}; did you mean {close[0]!r}?", True
         return f"unknown key {key!r} here; allowed: {', '.join(allowed)}", True
@@ -186,6 +190,7 @@ _DEPENDENT_CHECKS = {
     "zones": ("unknown zone",),
     "replicas": ("unknown instance", "placement places"),
     "placement": ("unknown instance", "placement places", "unknown zone"),
+    "workload": ("not a workload entry",),  # a surge's entry, checked against the workload
 }
 
 
@@ -261,13 +266,15 @@ def loads_with_warnings(text: str, file: str = "<spec>") -> tuple[System, list[S
     if not isinstance(source.data, dict):
         raise SpecErrors([*source.errors, source.error(
             (), "a spec is a mapping with at least 'system' and 'services'")])
+    broken = expand(source)
     try:
         spec = S.Spec.model_validate(source.data)
     except ValidationError as exc:
         # A value the YAML reader refused (a python/object tag) reads as null; the type error
         # pydantic then raises at the same place is noise next to the real message.
         refused = {e.path for e in source.errors if e.message.startswith("tag ")}
-        found = [e for e in validation_errors(exc, source) if e.path not in refused]
+        found = [e for e in validation_errors(exc, source) if e.path not in refused
+                 and not consequence(e.path, e.message, broken)]
         raise SpecErrors([*source.errors, *found, *_reference_errors(source, exc)]) from None
     builder = Builder(spec, source)
     system = builder.build()
@@ -360,12 +367,16 @@ def from_document(data: Any, file: str = "<document>") -> System:
     source = Source(file, data)
     if not isinstance(data, dict):
         raise SpecErrors([source.error((), "a spec is a mapping")])
+    source.data = data = copy.deepcopy(data)  # expanded in place: the caller's stays as given
+    broken = expand(source)
     try:
         spec = S.Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecErrors(validation_errors(exc, source)) from None
+        raise SpecErrors([*source.errors, *(e for e in validation_errors(exc, source)
+                                            if not consequence(e.path, e.message, broken))]
+                         ) from None
     builder = Builder(spec, source)
     system = builder.build()
-    if builder.errors:
-        raise SpecErrors(builder.errors)
+    if source.errors or builder.errors:
+        raise SpecErrors([*source.errors, *builder.errors])
     return system

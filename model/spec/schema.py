@@ -12,6 +12,7 @@ carry units are parsed here, once, into seconds, per-second rates and fractions.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,11 +23,14 @@ from pydantic import (
     Field,
     Tag,
     WithJsonSchema,
+    create_model,
+    model_validator,
 )
 
 from faultmesh.model.spec.fields import (
     DEFINITIONS,
     MAX_REPLICAS,
+    MAX_RETRIES,
     REF_PATTERN,
     Choices,
     Dist,
@@ -57,6 +61,8 @@ from faultmesh.model.spec.schema_checks import (
     ScenarioSpec,
 )
 from faultmesh.model.units import (
+    parse_duration,
+    parse_rate,
     parse_ratio,
 )
 
@@ -201,6 +207,78 @@ LoadBalancer = (
 )
 
 
+# Client-side overload mitigations (issue 11): hedging and the overall deadline of a call,
+# and per callee service Envoy's retry budget and gRPC's retry throttling.
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0),
+                             WithJsonSchema({"x-unit": "Duration"})]
+HedgeAttempts = Annotated[int, Field(ge=1, le=MAX_RETRIES + 1, strict=True)]
+
+
+class HedgeSpec(SpecModel):
+    """gRPC's hedging policy: another attempt every ``delay`` until ``max_attempts``."""
+
+    delay: Duration
+    max_attempts: HedgeAttempts = 2
+
+
+Hedge = Annotated[Annotated[Literal["none"], Tag("~word")]
+                  | Annotated[HedgeSpec, Tag("~value")], Discriminator(_word_or_value)]
+
+
+def _percent(value: Any) -> float:
+    """A ratio (``20%`` or ``0.2``) as a percent, exactly: ``20%`` is 20.0, not 0.2 * 100."""
+    ratio = parse_ratio(value)  # checks the value and its range
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return float(Decimal(value.strip()[:-1].strip()))
+    return float(Decimal(repr(ratio)) * 100)
+
+
+Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema({"x-unit": "Ratio"})]
+
+
+class RetryBudgetSpec(SpecModel):
+    """Envoy's retry budget (budget_percent, min_retry_concurrency), with Envoy's defaults."""
+
+    percent: Percent = 20.0  # in percent: ``20%`` or ``0.2`` both read as 20.0
+    min_concurrency: RetryLimit = 3
+
+
+class RetryThrottlingSpec(SpecModel):
+    """gRPC's retry throttling (gRFC A6): max_tokens in (0, 1000], token_ratio > 0."""
+
+    max_tokens: Annotated[float, Field(gt=0, le=1000)] = 10.0
+    token_ratio: Annotated[float, Field(gt=0, le=1000)] = 0.1
+
+
+# Server-side load shedding (issue 11): a token bucket per instance (Envoy's local rate limit)
+# and the queue's discipline (FIFO, LIFO, Facebook's adaptive LIFO with CoDel).
+PositiveRate = Annotated[float, BeforeValidator(parse_rate), Field(gt=0),
+                         WithJsonSchema({"x-unit": "Rate"})]
+
+
+class RateLimitSpec(SpecModel):
+    """A token bucket: ``burst`` tokens, refilled at ``rate``; no token: ``rate limited``."""
+
+    rate: PositiveRate
+    burst: InFlight = 1
+
+
+class AdaptiveLifoParams(SpecModel):
+    """CoDel's parameters as Facebook's adaptive LIFO uses them (defaults 100 ms and 5 ms)."""
+
+    interval: PositiveDuration = 0.1
+    target: Duration = 0.005
+
+
+class AdaptiveLifoSpec(SpecModel):
+    adaptive_lifo: AdaptiveLifoParams
+
+
+QueueDisciplineSpec = Annotated[
+    Annotated[Literal["fifo", "lifo", "adaptive_lifo"], Tag("~word")]
+    | Annotated[AdaptiveLifoSpec, Tag("~value")], Discriminator(_word_or_value)]
+
+
 # --- S: calls, endpoints, services ------------------------------------------------------------
 
 
@@ -215,11 +293,18 @@ class CallSpec(SpecModel):
     repeat: Repeat = 1
     circuit_breaker: Breaker | None = None
     retry_other_instance: bool = False
+    deadline: PositiveDuration | None = None  # None: the defaults'
+    hedge: Hedge | None = None  # None: the defaults' ("none": off)
+    # Made when this call fails (after its retries); the step fails only if both fail.
+    fallback: SimpleCall | None = None
+
+
+_FORMS = ("parallel", "one_of", "group")
 
 
 def _call_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "~parallel" if "parallel" in value else "~call"
+        return next((f"~{form}" for form in _FORMS if form in value), "~call")
     return "~ref"
 
 
@@ -233,10 +318,53 @@ class ParallelSpec(SpecModel):
     parallel: Annotated[list[SimpleCall], Field(min_length=1)]
 
 
+Weight = Annotated[float, Field(gt=0, le=1e9)]
+
+
+class BranchSpec(CallSpec):
+    """A ``one_of`` branch: a call and its weight (its share is weight / total)."""
+
+    weight: Weight = 1.0
+
+
+Branch = Annotated[
+    Annotated[Ref, Tag("~ref")] | Annotated[BranchSpec, Tag("~call")],
+    Discriminator(lambda v: "~call" if isinstance(v, dict) else "~ref"),
+]
+
+
+class OneOfSpec(SpecModel):
+    """Exactly one of the calls per request, chosen by weight."""
+
+    one_of: Annotated[list[Branch], Field(min_length=1)]
+
+
+class GroupBodySpec(SpecModel):
+    """Calls made together with one probability: ``parallel`` fans them out, ``calls`` makes
+    them in order."""
+
+    probability: Ratio
+    parallel: Annotated[list[SimpleCall], Field(min_length=1)] | None = None
+    calls: Annotated[list[SimpleCall], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_list(self) -> GroupBodySpec:
+        if (self.parallel is None) == (self.calls is None):
+            raise ValueError("a group takes exactly one of 'parallel' (fanned out) or 'calls' "
+                             "(in order)")
+        return self
+
+
+class GroupSpec(SpecModel):
+    group: GroupBodySpec
+
+
 CallItem = Annotated[
     Annotated[Ref, Tag("~ref")]
     | Annotated[CallSpec, Tag("~call")]
-    | Annotated[ParallelSpec, Tag("~parallel")],
+    | Annotated[ParallelSpec, Tag("~parallel")]
+    | Annotated[OneOfSpec, Tag("~one_of")]
+    | Annotated[GroupSpec, Tag("~group")],
     Discriminator(_call_kind),
 ]
 
@@ -251,6 +379,18 @@ class EndpointSpec(SpecModel):
     signature: SignatureSpec = SignatureSpec()
     service_time: Dist = 0.0
     calls: list[CallItem] = []
+    rate_limit: RateLimitSpec | None = None
+    # The operation as its users name it (``GET /api/v1/orders/{id}``), shown in output.
+    label: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class EndpointDefaultsSpec(SpecModel):
+    """Settings merged under every endpoint of a service (``model.spec.templates``)."""
+
+    signature: SignatureSpec | None = None
+    service_time: Dist | None = None
+    calls: list[CallItem] | None = None
+    rate_limit: RateLimitSpec | None = None
 
 
 class ServiceSpec(SpecModel):
@@ -265,7 +405,24 @@ class ServiceSpec(SpecModel):
     readiness: ReadinessSpec | None = None
     outlier_detection: Outlier | None = None  # None: the defaults' ("none": off)
     max_retries: MaxRetries | None = None  # None: the defaults'
+    retry_budget: RetryBudgetSpec | None = None
+    retry_throttling: RetryThrottlingSpec | None = None
+    propagate_deadline: bool = False
+    queue_timeout: PositiveDuration | None = None
+    queue_discipline: QueueDisciplineSpec = "fifo"
+    rate_limit: RateLimitSpec | None = None
     endpoints: Annotated[dict[Name, EndpointSpec], Field(min_length=1)]
+    # Expanded by ``model.spec.templates`` before the build, kept for the schema and editors.
+    extends: Name | Annotated[list[Name], Field(min_length=1)] | None = None
+    endpoint_defaults: EndpointDefaultsSpec | None = None
+
+
+# A template: any service keys, none required (a template need not declare endpoints).
+ServiceTemplateSpec = create_model(  # type: ignore[call-overload]
+    "ServiceTemplateSpec", __base__=SpecModel,
+    __doc__="Service keys shared by the services that extend it (deep-merged under theirs).",
+    **{name: (info.annotation | None, Field(None, alias=info.alias))  # type: ignore[operator]
+       for name, info in ServiceSpec.model_fields.items()})
 
 
 # --- defaults, workload -----------------------------------------------------------------------
@@ -275,6 +432,8 @@ class CallDefaultsSpec(SpecModel):
     timeout: Duration = 1.0
     retries: Retries = 0
     backoff: Backoff = BackoffSpec()
+    deadline: PositiveDuration | None = None
+    hedge: Hedge = "none"
 
 
 class DefaultsSpec(SpecModel):
@@ -283,14 +442,55 @@ class DefaultsSpec(SpecModel):
     circuit_breaker: Breaker = "none"
     outlier_detection: Outlier = "none"
     max_retries: MaxRetries = "unlimited"
+    # Service keys every service starts from (below its templates and its own keys).
+    service: ServiceTemplateSpec | None = None  # type: ignore[valid-type]
+
+
+class RatePointSpec(SpecModel):
+    """A point of a rate profile: the rate from ``at`` on (``ramp``: reached linearly)."""
+
+    at: Duration
+    rate: Rate
+    ramp: bool = False
+
+
+# A number, or a profile list: told apart by type, so a bad point gets only its own error.
+WorkloadRate = Annotated[
+    Annotated[Rate, Tag("~rate")]
+    | Annotated[list[RatePointSpec], Field(min_length=1), Tag("~profile")],
+    Discriminator(lambda v: "~profile" if isinstance(v, list) else "~rate")]
+
+
+class SessionsSpec(SpecModel):
+    """A closed workload: ``users`` each run ``steps`` in order, thinking between requests,
+    then start again."""
+
+    users: Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
+    think: Dist = 0.0
+    steps: Annotated[list[Ref], Field(min_length=1)]
 
 
 class WorkloadSpec(SpecModel):
-    entry: Ref
-    rate: Rate
+    # One of: an entry with its rate; a rate split over entries by weight (``mix``); sessions.
+    entry: Ref | None = None
+    mix: Annotated[dict[Ref, Weight], Field(min_length=1)] | None = None
+    sessions: SessionsSpec | None = None
+    rate: WorkloadRate | None = None  # required with entry or mix
     arrivals: Literal["poisson", "constant"] = "poisson"
     timeout: Duration | None = None
     source: Name = "client"
+
+    @model_validator(mode="after")
+    def _one_form(self) -> WorkloadSpec:
+        forms = [k for k in ("entry", "mix", "sessions") if getattr(self, k) is not None]
+        if len(forms) != 1:
+            raise ValueError("a workload item takes exactly one of 'entry' (with its rate), "
+                             "'mix' (a rate split over entries by weight) or 'sessions'")
+        if self.sessions is None and self.rate is None:
+            raise ValueError(f"a workload item with '{forms[0]}' needs a 'rate'")
+        if self.sessions is not None and self.rate is not None:
+            raise ValueError("sessions set their own pace (users and think time); drop 'rate'")
+        return self
 
 
 # --- the document -----------------------------------------------------------------------------
@@ -310,6 +510,7 @@ class Spec(SpecModel):
     services: Annotated[dict[Name, ServiceSpec], Field(min_length=1)]
     workload: list[WorkloadSpec] = []
     properties: list[PropertyItem] = []
+    templates: dict[Name, ServiceTemplateSpec] = {}  # type: ignore[valid-type]
     scenarios: dict[Name, ScenarioSpec] = {}
 
 

@@ -16,6 +16,7 @@ from faultmesh.model.spec.fields import (
     Failures,
     Period,
     PropertyName,
+    Rate,
     Ratio,
     Ref,
     SpecModel,
@@ -74,6 +75,13 @@ class LatencyPropertySpec(SpecModel):
         return self
 
 
+class RecoversSpec(SpecModel):
+    name: PropertyName | None = None
+    entry: Ref
+    within: Duration = 30.0
+    to: Ratio = 0.99
+
+
 class BreakerReactionSpec(SpecModel):
     name: PropertyName | None = None
     within: Duration = 10.0
@@ -118,6 +126,8 @@ PROPERTY_MODELS: dict[str, type[SpecModel]] = {
     "availability": AvailabilitySpec,
     "latency": LatencyPropertySpec,
     "breaker_reaction": BreakerReactionSpec,
+    "recovers": RecoversSpec,
+    "overload_recovery": NamedSpec,
 }
 PropertyItem = _single_key_item(PROPERTY_MODELS, "property")
 
@@ -159,8 +169,22 @@ class RegistryOutageSpec(SpecModel):
     pass
 
 
+class SurgeSpec(SpecModel):
+    """A load spike at a workload entry: its rate times ``factor``, or set to ``rate``."""
+
+    entry: Ref
+    factor: Annotated[float, Field(gt=0)] | None = None
+    rate: Rate | None = None
+
+    @model_validator(mode="after")
+    def _one_size(self) -> SurgeSpec:
+        if (self.factor is None) == (self.rate is None):
+            raise ValueError("a surge takes exactly one of factor and rate")
+        return self
+
+
 FAULT_KINDS = ("crash", "latency", "errors", "partition", "loss", "slowdown", "registry_outage",
-               "rolling_restart")
+               "rolling_restart", "surge")
 
 
 class FaultSpec(SpecModel):
@@ -176,6 +200,7 @@ class FaultSpec(SpecModel):
     slowdown: SlowdownSpec | None = None
     registry_outage: RegistryOutageSpec | None = None
     rolling_restart: RollingRestartSpec | None = None
+    surge: SurgeSpec | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> FaultSpec:

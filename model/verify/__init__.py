@@ -99,7 +99,7 @@ def _load_checkers() -> None:
     import importlib
 
     for module in ("wellformed", "survives", "capacity", "timeouts", "retries", "staleness",
-                   "breaker"):
+                   "breaker", "overload"):
         try:
             importlib.import_module(f"faultmesh.model.verify.{module}")
         except ModuleNotFoundError as exc:

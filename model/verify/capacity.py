@@ -207,13 +207,15 @@ def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressu
             deadline.check()
             model = models[p.service.name]
             change = None
+            # Without queue or concurrency limits nothing is rejected at any worker count:
+            # no second need, and the search may skip the worker counts that change nothing.
+            losses = _losses_need(model, rejected, deadline) if model.station.limited else None
             for extra in range(REPAIR_ROUNDS):
                 change = solver.for_capacity(p.service.name, zone_counts(p.service),
                                              p.service.workers, p.demand, limit, kinds,
-                                             budget, _losses_need(model, rejected, deadline),
-                                             extra)
+                                             budget, losses, extra)
                 if change is None or _passes(system, zones, model, change, kinds, budget,
-                                             limit, rejected):
+                                             limit, rejected, deadline):
                     break
             else:
                 change = None
@@ -256,8 +258,10 @@ def _losses_need(model: ServiceModel, rejected: float,
 
 def _passes(system: System, zones: tuple[str, ...], model: ServiceModel,
             change: PlacementChange, kinds: FailureKinds, budget: int, limit: Fraction,
-            rejected: float) -> bool:
-    """Does the changed service pass (the exact check, shares of the new names included)?"""
+            rejected: float, deadline: Deadline) -> bool:
+    """Does the changed service pass (the exact check, shares of the new names included)?
+    Each failure set tried checks ``deadline``: a repaired ring has more names, and its
+    enumeration can outlast the verifier's timeout."""
     if even(model.service.load_balancer.kind):
         return True  # the solver's sizing is already exact for even balancing
     changes = {**change.changes(), "zones": list(zones)}
@@ -265,7 +269,7 @@ def _passes(system: System, zones: tuple[str, ...], model: ServiceModel,
     load = offered_load(repaired)
     again = ServiceModel(repaired, model.service.name, load,
                          CallTimes(repaired, load, kinds, budget))
-    return again.profile(kinds, budget)[-1].status(limit, rejected) == "ok"
+    return again.profile(kinds, budget, deadline)[-1].status(limit, rejected) == "ok"
 
 
 def _chain(system: System, target: str) -> tuple[str, ...]:

@@ -22,11 +22,12 @@ a checker's budget bounds them too.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 from faultmesh.model.graph import strongly_connected
-from faultmesh.model.system import Call, System
+from faultmesh.model.system import Call, Fallback, Group, OneOf, Step, System, step_calls
 from faultmesh.model.verify.deadline import Deadline
 
 
@@ -56,11 +57,49 @@ class RequiredGraph:
                 self.names.append(f"{name}.{endpoint}")
                 self.service.append(name)
         self.succ: list[list[int]] = []
+        # Down only together: a fallback pair, or every branch of a one_of (``clauses``); with
+        # ``alt`` the members of such clauses, for walks that follow every dependency.
+        self.clauses: list[list[tuple[int, ...]]] = []
+        self.alt: list[list[int]] = []
         for service in system.services.values():
             for endpoint in service.endpoints.values():
-                targets = dict.fromkeys(self.index[c.target] for c in endpoint.calls()
-                                        if (c.certain if certain else c.required))
-                self.succ.append(list(targets))
+                singles, clauses = self._edges(endpoint.steps, certain)
+                self.succ.append(list(dict.fromkeys(singles)))
+                self.clauses.append(clauses)
+                self.alt.append(list(dict.fromkeys(v for c in clauses for v in c)))
+
+    def _edges(self, steps: Iterable[Step], certain: bool
+               ) -> tuple[list[int], list[tuple[int, ...]]]:
+        """(callees that alone take the caller down -- or fail some of its requests when not
+        ``certain`` --, sets of callees that do so only all together)."""
+        singles: list[int] = []
+        clauses: list[tuple[int, ...]] = []
+        for step in steps:
+            if isinstance(step, Fallback):
+                primary, fallback = step.primary, step.fallback
+                if certain:
+                    # The step fails when the fallback fails after the primary did.
+                    if fallback.certain and primary.probability >= 1 and not primary.asynchronous:
+                        clauses.append((self.index[primary.target], self.index[fallback.target]))
+                    elif fallback.certain:
+                        singles.append(self.index[fallback.target])
+                else:
+                    singles.extend(self.index[c.target] for c in step.calls if c.required)
+            elif isinstance(step, OneOf) and certain and len(step.calls) > 1:
+                # One branch per request: every branch down takes the caller down.
+                if all(c.certain for c in step.calls):
+                    clauses.append(tuple(dict.fromkeys(self.index[c.target] for c in step.calls)))
+            elif isinstance(step, Group) and certain and step.probability < 1:
+                continue  # made on some requests only: degraded, never down
+            else:
+                singles.extend(self.index[c.target] for c in step_calls(step)
+                               if (c.certain if certain else c.required))
+        singles.extend(c[0] for c in clauses if len(c) == 1)
+        return singles, [c for c in clauses if len(c) > 1]
+
+    def depends(self, v: int) -> list[int]:
+        """Every callee of ``v`` that can matter to it (single and clause members)."""
+        return self.succ[v] + self.alt[v] if self.alt[v] else self.succ[v]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -76,7 +115,7 @@ class RequiredGraph:
         inf = float("inf")
         tick = _tick(deadline)
         best = [inf] * len(self.names)
-        for component in strongly_connected(self.succ):
+        for component in strongly_connected([self.depends(v) for v in range(len(self))]):
             members = set(component)
             value = inf
             for v in component:
@@ -87,9 +126,50 @@ class RequiredGraph:
                 for w in self.succ[v]:
                     if w not in members and best[w] < value:
                         value = best[w]
+                for clause in self.clauses[v]:
+                    # Every member must go down: at least the dearest of them (a lower bound;
+                    # one zone may take several down, so the sum is not one). A member inside
+                    # this cycle counts its own service only.
+                    bound = max(best[w] if w not in members else
+                                (cost.get(self.service[w]) if cost.get(self.service[w])
+                                 is not None else inf) for w in clause)
+                    if bound < value:
+                        value = bound
             for v in component:
                 best[v] = value
         return best
+
+    def witness(self, start: int, cost: Mapping[str, int | None], best: list[float],
+                deadline: Deadline | None = None) -> set[str] | None:
+        """Services whose failure takes ``start`` down, following the cheapest option of each
+        endpoint by ``best`` (``min_cone_cost``'s values): exact without clauses; with them, a
+        failure set to try (its cost may exceed the lower bound). None: nothing takes it down.
+        """
+        tick = _tick(deadline)
+        if math.isinf(best[start]):
+            return None
+        services: set[str] = set()
+        stack, seen = [start], {start}
+        while stack:
+            tick()
+            v = stack.pop()
+            target = best[v]
+            own = cost.get(self.service[v])
+            if own is not None and own == target:
+                services.add(self.service[v])
+                continue
+            nxt = next(([w] for w in self.succ[v] if best[w] == target), None)
+            if nxt is None:
+                nxt = next((list(c) for c in self.clauses[v]
+                            if max(best[w] for w in c) == target), None)
+            if nxt is None:  # a value shared round a cycle: take the cheapest own service
+                services.add(self.service[v])
+                continue
+            for w in nxt:
+                if w not in seen:
+                    seen.add(w)
+                    stack.append(w)
+        return services
 
     def unavailable(self, services_down: Iterable[str],
                     deadline: Deadline | None = None) -> set[int]:
@@ -100,6 +180,16 @@ class RequiredGraph:
         for v, targets in enumerate(self.succ):
             for w in targets:
                 pred[w].append(v)
+        # A clause takes its endpoint down when its last member goes down: count them down.
+        left: list[int] = []
+        owner: list[int] = []
+        members_of: list[list[int]] = [[] for _ in self.names]
+        for v, clauses in enumerate(self.clauses):
+            for clause in clauses:
+                for w in set(clause):
+                    members_of[w].append(len(left))
+                left.append(len(set(clause)))
+                owner.append(v)
         seen = {v for v, service in enumerate(self.service) if service in down}
         queue = deque(seen)
         while queue:
@@ -109,6 +199,11 @@ class RequiredGraph:
                 if v not in seen:
                     seen.add(v)
                     queue.append(v)
+            for c in members_of[w]:
+                left[c] -= 1
+                if left[c] == 0 and owner[c] not in seen:
+                    seen.add(owner[c])
+                    queue.append(owner[c])
         return seen
 
     def chain(self, start: int, goal: Callable[[int], bool],
@@ -125,7 +220,7 @@ class RequiredGraph:
                 while parent[path[-1]] != path[-1]:
                     path.append(parent[path[-1]])
                 return path[::-1]
-            for w in self.succ[v]:
+            for w in self.depends(v):
                 if w not in parent:
                     parent[w] = v
                     queue.append(w)
@@ -139,7 +234,7 @@ class RequiredGraph:
         while queue:
             tick()
             v = queue.popleft()
-            for w in self.succ[v]:
+            for w in self.depends(v):
                 if w not in seen:
                     seen.add(w)
                     queue.append(w)
@@ -158,6 +253,28 @@ def call_success(call: Call, callee: float) -> float:
         return 1.0  # exactly: 1 - p + p need not round to 1
     per_repetition = 1.0 - (1.0 - callee) ** call.attempts
     return 1.0 - call.probability + call.probability * per_repetition ** call.repeat
+
+
+def step_success(step: Step, success: Callable[[Call], float]) -> float:
+    """Share of requests that get past one step, from each call's ``call_success``.
+
+    A one_of makes branch i on a weight share s_i of the requests: sum of s_i * success_i; a
+    group is made with probability p: 1 - p + p * (product of its calls'); a fallback fails
+    only when the fallback fails after the primary did: 1 - (1 - primary) * (1 - fallback).
+    """
+    if isinstance(step, Call):
+        return success(step)
+    if isinstance(step, OneOf):
+        return sum(s * success(c) for s, c in zip(step.shares(), step.calls, strict=True))
+    if isinstance(step, Fallback):
+        primary = success(step.primary)
+        return 1.0 if primary >= 1.0 else 1.0 - (1.0 - primary) * (1.0 - success(step.fallback))
+    value = 1.0
+    for call in step.calls:
+        value *= success(call)
+    if isinstance(step, Group):
+        return 1.0 if value >= 1.0 else 1.0 - step.probability + step.probability * value
+    return value
 
 
 # Inside a call cycle the shares are the greatest fixpoint, reached from above by iteration;
@@ -181,22 +298,24 @@ def availability(system: System, services_down: Iterable[str],
     down = set(services_down)
     tick = _tick(deadline)
     graph = RequiredGraph(system)
-    calls: list[list[tuple[Call, int]]] = []
-    for service in system.services.values():
-        for endpoint in service.endpoints.values():
-            calls.append([(c, graph.index[c.target]) for c in endpoint.calls() if c.required])
+    steps: list[tuple[Step, ...]] = [endpoint.steps for service in system.services.values()
+                                     for endpoint in service.endpoints.values()]
     share = [0.0 if graph.service[v] in down else 1.0 for v in range(len(graph))]
+    index = graph.index
+
+    def success(call: Call) -> float:
+        return call_success(call, share[index[call.target]])
 
     def evaluate(v: int) -> float:
         tick()
         if graph.service[v] in down:
             return 0.0
         value = 1.0
-        for call, w in calls[v]:
-            value *= call_success(call, share[w])
+        for step in steps[v]:
+            value *= step_success(step, success)
         return value
 
-    for component in strongly_connected(graph.succ):
+    for component in strongly_connected([graph.depends(v) for v in range(len(graph))]):
         if len(component) == 1 and component[0] not in graph.succ[component[0]]:
             share[component[0]] = evaluate(component[0])
             continue
@@ -211,4 +330,5 @@ def availability(system: System, services_down: Iterable[str],
     return {graph.names[v]: share[v] for v in range(len(graph))}
 
 
-__all__ = ["FIXPOINT_TOLERANCE", "RequiredGraph", "availability", "call_success"]
+__all__ = ["FIXPOINT_TOLERANCE", "RequiredGraph", "availability", "call_success",
+           "step_success"]

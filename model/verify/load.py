@@ -26,11 +26,13 @@ everything they call, receive an unbounded load.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from faultmesh.model.graph import strongly_connected
-from faultmesh.model.system import System
+from faultmesh.model.system import Call, Endpoint, OneOf, System, step_calls, step_shares
 
 
 def exact(x: float) -> Fraction:
@@ -44,6 +46,10 @@ class OfferedLoad:
 
     endpoints: dict[str, Fraction]
     unbounded: frozenset[str]  # endpoints whose expected load is infinite (call cycles)
+    # The most attempts (1 + retries) of any call with a chance of firing into each service
+    # (absent: 1), gathered in the same pass over the calls: looking it up per service would
+    # walk every call once per service.
+    attempts: dict[str, int] = field(default_factory=dict)
 
     def service(self, system: System, name: str) -> tuple[Fraction, Fraction, bool]:
         """(requests/s, demand in busy workers, unbounded?) of one service.
@@ -62,6 +68,20 @@ class OfferedLoad:
         return load, demand, unbounded
 
 
+def endpoint_shares(endpoint: Endpoint) -> Iterator[tuple[Call, Fraction]]:
+    """Every call of an endpoint with the share of its requests the call's step sends it:
+    a ``one_of`` branch weight / total, a group's calls the group's probability, a fallback's
+    callee all of them (it takes the primary's failures, which can be every request)."""
+    for step in endpoint.steps:
+        if isinstance(step, OneOf):  # exactly, so the branches' shares add up to 1
+            weights = [exact(w) for w in step.weights]
+            total = sum(weights, Fraction(0))
+            shares = [w / total for w in weights]
+        else:
+            shares = [exact(share) for share in step_shares(step)]
+        yield from zip(step_calls(step), shares, strict=True)
+
+
 def offered_load(system: System) -> OfferedLoad:
     names: list[str] = []
     index: dict[str, int] = {}
@@ -70,11 +90,15 @@ def offered_load(system: System) -> OfferedLoad:
             index[f"{name}.{ep_name}"] = len(names)
             names.append(f"{name}.{ep_name}")
     weights: list[dict[int, Fraction]] = []
+    attempts: dict[str, int] = {}
+    unbounded_entries: set[int] = set()  # session steps with no think time
     for service in system.services.values():
         for endpoint in service.endpoints.values():
             out: dict[int, Fraction] = {}
-            for call in endpoint.calls():
-                weight = exact(call.probability) * call.repeat
+            for call, share in endpoint_shares(endpoint):
+                if call.probability > 0 and call.attempts > attempts.get(call.service, 1):
+                    attempts[call.service] = call.attempts
+                weight = exact(call.probability) * call.repeat * share
                 if weight > 0:
                     target = index[call.target]
                     out[target] = out.get(target, Fraction(0)) + weight
@@ -83,7 +107,14 @@ def offered_load(system: System) -> OfferedLoad:
     inflow = [Fraction(0)] * len(names)
     for w in system.workload:
         inflow[index[w.entry]] += exact(w.rate)
-    unbounded_in = [False] * len(names)
+    for sessions in system.sessions:
+        # Closed: at most users / think requests per second in all (see ``Sessions``).
+        for entry, rate in sessions.step_rates().items():
+            if math.isinf(rate):
+                unbounded_entries.add(index[entry])
+            else:
+                inflow[index[entry]] += exact(rate)
+    unbounded_in = [v in unbounded_entries for v in range(len(names))]
     load = [Fraction(0)] * len(names)
     unbounded = [False] * len(names)
     succ = [list(out) for out in weights]
@@ -112,6 +143,7 @@ def offered_load(system: System) -> OfferedLoad:
     return OfferedLoad(
         endpoints={names[v]: load[v] for v in range(len(names)) if load[v] or unbounded[v]},
         unbounded=frozenset(names[v] for v in range(len(names)) if unbounded[v]),
+        attempts=attempts,
     )
 
 

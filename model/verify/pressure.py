@@ -31,7 +31,7 @@ from fractions import Fraction
 from math import comb
 
 from faultmesh.model.distributions import Exponential
-from faultmesh.model.system import Call, ParallelCalls, Service, System
+from faultmesh.model.system import Call, Service, System, step_calls
 from faultmesh.model.verify.blocking import (
     NONE,
     Loss,
@@ -160,7 +160,7 @@ class CallTimes:
         endpoint = self.system.services[service].endpoints[name]
         total = 0.0
         for step in endpoint.steps:
-            members = step.calls if isinstance(step, ParallelCalls) else (step,)
+            members = step_calls(step)  # every form's calls, summed: an upper bound
             total += sum(self.of_call(service, c) for c in members)
         return total
 
@@ -193,9 +193,10 @@ class ServiceModel:
         self.system = system
         self.service = service = system.services[name]
         self.rate, self.demand, self.unbounded = load.service(system, name)
-        self.attempts = max((c.attempts for s in system.services.values()
-                             for e in s.endpoints.values() for c in e.calls()
-                             if c.service == name and c.probability > 0), default=1)
+        self.attempts = load.attempts.get(name, 1)
+        self.called = any(c.service == name and c.probability > 0
+                          for s in system.services.values() for e in s.endpoints.values()
+                          for c in e.calls())
         loaded = [(float(r), ep, service.endpoints[ep]) for ep in service.endpoints
                   if (r := load.endpoints.get(f"{name}.{ep}", Fraction(0))) > 0]
         total = float(self.rate)
@@ -217,13 +218,15 @@ class ServiceModel:
         s = self.station
         return Station(workers, s.queue, s.concurrency, s.mean, s.scv, s.exponential, s.calls)
 
-    def rejection(self, rate: float, station: Station | None = None) -> Loss:
+    def rejection(self, rate: float, station: Station | None = None,
+                  survivors: int = 1) -> Loss:
         """The busiest instance's loss at ``rate`` nominal requests/s, rejected attempts
-        retried (the fixed point of the module docstring, for each bound)."""
+        retried (the fixed point of the module docstring, for each bound), for one of
+        ``survivors`` instances sharing the service's load."""
         station = station or self.station
         if not station.limited or rate <= 0:
             return NONE
-        first = loss(station, rate)
+        first = self._loss(station, rate, survivors)
         if self.attempts <= 1:
             return first
 
@@ -232,7 +235,7 @@ class ServiceModel:
             p = getattr(first, pick)
             for _ in range(FIXED_POINT_STEPS):
                 offered = rate * sum(p ** k for k in range(self.attempts))
-                nxt = getattr(loss(station, offered), pick)
+                nxt = getattr(self._loss(station, offered, survivors), pick)
                 if abs(nxt - p) < 1e-12:
                     break
                 p = nxt
@@ -240,13 +243,45 @@ class ServiceModel:
 
         return Loss(settle("low"), settle("high"), first.exact, first.why)
 
+    def _loss(self, station: Station, rate: float, survivors: int) -> Loss:
+        """One instance's loss at ``rate``: Poisson arrivals (a ``random`` split, or keys
+        hashed onto a ring) make it the ``blocking`` figure; ``round_robin`` and
+        ``least_request`` send an instance more regular arrivals (every m-th request), or
+        steer them to the least busy instance, and lose less than a Poisson split, so that
+        figure is only the high bound. Their low bound is the pooled station: all survivors
+        as one loss system with every worker, queue slot and concurrency slot (no dispatch
+        of the same Poisson stream over the parts does better than the whole)."""
+        alone = loss(station, rate)
+        if alone.high == 0:
+            return alone
+        if self.called:
+            # Requests from other services are not a Poisson stream: callers' own workers and
+            # limits throttle and space them (one caller worker never has two calls out at
+            # once), so they can lose far less; only the capacity floor is certain.
+            a = rate * station.mean
+            floor = max(0.0, 1.0 - station.servers / a) if a > 0 else 0.0
+            alone = Loss(min(alone.low, floor), alone.high, False,
+                         f"{alone.why}; an upper bound: its callers' requests are not Poisson")
+        kind = self.service.load_balancer.kind
+        if survivors <= 1 or kind in ("random", "consistent_hash"):
+            return alone
+        pooled = loss(Station(
+            station.workers * survivors,
+            None if station.queue is None else station.queue * survivors,
+            None if station.concurrency is None else station.concurrency * survivors,
+            station.mean, station.scv, station.exponential, station.calls), rate * survivors)
+        return Loss(min(alone.low, pooled.low), alone.high, False,
+                    f"{alone.why}; {kind} balancing loses less than that Poisson split, at "
+                    f"least what all {survivors} survivors pooled would lose")
+
     def pressure(self, failures: int, units: tuple[str, ...], survivors: list[str],
                  share: Fraction | None = None, busiest: str = "") -> Pressure:
         m = len(survivors)
         if share is None:
             share = Fraction(1, m) if m else Fraction(1)
             busiest = survivors[0] if survivors else ""
-        rejected = NONE if m == 0 or self.unbounded else self.rejection(float(self.rate * share))
+        rejected = NONE if m == 0 or self.unbounded else \
+            self.rejection(float(self.rate * share), survivors=m)
         return Pressure(self.service, self.rate, self.demand, self.unbounded, failures, units,
                         m, share, busiest, rejected)
 

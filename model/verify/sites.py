@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from faultmesh.model.graph import components
-from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.system import Call, Fallback, Group, OneOf, Step, System, step_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,9 @@ class CallSite:
     step: int
     member: int | None
     call: Call
+    # Where the member sits in its step's spec (``.one_of[1]``, ``.fallback``); None: the
+    # parallel member ``.parallel[member]`` (or the step itself when ``member`` is None).
+    suffix: str | None = None
 
     @property
     def callee(self) -> str:
@@ -48,7 +51,9 @@ class CallSite:
         """The spec key path of one field of this call, e.g. ``...calls[0].timeout``."""
         service, _, endpoint = self.caller.partition(".")
         path = f"services.{service}.endpoints.{endpoint}.calls[{self.step}]"
-        if self.member is not None:
+        if self.suffix is not None:
+            path += self.suffix
+        elif self.member is not None:
             path += f".parallel[{self.member}]"
         return f"{path}.{field}"
 
@@ -63,12 +68,24 @@ def call_sites(system: System, *, include_never: bool = False) -> Iterator[CallS
         for endpoint_name, endpoint in service.endpoints.items():
             caller = f"{service_name}.{endpoint_name}"
             for step_index, step in enumerate(endpoint.steps):
-                members = step.calls if isinstance(step, ParallelCalls) else (step,)
-                for member_index, call in enumerate(members):
+                for member_index, call in enumerate(step_calls(step)):
                     if call.probability <= 0 and not include_never:
                         continue
-                    member = member_index if isinstance(step, ParallelCalls) else None
-                    yield CallSite(caller, step_index, member, call)
+                    member = None if isinstance(step, Call) else member_index
+                    yield CallSite(caller, step_index, member, call,
+                                   member_suffix(step, member_index))
+
+
+def member_suffix(step: Step, index: int) -> str | None:
+    """The spec path of member ``index`` of a step, after ``calls[i]`` (None: the parallel
+    form's ``.parallel[index]``, or the step itself for a plain call)."""
+    if isinstance(step, OneOf):
+        return f".one_of[{index}]"
+    if isinstance(step, Group):
+        return f".group.{'parallel' if step.parallel else 'calls'}[{index}]"
+    if isinstance(step, Fallback):
+        return ".fallback" if index else ""
+    return None
 
 
 def endpoints(system: System) -> list[str]:

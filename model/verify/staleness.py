@@ -65,11 +65,14 @@ import math
 
 from faultmesh.model import properties as P
 from faultmesh.model.detection import stale_window
+from faultmesh.model.spec import from_document, to_document
+from faultmesh.model.spec.edit import apply_changes
 from faultmesh.model.system import System
 from faultmesh.model.units import format_duration
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline, out_of_time
 from faultmesh.model.verify.sites import CallSite, call_sites, path_from_entries, successors_of
+from faultmesh.model.verify.timeouts import decimal, least_timeouts, site_network, worst_cases
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 
@@ -108,7 +111,7 @@ def failed_attempts_bound(system: System, site: CallSite) -> int | None:
     return threshold * (math.floor(window(system) / shortest) + 2)
 
 
-def covers(system: System, site: CallSite) -> bool:
+def redirects(system: System, site: CallSite) -> bool:
     """Is a retry of this call sure to reach another replica?"""
     if site.call.retries < 1:
         return False
@@ -116,6 +119,44 @@ def covers(system: System, site: CallSite) -> bool:
         # Envoy's max_retries can refuse the retry (that many already in flight): not sure.
         return False
     return site.call.retry_other_instance or ejection_threshold(system, site) == 1
+
+
+def nests(system: System, site: CallSite) -> bool:
+    """Does a live instance answer this call's attempt before its timeout (the
+    ``timeouts_nest`` condition for this one call: the callee's worst case, its unbounded
+    draws at their p99.9, plus the round trip)? If not, a retry that reached a live instance
+    can still time out, and the attempts after it go back to the dead one once every
+    instance has been tried (``previous_hosts`` then allows any host)."""
+    worst = worst_cases(system)[site.callee] + site_network(system, site)
+    return decimal(site.call.timeout) > worst
+
+
+def gaps(system: System, site: CallSite) -> list[str]:
+    """Why a call that retries on another replica is still not covered (empty: covered)."""
+    found = []
+    if site.call.circuit_breaker is not None:
+        # The breaker records every attempt, the refused one included: failures on the dead
+        # instance can open it (several calls' first attempts in a row, or a failure rate over
+        # its window), and an open breaker refuses every call, the live replicas' too.
+        found.append("its circuit breaker counts the attempts refused by the dead instance "
+                     "and may open, refusing every call")
+    if not nests(system, site):
+        found.append("its timeout is below the callee's worst case, so the retry on a live "
+                     "instance can time out and the next attempt go back to the dead one")
+    return found
+
+
+def covers(system: System, site: CallSite) -> bool:
+    """Is the call sure not to fail while one callee instance is dead but in view?"""
+    return redirects(system, site) and not gaps(system, site)
+
+
+def exact(system: System, site: CallSite) -> bool:
+    """Is ``failure_probability`` exact (else an upper bound)? Only for ``random`` balancing
+    with nothing else steering or limiting the attempts (a breaker only adds failures)."""
+    callee = system.services[site.call.service]
+    return (callee.load_balancer.kind == "random" and callee.max_retries is None
+            and not redirects(system, site) and ejection_threshold(system, site) is None)
 
 
 def failure_probability(system: System, site: CallSite) -> float:
@@ -130,7 +171,10 @@ def failure_probability(system: System, site: CallSite) -> float:
         return 0.0
     callee = system.services[site.call.service]
     share = 1.0 / callee.replicas
-    if callee.load_balancer.kind == "random" and callee.max_retries is None:
+    if site.call.circuit_breaker is not None and redirects(system, site):
+        return 1.0  # all that is certain: an open breaker refuses every call
+    if callee.load_balancer.kind == "random" and not redirects(system, site) \
+            and callee.max_retries is None:
         return share ** site.call.attempts
     return share
 
@@ -166,14 +210,16 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
     prefix = path_from_entries(succ, system.entries, first.caller) or [first.caller]
     balancer = callee.load_balancer.kind
     chance = failure_probability(system, first)
-    if not first.call.retries:
+    if redirects(system, first):
+        why = "; ".join(gaps(system, first))
+    elif not first.call.retries:
         why = "it makes no retry"
     elif balancer == "consistent_hash":
         why = "its retries go to the same instance (consistent_hash pins the key)"
     else:
         why = (f"each of its {first.call.attempts} attempts is balanced anew ({balancer}) and "
                "may pick the same dead instance (no retry_other_instance)")
-    exactly = "exactly" if balancer == "random" else "up to"
+    exactly = "exactly" if exact(system, first) else "up to"
     more = len(uncovered) - 1
     tail = f" (and {more} more call{'s' if more > 1 else ''})" if more else ""
     bound = failed_attempts_bound(system, first)
@@ -190,6 +236,12 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
         if site.call.retries < 1:
             changes[site.key("retries")] = 1
         changes[site.key("retry_other_instance")] = True
+        if site.call.circuit_breaker is not None:
+            changes[site.key("circuit_breaker")] = "none"
+    # A retry lengthens its caller's worst case, so the timeouts are nested last, over the
+    # system with the retries added (the least raises; none exist around a call cycle).
+    retried = from_document(apply_changes(to_document(system), changes))
+    raised = least_timeouts(retried)
     words = ("retry " + first.describe() + " on another instance"
              + (" (one retry, retry_other_instance)" if not first.call.retries
                 else " (retry_other_instance)"))
@@ -200,10 +252,12 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
         Counterexample(chain=(*prefix, first.callee),
                        numbers={"window_s": span, "replicas": callee.replicas,
                                 "failure_probability": chance,
+                                "failure_probability_exact": float(exact(system, first)),
                                 **({} if bound is None
                                    else {"failed_attempts_per_caller_instance": bound})}),
-        Repair(words, changes))
+        None if raised is None else Repair(words, {**changes, **raised}))
 
 
-__all__ = ["check_staleness", "covers", "ejection_threshold", "exposed", "failed_attempts_bound",
-           "failure_probability", "window"]
+__all__ = ["check_staleness", "covers", "ejection_threshold", "exact", "exposed",
+           "failed_attempts_bound", "failure_probability", "gaps", "nests", "redirects",
+           "window"]

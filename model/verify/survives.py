@@ -52,9 +52,11 @@ from faultmesh.model.verify.deadline import (
 from faultmesh.model.verify.failures import (
     FailureKinds,
     FailureSet,
+    instance_unit,
     kill_cost,
     kill_set,
     zone_counts,
+    zone_unit,
 )
 from faultmesh.model.verify.repairs import (
     PlacementChange,
@@ -113,6 +115,21 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     units = kill_set(victim, kinds)
     failed = FailureSet(units)
     unavailable = graph.unavailable(failed.services_down(system), deadline)
+    if start not in unavailable:
+        # The cheapest need is a fallback pair or a one_of, down only with all its callees:
+        # the weakest value was a lower bound. Try killing every service of the witness.
+        found: tuple[str, ...] | Verdict = ()
+        for node in (v for v in dict.fromkeys(entry_nodes) if cheapest[v] <= budget):
+            found = _together(system, graph, node, cost, cheapest, kinds, budget, deadline)
+            if isinstance(found, tuple) or found.status == "unknown":
+                start = node
+                break
+        if isinstance(found, Verdict):
+            return Verdict(prop.name, prop.kind, found.status, found.explanation)
+        units, chain = found, [graph.names[start]]
+        failed = FailureSet(units)
+        unavailable = graph.unavailable(failed.services_down(system), deadline)
+        victim = system.services[next(s for s in sorted(failed.services_down(system)))]
     down = tuple(e for e in entries if graph.index[e] in unavailable)
     degraded = _degraded(system, failed, down, deadline)
     explanation = (f"{victim.name} has {_weakness(victim, kinds, budget)}: {', '.join(units)} down "
@@ -128,6 +145,87 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if note:
         explanation += f"; {note}"
     return Verdict(prop.name, prop.kind, "violated", explanation, counterexample, repair)
+
+
+def _together(system: System, graph: RequiredGraph, start: int, cost: dict[str, int | None],
+              cheapest: list[float], kinds: FailureKinds, budget: int,
+              deadline: Deadline) -> tuple[str, ...] | Verdict:
+    """Failures within ``budget`` taking ``start`` down through its fallbacks / one_ofs (every
+    callee of one down together), or an ``unknown`` verdict saying what is known."""
+    services = graph.witness(start, cost, cheapest, deadline) or set()
+    units = tuple(dict.fromkeys(u for name in sorted(services)
+                                for u in kill_set(system.services[name], kinds)))
+    lower = int(cheapest[start])
+    if units and len(units) <= budget and start in graph.unavailable(
+            FailureSet(units).services_down(system), deadline):
+        return units
+    searched = _search(system, graph, start, kinds, budget, deadline)
+    if isinstance(searched, tuple):
+        return searched
+    if searched:  # no set within the budget: the entry survives
+        return Verdict("", "survives", "holds",
+                       f"every workload entry survives any {plural(budget, 'failure')} of "
+                       f"{kinds.describe()}: {graph.names[start]} goes down only with every "
+                       f"callee of a fallback pair or one_of down, which takes more "
+                       f"(z3 over the failure units of its cone)")
+    return Verdict("", "survives", "unknown",
+                   f"{graph.names[start]} needs a fallback pair or a one_of whose callees must "
+                   f"all be down to take it down: that takes at least {plural(lower, 'failure')}"
+                   f", and the cheapest set found takes {plural(len(units), 'failure')} "
+                   f"({', '.join(units)}); whether {plural(budget, 'failure')} can is not "
+                   "decided")
+
+
+def _search(system: System, graph: RequiredGraph, start: int, kinds: FailureKinds,
+            budget: int, deadline: Deadline) -> tuple[str, ...] | bool:
+    """A failure set of at most ``budget`` units taking ``start`` down, by z3 over the units of
+    its cone; True: none exists; False: undecided (solver gave up, or only a cyclic model).
+
+    ``down(v) <-> service down or a single callee down or a clause all down`` over-approximates
+    the least fixpoint on cycles, so an unsat answer is a proof; a model is checked exactly.
+    """
+    import z3
+
+    cone = sorted(graph.cone([start], deadline))
+    services = dict.fromkeys(graph.service[v] for v in cone)
+    unit: dict[str, z3.BoolRef] = {}
+
+    def fails(name: str) -> z3.BoolRef:
+        if name not in unit:
+            unit[name] = z3.Bool(name)
+        return unit[name]
+
+    svc_down: dict[str, z3.BoolRef] = {}
+    for name in services:
+        service = system.services[name]
+        alive = []
+        for i, zone in enumerate(service.zones):
+            parts = []
+            if kinds.zones:
+                parts.append(fails(zone_unit(zone)))
+            if kinds.instances:
+                parts.append(fails(instance_unit(name, i)))
+            alive.append(z3.Or(*parts) if parts else z3.BoolVal(False))
+        svc_down[name] = z3.And(*alive)
+    down = {v: z3.Bool(f"down[{graph.names[v]}]") for v in cone}
+    solver = z3.Solver()
+    solver.set("timeout", deadline.z3_ms())
+    for v in cone:
+        reasons = [svc_down[graph.service[v]], *(down[w] for w in graph.succ[v]),
+                   *(z3.And(*(down[w] for w in c)) for c in graph.clauses[v])]
+        solver.add(down[v] == z3.Or(*reasons))
+    solver.add(down[start])
+    solver.add(z3.Sum([z3.If(b, 1, 0) for b in unit.values()]) <= budget)
+    answer = solver.check()
+    if answer == z3.unsat:
+        return True
+    if answer != z3.sat:
+        return False
+    model = solver.model()
+    units = tuple(name for name, b in unit.items() if z3.is_true(model.eval(b)))
+    if start in graph.unavailable(FailureSet(units).services_down(system), deadline):
+        return units
+    return False
 
 
 def _degraded(system: System, failed: FailureSet, down: tuple[str, ...],

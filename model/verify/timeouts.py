@@ -79,7 +79,7 @@ import z3
 
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Distribution
-from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.system import Call, Fallback, Group, Step, System, step_calls
 from faultmesh.model.units import format_duration, format_durations
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline, out_of_time
@@ -157,12 +157,25 @@ def worst_cases(system: System) -> dict[str, Fraction]:
         endpoint = system.endpoint(name)
         total = service_bound(endpoint.service_time)
         for step in endpoint.steps:
-            if isinstance(step, ParallelCalls):
-                total += max((call_worst(c) for c in step.calls), default=Fraction(0))
-            else:
-                total += call_worst(step)
+            total += combine(step, [call_worst(c) for c in step_calls(step)])
         worst[name] = total
     return worst
+
+
+def in_order(step: Step) -> bool:
+    """Are the step's calls waited for one after another (their worst cases add up)?
+
+    A fallback is made after its primary failed, a group's ``calls`` run in order; parallel
+    members overlap and a ``one_of`` makes one branch, so the worst member bounds those.
+    """
+    return isinstance(step, Fallback) or (isinstance(step, Group) and not step.parallel)
+
+
+def combine(step: Step, costs: list[Fraction]) -> Fraction:
+    """The worst case of a step from its members' (``step_calls`` order)."""
+    if in_order(step):
+        return sum(costs, Fraction(0))
+    return max(costs, default=Fraction(0))
 
 
 @dataclass(frozen=True)
@@ -284,8 +297,8 @@ def repair_timeouts(system: System, found: list[Offence],
             members = [site_worst(s) for s in by_step.get((name, index), [])]
             if not members:
                 continue
-            if len(members) == 1:
-                terms.append(members[0])
+            if len(members) == 1 or in_order(endpoint.steps[index]):
+                terms.extend(members)
                 continue
             # The max of a parallel group: any upper bound will do, since a larger worst case
             # only tightens the constraints of a minimisation; the optimum takes the max.
@@ -344,15 +357,14 @@ def least_timeouts(system: System) -> dict[str, float] | None:
         total = service_bound(endpoint.service_time)
         mine = {(s.step, s.member): s for s in by_caller.get(name, ())}
         for index, step in enumerate(endpoint.steps):
-            members = step.calls if isinstance(step, ParallelCalls) else (step,)
             costs = []
-            for j, call in enumerate(members):
-                found = mine.get((index, j if isinstance(step, ParallelCalls) else None))
+            for j, call in enumerate(step_calls(step)):
+                found = mine.get((index, None if isinstance(step, Call) else j))
                 if found is None:
                     continue
                 fixed = call_worst(call) - call.repeat * call.attempts * decimal(call.timeout)
                 costs.append(fixed + call.repeat * call.attempts * timeout[found])
-            total += max(costs, default=Fraction(0))
+            total += combine(step, costs)
         worst[name] = total
     for i, w in enumerate(system.workload):
         if w.timeout is not None and decimal(w.timeout) <= worst[w.entry]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from faultmesh.model.faults import Crash, Scenario, parse_target
+from faultmesh.model.faults import Crash, Fault, Scenario, parse_target
 from faultmesh.model.units import format_duration
 
 if TYPE_CHECKING:
@@ -23,7 +23,9 @@ class Counterexample:
     down (``frontend.checkout``); ``degraded`` the entries they do not take down but make fail
     some requests, with the share those still serve (``{"frontend.home": 0.9}``: reached only
     through calls made with probability below 1); ``chain`` the path that explains it
-    (services or ``service.endpoint`` names, caller first); ``numbers`` the quantities involved.
+    (services or ``service.endpoint`` names, caller first); ``numbers`` the quantities involved;
+    ``trigger`` the faults (from t = 0) that tip the system into the counterexample's state when
+    failing components alone do not describe it (an overload that sustains itself).
     """
 
     failures: tuple[str, ...] = ()
@@ -31,9 +33,14 @@ class Counterexample:
     chain: tuple[str, ...] = ()
     numbers: dict[str, float] = field(default_factory=dict)
     degraded: dict[str, float] = field(default_factory=dict)
+    trigger: tuple[Fault, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"failures": list(self.failures), "down": list(self.down)}
+        if self.trigger:
+            from faultmesh.model.spec.dump import _fault as fault_document
+
+            out["trigger"] = [fault_document(f) for f in self.trigger]
         if self.degraded:
             out["degraded"] = dict(self.degraded)
         if self.chain:
@@ -87,8 +94,12 @@ class Verdict:
         """
         if self.counterexample is None:
             raise ValueError(f"{self.name} has no counterexample to replay ({self.status})")
-        faults = tuple(Crash(at=at, duration=duration, target=parse_target(failure))
-                       for failure in self.counterexample.failures)
+        faults: tuple[Fault, ...] = tuple(
+            Crash(at=at, duration=duration, target=parse_target(failure))
+            for failure in self.counterexample.failures)
+        if self.counterexample.trigger:
+            # A trigger keeps its own length; the run goes on long enough to see what follows.
+            faults += tuple(replace(f, at=at + f.at) for f in self.counterexample.trigger)
         end = total if total is not None else at + duration + max(60.0, at)
         return Scenario(f"replay-{self.name}", faults, end, warmup)
 

@@ -50,10 +50,11 @@ def in_zone(zone: str) -> str:
 
 # Counterexample numbers by what they measure (their JSON keys stay plain numbers: seconds,
 # fractions, requests per second); people read them with units.
-DURATION_NUMBERS = frozenset({"timeout", "callee_worst", "network", "window_s"})
+DURATION_NUMBERS = frozenset({"timeout", "callee_worst", "network", "window_s", "added",
+                              "trigger_for"})
 RATIO_NUMBERS = frozenset({"utilization", "rejected", "rejected_low", "failure_probability",
                            "share"})
-RATE_NUMBERS = frozenset({"load"})
+RATE_NUMBERS = frozenset({"load", "nominal", "storm", "capacity_rate"})
 
 
 def numbers_text(numbers: Mapping[str, float]) -> str:
@@ -101,5 +102,75 @@ def change_lines(changes: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["IMPLICIT_ZONE", "LIST_LIMIT", "arrow", "change_lines", "in_zone", "listing",
-           "number", "numbers_text", "percent", "plural"]
+# A detail list longer than this many items is summarized (grouped and counted) for people;
+# ``--full`` and ``--json`` give every item.
+SUMMARY_LIMIT = 6
+
+
+def grouped_names(names: Sequence[str]) -> str:
+    """Many ``service.endpoint`` names grouped by service and counted:
+    ``84 entries on 1 service: ts-ui.{api00, api01, api02, api03, api04 and 79 more}``;
+    a short list is written out whole."""
+    if len(names) <= SUMMARY_LIMIT:
+        return ", ".join(names)
+    by_service: dict[str, list[str]] = {}
+    for name in names:
+        service, dot, rest = name.partition(".")
+        by_service.setdefault(service, []).append(rest if dot else name)
+    head = f"{len(names)} entries on {plural(len(by_service), 'service')}: "
+    if len(by_service) == 1:
+        service, rests = next(iter(by_service.items()))
+        return head + f"{service}.{{{listing(rests)}}}"
+    ranked = sorted(by_service.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    shown = ", ".join(f"{service} ({len(rests)})" for service, rests in ranked[:LIST_LIMIT])
+    if len(ranked) > LIST_LIMIT:
+        shown += f" and {len(ranked) - LIST_LIMIT} more"
+    return head + shown
+
+
+def _shown(leaf: str, value: Any) -> str:
+    if leaf in DURATION_KEYS and isinstance(value, int | float):
+        return str(spec_duration(value))
+    return json.dumps(value)
+
+
+def change_summary(changes: Mapping[str, Any]) -> list[str]:
+    """A repair's changes for people: every line when there are few; else one line per kind
+    of key, counted, with the services it touches (named when few) and the range of new
+    values: ``180 timeout changes on 41 services: set to 1.007s … 30.21s``."""
+    lines = change_lines(changes)
+    if len(lines) <= SUMMARY_LIMIT:
+        return lines
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    for key, value in changes.items():
+        owner, _, leaf = key.rpartition(".")
+        leaf = leaf.partition("[")[0]
+        if leaf == "placement" and f"{owner}.replicas" in changes:
+            continue  # said with its replicas
+        parts = key.split(".")
+        where = parts[1] if parts[0] == "services" and len(parts) > 1 else parts[0]
+        groups.setdefault(leaf, []).append((where, value))
+    out = []
+    for leaf, items in groups.items():
+        owners = list(dict.fromkeys(w for w, _ in items))
+        values = [v for _, v in items]
+        numeric = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numeric and len(numeric) == len(values):
+            low, high = min(numeric), max(numeric)
+            to = (f"set to {_shown(leaf, low)}" if low == high
+                  else f"set to {_shown(leaf, low)} … {_shown(leaf, high)}")
+        else:
+            distinct = list(dict.fromkeys(json.dumps(v) for v in values))
+            to = "set to " + listing(distinct)
+        text = plural(len(items), f"{leaf} change")
+        if owners[0] != leaf:  # a service's key, not a top-level one (zones)
+            text += f" on {plural(len(owners), 'service')}"
+            if len(owners) <= LIST_LIMIT:
+                text += f" ({', '.join(owners)})"
+        out.append(f"{text}: {to}")
+    return out
+
+
+__all__ = ["IMPLICIT_ZONE", "LIST_LIMIT", "SUMMARY_LIMIT", "arrow", "change_lines",
+           "change_summary", "grouped_names", "in_zone", "listing", "number", "numbers_text",
+           "percent", "plural"]

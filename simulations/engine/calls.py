@@ -26,10 +26,27 @@ the edge's ``retry_overflow``. The first attempt is never limited. ``repeat: n``
 call n times in a row, each with its own retries. An optional call's failure is reported to
 the job as a success (degraded); an asynchronous call has no job waiting for it.
 
+Overload mitigations of the client side (issue 11; the pure counters are in
+``simulations.retry_limits``, hedged calls in ``simulations.engine.hedges``):
+
+* a callee's ``retry_budget`` (Envoy) replaces its ``max_retries``: a retry is made only while
+  the caller instance's retries outstanding to it stay below ``max(min_concurrency, percent %
+  of its attempts in flight to it)``; a refused retry counts in ``retry_overflow`` too;
+* a callee's ``retry_throttling`` (gRPC A6) keeps a token count per caller instance: every
+  failed attempt takes a token, every success gives back ``token_ratio``; a retry is made only
+  above half the maximum (a refused one counts in ``throttled``);
+* a call's ``deadline`` bounds all its attempts and backoffs: an attempt's timer is
+  ``min(per-try timeout, what is left)``, a retry that cannot start before the deadline is not
+  made, and the call ends ``deadline exceeded`` when it passes. When the caller's service
+  propagates deadlines, the job's own deadline caps its calls' as well (gRPC: a server's
+  outgoing calls inherit the incoming deadline);
+* every attempt carries its deadline (the time its caller stops waiting) and its kind (first,
+  retry, hedge) to the callee's job, where a propagating callee drops expired queued work and
+  the run counts work done for nobody (``orphaned``).
+
 Breakers and least-request counts live in the caller's instance, as in the client processes
 the engine models (a Resilience4j breaker in each client, an Envoy proxy beside each caller):
-``BreakerGroup`` holds the breakers of one policy on one (caller service, callee service) edge,
-one per caller instance, shared by the call sites of that edge with an equal policy; a site
+``simulations.engine.breaker_groups`` holds them, one per caller instance and policy; a site
 picks its caller instance's breaker by the instance's index. A least-request balancer is one
 per caller instance too, and compares that instance's own requests still out to each callee
 instance (``ActiveRequests``): an attempt counts from when it is sent until it settles.
@@ -40,32 +57,36 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
 from simpy.events import Timeout
 
-from faultmesh.model.system import Backoff, BreakerPolicy, Call, RateBreakerPolicy
+from faultmesh.model.system import Backoff, Call
+from faultmesh.simulations.engine.jobs import FIRST, RETRY
 from faultmesh.simulations.engine.outliers import classify
 from faultmesh.simulations.outcomes import (
     CIRCUIT_OPEN,
+    DEADLINE_EXCEEDED,
     NO_INSTANCE,
     RETRIES_EXHAUSTED,
     TIMED_OUT,
+)
+from faultmesh.simulations.retry_limits import (
+    OutstandingRetries,
+    RetryBudgetState,
+    RetryThrottle,
 )
 
 if TYPE_CHECKING:
     from faultmesh.simulations.balancers import Balancer
     from faultmesh.simulations.breakers import CircuitBreaker
-    from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
+    from faultmesh.simulations.engine.hedges import HedgeRun
+    from faultmesh.simulations.engine.instances import Instance, ServiceRuntime, Waiter
     from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
     from faultmesh.simulations.engine.network import Network
     from faultmesh.simulations.engine.timeouts import Deadlines
-    from faultmesh.simulations.observation.summary import (
-        BreakerInstance,
-        BreakerSummary,
-        CallSummary,
-    )
+    from faultmesh.simulations.observation.summary import CallSummary
     from faultmesh.simulations.outliers import OutlierDetector
 
 ActiveRequests: TypeAlias = "Counter[Instance]"
@@ -85,9 +106,14 @@ def backoff_delay(policy: Backoff, retry: int, rng: random.Random) -> float:
 
 
 class EdgeStats:
-    """Counters of the calls made along one (caller service, callee service) edge."""
+    """Counters of the calls made along one (caller service, callee service) edge.
 
-    __slots__ = ("attempts", "calls", "causes", "degraded", "failed", "retry_overflow")
+    ``attempts`` splits into ``first_attempts``, ``retries`` and ``hedges``: what share of the
+    callee's load the caller's retries and hedges make.
+    """
+
+    __slots__ = ("attempts", "calls", "causes", "degraded", "failed", "first_attempts",
+                 "hedges", "retries", "retry_overflow", "throttled")
 
     def __init__(self) -> None:
         self.reset()
@@ -97,102 +123,32 @@ class EdgeStats:
         self.attempts = 0
         self.failed = 0
         self.degraded = 0
-        self.retry_overflow = 0  # retries not made: max_retries was reached (Envoy's overflow)
+        # Retries not made: max_retries or the retry budget was reached (Envoy's overflow).
+        self.retry_overflow = 0
+        self.throttled = 0  # retries and hedges not made: gRPC retry throttling
+        self.first_attempts = 0
+        self.retries = 0
+        self.hedges = 0
         self.causes: dict[str, int] = {}
 
-    def summary(self) -> CallSummary:
+    def summary(self, orphaned: int = 0) -> CallSummary:
+        """The edge's summary; ``orphaned``: jobs its callee started after their deadline."""
         return {"calls": self.calls, "attempts": self.attempts, "failed": self.failed,
                 "degraded": self.degraded, "retry_overflow": self.retry_overflow,
+                "throttled": self.throttled, "first_attempts": self.first_attempts,
+                "retries": self.retries, "hedges": self.hedges, "orphaned": orphaned,
                 "causes": dict(sorted(self.causes.items()))}
-
-
-class OutstandingRetries:
-    """Envoy's ``max_retries`` on one edge: the retries each caller instance has outstanding.
-
-    One Envoy beside each caller instance keeps one count per upstream cluster (the callee
-    service), shared by every call the caller makes to it; ``outstanding[i]`` is caller
-    instance ``i``'s, ``peak[i]`` the most it ever had.
-    """
-
-    __slots__ = ("limit", "outstanding", "peak")
-
-    def __init__(self, limit: int, callers: int) -> None:
-        self.limit = limit
-        self.outstanding = [0] * callers
-        self.peak = [0] * callers
-
-    def reserve(self, index: int) -> bool:
-        """Take a place for one retry of caller instance ``index``; False: the limit is reached."""
-        count = self.outstanding[index]
-        if count >= self.limit:
-            return False
-        self.outstanding[index] = count = count + 1
-        if count > self.peak[index]:
-            self.peak[index] = count
-        return True
-
-
-class BreakerGroup:
-    """The circuit breakers of one policy on one edge: one per caller instance.
-
-    ``breakers[i]`` is caller instance ``i``'s breaker; ``sites`` names the call sites
-    (``service.endpoint/step``) that share it. ``label(i)`` tags that breaker in the summary:
-    the caller instance's name, with ``/k`` appended when the edge has ``k`` > 1 policies.
-    """
-
-    __slots__ = ("breakers", "callers", "number", "policy", "sites")
-
-    def __init__(self, policy: BreakerPolicy, callers: list[str], number: int) -> None:
-        from faultmesh.simulations.breakers import CircuitBreaker
-
-        self.policy = policy
-        self.callers = callers  # the caller instances' names, by index
-        self.number = number  # 1-based, in the order the edge's policies first appear
-        self.breakers = tuple(CircuitBreaker(policy) for _ in callers)
-        self.sites: list[str] = []
-
-    def label(self, index: int, policies: int) -> str:
-        name = self.callers[index]
-        return name if policies == 1 else f"{name}/{self.number}"
-
-
-_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
-
-
-def breakers_summary(groups: list[BreakerGroup]) -> BreakerSummary:
-    """The ``breakers`` entry of one edge in the run's summary.
-
-    ``transitions`` merges every breaker's moves in time order as ``[t, state, label]``;
-    ``state`` is the worst final state (open, then half-open, then closed); ``instances``
-    gives each breaker's caller instance, kind, final state and the call sites sharing it.
-    """
-    count = len(groups)
-    moves: list[list[Any]] = []
-    instances: dict[str, BreakerInstance] = {}
-    kinds: list[str] = []
-    for group in groups:
-        kind = "rate" if isinstance(group.policy, RateBreakerPolicy) else "consecutive"
-        if kind not in kinds:
-            kinds.append(kind)
-        for index, breaker in enumerate(group.breakers):
-            label = group.label(index, count)
-            moves.extend([t, state, label] for t, state in breaker.transitions)
-            instances[label] = {"instance": group.callers[index], "kind": kind,
-                                "state": breaker.state, "sites": list(group.sites)}
-    moves.sort(key=lambda move: move[0])  # stable: simultaneous moves keep their order
-    state = max((b["state"] for b in instances.values()), key=_SEVERITY.__getitem__,
-                default="closed")
-    return {"kind": "+".join(kinds), "state": state, "transitions": moves,
-            "instances": instances}
 
 
 class CallRun:
     """One call in progress: its current attempt (``token``) and how many it has made."""
 
-    __slots__ = ("attempt", "awaiting", "caller", "generation", "key", "lost", "parent",
-                 "repeats", "reserved", "sent_at", "site", "target", "token", "tried")
+    __slots__ = ("attempt", "awaiting", "caller", "capped", "expires", "generation", "key",
+                 "lost", "parent", "repeats", "reserved", "sent_at", "site", "target", "token",
+                 "tried")
 
-    def __init__(self, site: CallSite, caller: Instance, parent: Job | None, key: int) -> None:
+    def __init__(self, site: CallSite, caller: Instance, parent: Job | None, key: int,
+                 expires: float | None = None) -> None:
         self.site = site
         self.caller = caller
         self.generation = caller.generation  # the caller's life this call belongs to
@@ -207,6 +163,8 @@ class CallRun:
         self.target: Instance | None = None  # the current attempt's instance
         self.tried: list[Instance] = []  # instances this repetition tried (retry_other_instance)
         self.reserved = False  # the current retry holds a place under the callee's max_retries
+        self.expires = expires  # the call's overall deadline, absolute (None: none)
+        self.capped = False  # the current attempt's timer is that deadline, not its timeout
 
     def respond(self, token: int, ok: bool, cause: str | None, root: str | None) -> None:
         if self.awaiting == token:
@@ -215,7 +173,15 @@ class CallRun:
 
     def expire(self, token: int) -> None:
         self.awaiting = 0
-        self.site.settle(self, False, TIMED_OUT, self.lost or TIMED_OUT)
+        if self.capped:
+            self.site.settle(self, False, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
+        else:
+            self.site.settle(self, False, TIMED_OUT, self.lost or TIMED_OUT)
+
+    def expire_capped(self, token: int) -> None:
+        """The timer of an attempt capped by the deadline fired (a timer of its own)."""
+        if self.awaiting == token:
+            self.expire(token)
 
     def lose(self, token: int, cause: str) -> None:
         if token == self.token:
@@ -224,14 +190,19 @@ class CallRun:
     def retry(self, _event: object) -> None:
         self.site.send(self)
 
+    def overdue(self, _event: object) -> None:
+        """The deadline passed while the call waited to retry: it ends."""
+        self.site.complete(self, False, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
+
 
 class CallSite:
     """One call of one endpoint, with its policies resolved and its edge's shared parts."""
 
     __slots__ = ("active", "asynchronous", "attempts", "backoff", "balancers", "breakers",
-                 "callee", "callee_service", "deadlines", "edge", "endpoint", "env", "network",
-                 "optional", "other_instance", "outliers", "probability", "repeat",
-                 "retry_limit", "rng", "sometimes")
+                 "budget", "callee", "callee_service", "deadline", "deadlines", "edge",
+                 "endpoint", "env", "hedge", "network", "optional", "other_instance",
+                 "outliers", "probability", "propagates", "repeat", "retry_limit", "rng",
+                 "sometimes", "throttle", "timed", "timeout")
 
     def __init__(self, call: Call, *, env: simpy.Environment, network: Network,
                  endpoint: EndpointRuntime, callee_service: ServiceRuntime,
@@ -240,13 +211,16 @@ class CallSite:
                  breakers: tuple[CircuitBreaker, ...] | None,
                  edge: EdgeStats, rng: random.Random,
                  outliers: tuple[OutlierDetector, ...] | None = None,
-                 retry_limit: OutstandingRetries | None = None) -> None:
+                 retry_limit: OutstandingRetries | RetryBudgetState | None = None,
+                 throttle: RetryThrottle | None = None,
+                 propagates: bool = False) -> None:
         self.env = env
         self.network = network
         self.endpoint = endpoint
         self.callee = endpoint.service
         self.callee_service = callee_service
         self.deadlines = deadlines
+        self.timeout = call.timeout  # per try (``deadlines`` holds the timers of this length)
         # Indexed by the caller instance's index: its balancer, its requests out (kept only
         # for least request), its breaker for this site's policy (None: no breaker).
         self.balancers = balancers
@@ -254,8 +228,17 @@ class CallSite:
         self.breakers = breakers
         # The caller instance's outlier detector for the callee (None: no outlier detection).
         self.outliers = outliers
-        # The edge's retries outstanding per caller instance (None: the callee sets no limit).
+        # The edge's retries outstanding per caller instance: the callee's max_retries, or its
+        # retry budget, which replaces it (None: neither is set).
         self.retry_limit = retry_limit
+        # The budget also counts each caller instance's attempts in flight (its base).
+        self.budget = retry_limit if isinstance(retry_limit, RetryBudgetState) else None
+        self.throttle = throttle  # the callee's retry throttling on this edge (None: none)
+        self.deadline = call.deadline  # the call's overall deadline, relative (None: none)
+        # The caller's service propagates deadlines: its job's deadline caps its calls.
+        self.propagates = propagates
+        self.timed = call.deadline is not None or propagates
+        self.hedge = call.hedge
         self.edge = edge
         self.attempts = call.attempts
         self.backoff = call.backoff
@@ -274,9 +257,68 @@ class CallSite:
         """Whether this call happens this time (calls with a probability below 1)."""
         return self.rng.random() < self.probability
 
+    def expiry(self, parent: Job | None) -> float | None:
+        """The absolute deadline of a call starting now for ``parent`` (None: none)."""
+        expires = None if self.deadline is None else self.env.now + self.deadline
+        if (self.propagates and parent is not None and parent.deadline is not None
+                and (expires is None or parent.deadline < expires)):
+            expires = parent.deadline
+        return expires
+
     def call(self, caller: Instance, parent: Job | None, key: int) -> None:
         """Start the call from ``caller`` on behalf of ``parent`` (None: asynchronous)."""
-        self.send(CallRun(self, caller, parent, key))
+        expires = self.expiry(parent) if self.timed else None
+        if self.hedge is not None:
+            from faultmesh.simulations.engine.hedges import HedgeRun
+
+            HedgeRun(self, caller, parent, key, expires).start()
+            return
+        self.send(CallRun(self, caller, parent, key, expires))
+
+    def pick(self, run: CallRun | HedgeRun, index: int, view: tuple[Instance, ...],
+             first: bool) -> Instance:
+        """The instance of ``view`` (not empty) this attempt goes to."""
+        n = len(view)
+        if self.other_instance:
+            # Envoy's previous_hosts retry predicate: a retry avoids the instances this
+            # repetition already tried, while an untried one remains in the view.
+            if first:
+                run.tried.clear()
+            untried = tuple(i for i in view if i not in run.tried) if run.tried else view
+            if untried:
+                view, n = untried, len(untried)
+        target = view[0] if n == 1 else self.balancers[index].choose(view, run.key)
+        if self.other_instance:
+            run.tried.append(target)
+        return target
+
+    def view(self, caller: Instance) -> tuple[Instance, ...]:
+        """The callee's instances ``caller`` may route to (its view, less ejected hosts)."""
+        view = caller.view[self.callee]
+        outliers = self.outliers
+        if outliers is not None and outliers[caller.index].ejected:
+            # Ejected hosts leave this caller's load-balancing set; with none left the call
+            # fails as Envoy's "no healthy upstream" (Istio sets no panic threshold by default).
+            ejected = outliers[caller.index].ejected
+            view = tuple(i for i in view if i.name not in ejected)
+        return view
+
+    def transmit(self, waiter: Waiter, token: int, key: int, caller: Instance, target: Instance,
+                 deadline: float, kind: int) -> None:
+        """Send an attempt's request from ``caller`` to ``target`` over the network."""
+        network = self.network
+        if network.active:
+            delay = network.delay(caller, target)
+            if delay:
+                if delay == math.inf:
+                    waiter.lose(token, network.drop_cause(caller, target))
+                    return
+                endpoint = self.endpoint
+                Timeout(self.env, delay).callbacks.append(
+                    lambda _event: target.receive(endpoint, waiter, token, key, caller,
+                                                  deadline, kind))
+                return
+        target.receive(self.endpoint, waiter, token, key, caller, deadline, kind)
 
     def send(self, run: CallRun) -> None:
         """Make the next attempt of ``run``."""
@@ -289,69 +331,83 @@ class CallSite:
                 self.release(run)
             self.complete(run, False, CIRCUIT_OPEN, CIRCUIT_OPEN)
             return
+        expires = run.expires
+        if expires is not None and now >= expires:  # the caller's own deadline has passed
+            if run.reserved:
+                self.release(run)
+            self.complete(run, False, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
+            return
         run.attempt += 1
-        self.edge.attempts += 1
+        edge = self.edge
+        edge.attempts += 1
         if run.attempt > 1:
             self.callee_service.retries += 1
-        view = run.caller.view[self.callee]
-        outliers = self.outliers
-        if outliers is not None and outliers[index].ejected:
-            # Ejected hosts leave this caller's load-balancing set; with none left the call
-            # fails as Envoy's "no healthy upstream" (Istio sets no panic threshold by default).
-            ejected = outliers[index].ejected
-            view = tuple(i for i in view if i.name not in ejected)
+            edge.retries += 1
+            kind = RETRY
+        else:
+            edge.first_attempts += 1
+            kind = FIRST
+        caller = run.caller
+        view = caller.view[self.callee]
+        if self.outliers is not None:
+            view = self.view(caller)
         n = len(view)
         if n == 0:
             if breaker is not None:
                 breaker.record(now, False, 0.0)
+            if self.throttle is not None:
+                self.throttle.record(index, False)
             if run.reserved:
                 self.release(run)
             self.failed(run, NO_INSTANCE, NO_INSTANCE)
             return
+        # The plain case inline (this is the engine's hottest path): one instance, or the
+        # balancer's choice; ``pick`` handles retry_other_instance.
         if self.other_instance:
-            # Envoy's previous_hosts retry predicate: a retry avoids the instances this
-            # repetition already tried, while an untried one remains in the view.
-            if run.attempt == 1:
-                run.tried.clear()
-            untried = tuple(i for i in view if i not in run.tried) if run.tried else view
-            if untried:
-                view, n = untried, len(untried)
-        target = view[0] if n == 1 else self.balancers[index].choose(view, run.key)
-        if self.other_instance:
-            run.tried.append(target)
+            target = self.pick(run, index, view, run.attempt == 1)
+        else:
+            target = view[0] if n == 1 else self.balancers[index].choose(view, run.key)
         token = run.token = run.awaiting = run.token + 1
         run.sent_at = now
         run.target = target
         if self.active is not None:
             # Counted before sending: the callee may answer at once, settling the attempt.
             self.active[index][target] += 1
+        if self.budget is not None:
+            self.budget.active[index] += 1
         run.lost = None
-        self.deadlines.add(run, token)
-        network = self.network
-        if network.active:
-            delay = network.delay(run.caller, target)
-            if delay:
-                if delay == math.inf:
-                    run.lost = network.drop_cause(run.caller, target)
-                    return
-                endpoint, key, caller = self.endpoint, run.key, run.caller
-                Timeout(self.env, delay).callbacks.append(
-                    lambda _event: target.receive(endpoint, run, token, key, caller))
-                return
-        target.receive(self.endpoint, run, token, run.key, run.caller)
+        deadline = now + self.timeout
+        if expires is not None and expires < deadline:
+            # What is left of the call's deadline is shorter than a try: a timer of its own.
+            deadline = expires
+            run.capped = True
+            Timeout(self.env, expires - now).callbacks.append(
+                lambda _event: run.expire_capped(token))
+        else:
+            run.capped = False
+            self.deadlines.add(run, token)
+        if self.network.active:
+            self.transmit(run, token, run.key, caller, target, deadline, kind)
+        else:
+            target.receive(self.endpoint, run, token, run.key, caller, deadline, kind)
 
     def settle(self, run: CallRun, ok: bool, cause: str | None, root: str | None) -> None:
         """The current attempt of ``run`` got its response, or timed out."""
         if run.reserved:
             self.release(run)
+        index = run.caller.index
         if self.active is not None:
-            self.active[run.caller.index][run.target] -= 1  # type: ignore[index]
+            self.active[index][run.target] -= 1  # type: ignore[index]
+        if self.budget is not None:
+            self.budget.active[index] -= 1
+        if self.throttle is not None:
+            self.throttle.record(index, ok)
         breakers = self.breakers
         if breakers is not None:
             now = self.env.now
-            breakers[run.caller.index].record(now, ok, now - run.sent_at)
+            breakers[index].record(now, ok, now - run.sent_at)
         if self.outliers is not None:
-            self.outliers[run.caller.index].record(
+            self.outliers[index].record(
                 run.target.name, self.env.now, classify(ok, cause))  # type: ignore[union-attr]
         if not ok:
             self.failed(run, cause, root)  # type: ignore[arg-type]
@@ -366,16 +422,31 @@ class CallSite:
 
     def failed(self, run: CallRun, cause: str, root: str) -> None:
         """An attempt failed: retry after the backoff, or fail the call."""
+        if cause == DEADLINE_EXCEEDED:  # the call's deadline passed: nothing more to try
+            self.complete(run, False, cause, root)
+            return
         if run.attempt < self.attempts and run.caller.generation == run.generation:
+            index = run.caller.index
+            throttle = self.throttle
+            if throttle is not None and not throttle.allows(index):
+                # gRPC retry throttling: too many recent failures, no retry.
+                self.edge.throttled += 1
+                self.complete(run, False, cause, root)
+                return
+            delay = backoff_delay(self.backoff, run.attempt, self.rng)
+            expires = run.expires
+            if expires is not None and self.env.now + delay >= expires:
+                # The retry could not start before the deadline: the call waits it out.
+                Timeout(self.env, expires - self.env.now).callbacks.append(run.overdue)
+                return
             limit = self.retry_limit
             if limit is not None:
-                if not limit.reserve(run.caller.index):
+                if not limit.reserve(index):
                     # Envoy's retry overflow: no retry; the call ends with this attempt's failure.
                     self.edge.retry_overflow += 1
                     self.complete(run, False, cause, root)
                     return
                 run.reserved = True
-            delay = backoff_delay(self.backoff, run.attempt, self.rng)
             if delay > 0:
                 Timeout(self.env, delay).callbacks.append(run.retry)
             else:
@@ -388,7 +459,8 @@ class CallSite:
         run.reserved = False
         self.retry_limit.outstanding[run.caller.index] -= 1  # type: ignore[union-attr]
 
-    def complete(self, run: CallRun, ok: bool, cause: str | None, root: str | None) -> None:
+    def complete(self, run: CallRun | HedgeRun, ok: bool, cause: str | None,
+                 root: str | None) -> None:
         edge = self.edge
         edge.calls += 1
         if not ok:

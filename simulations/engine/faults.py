@@ -21,6 +21,9 @@ only). Overlapping faults compose: each is kept under its own id and lifted alon
 * ``slowdown`` -- service times at the target are multiplied by ``factor``.
 * ``registry_outage`` -- discovery views freeze.
 * ``rolling_restart`` -- the service's instances restart one after another, ``interval`` apart.
+* ``surge`` -- the workload arriving at the entry is multiplied by ``factor`` (or set to
+  ``rate``, split evenly among the workload items of that entry) for the window; surges that
+  overlap apply in the order they started.
 
 Every fault that starts is logged (``FaultRecord``) with the service edges it should make a
 circuit breaker react on, for the monitors and the per-phase view. A fault whose ``at`` is not
@@ -48,6 +51,7 @@ from faultmesh.model.faults import (
     RegistryOutage,
     RollingRestart,
     Slowdown,
+    Surge,
     Target,
 )
 from faultmesh.model.units import format_duration
@@ -56,6 +60,7 @@ from faultmesh.simulations.engine.instances import Instance
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.engine.streams import Streams
+from faultmesh.simulations.engine.workload import Arrivals
 from faultmesh.simulations.observation.summary import FaultSummary
 
 Edge = tuple[str, str]
@@ -84,6 +89,10 @@ def describe(fault: Fault) -> str:
         return "registry outage"
     if isinstance(fault, RollingRestart):
         return f"rolling restart {fault.target} every {format_duration(fault.interval)}"
+    if isinstance(fault, Surge):
+        if fault.rate is not None:
+            return f"surge {fault.entry} to {fault.rate:g}/s"
+        return f"surge {fault.entry} x{fault.factor:g}"
     raise TypeError(f"unknown fault {fault!r}")
 
 
@@ -109,7 +118,8 @@ class FaultInjector:
     def __init__(self, env: simpy.Environment, faults: tuple[Fault, ...], *,
                  instances: dict[str, list[Instance]], zones: tuple[str, ...],
                  edges: frozenset[Edge], network: Network, discovery: Discovery,
-                 orchestrator: Orchestrator, streams: Streams, duration: float) -> None:
+                 orchestrator: Orchestrator, streams: Streams, duration: float,
+                 arrivals: list[Arrivals] | None = None) -> None:
         self.env = env
         self.faults = faults
         self.instances = instances
@@ -120,6 +130,7 @@ class FaultInjector:
         self.orchestrator = orchestrator
         self.streams = streams
         self.duration = duration
+        self.arrivals = arrivals or []
         self.log: list[FaultRecord] = []
         self.not_fired: list[Fault] = []  # starting at or after the end of the run
         self.on_start: list[Callable[[FaultRecord], None]] = []
@@ -221,6 +232,14 @@ class FaultInjector:
             for k, instance in enumerate(instances):
                 self._after(k * fault.interval,
                             partial(self.orchestrator.restart, instance))
+        elif isinstance(fault, Surge):
+            sources = [a for a in self.arrivals if a.workload.entry == fault.entry]
+            for source in sources:
+                source.add_surge(index, fault, len(sources))
+
+            def lift() -> None:
+                for source in sources:
+                    source.remove_surge(index)
         else:  # pragma: no cover - the loader only builds the kinds above
             raise TypeError(f"unknown fault {fault!r}")
         self.log.append(record)

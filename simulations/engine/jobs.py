@@ -13,6 +13,9 @@ steps, each a ``CallSite`` (``simulations.calls``) or a tuple of them for a para
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,43 @@ if TYPE_CHECKING:
     from faultmesh.simulations.engine.calls import CallSite
     from faultmesh.simulations.engine.instances import Instance, Waiter
 
+class OneOfRuntime:
+    """A ``one_of`` step: one call site per request, drawn by weight."""
+
+    __slots__ = ("bounds", "rng", "sites")
+
+    def __init__(self, sites: tuple[CallSite, ...], weights: tuple[float, ...],
+                 rng: random.Random) -> None:
+        self.sites = sites
+        self.bounds = list(itertools.accumulate(weights))
+        self.rng = rng
+
+    def pick(self) -> CallSite:
+        index = bisect.bisect_right(self.bounds, self.rng.random() * self.bounds[-1])
+        return self.sites[min(index, len(self.sites) - 1)]
+
+
+class GroupStart:
+    """Opens a group: with ``probability`` the next ``length`` steps run, else all skipped."""
+
+    __slots__ = ("length", "probability", "rng")
+
+    def __init__(self, probability: float, length: int, rng: random.Random) -> None:
+        self.probability = probability
+        self.length = length
+        self.rng = rng
+
+
+class FallbackRuntime:
+    """A call with a fallback: ``fallback`` runs when ``primary`` fails."""
+
+    __slots__ = ("fallback", "primary")
+
+    def __init__(self, primary: CallSite, fallback: CallSite) -> None:
+        self.primary = primary
+        self.fallback = fallback
+
+
 class EndpointRuntime:
     """An endpoint of a service, ready to run: ``service_time()`` draws one service time."""
 
@@ -37,7 +77,9 @@ class EndpointRuntime:
         self.name = name
         self.target = f"{service}.{name}"
         self.service_time = service_time
-        self.steps: tuple[Any, ...] = ()  # CallSite | tuple[CallSite, ...], set once compiled
+        # CallSite | tuple[CallSite, ...] | OneOfRuntime | GroupStart | FallbackRuntime,
+        # set once compiled.
+        self.steps: tuple[Any, ...] = ()
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.target}>"
@@ -46,8 +88,8 @@ class EndpointRuntime:
 class Job:
     """One request at one instance: queued, served, then making its calls."""
 
-    __slots__ = ("alive", "attempt", "caller", "deadline", "endpoint", "failure", "instance",
-                 "key", "pending", "queued_at", "step", "token", "waiter")
+    __slots__ = ("alive", "attempt", "caller", "deadline", "endpoint", "failure", "fallen",
+                 "instance", "key", "pending", "queued_at", "step", "token", "waiter")
 
     def __init__(self, instance: Instance, endpoint: EndpointRuntime, waiter: Waiter, token: int,
                  key: int, caller: Instance | None, deadline: float | None = None,
@@ -68,6 +110,7 @@ class Job:
         # drops it from the queue instead.
         self.deadline = deadline
         self.attempt = attempt  # FIRST, RETRY or HEDGE: what sent it (sustaining-load shares)
+        self.fallen = False  # the current fallback step's primary failed: its fallback is out
 
     def served(self, _event: object) -> None:
         """The service time is over (SimPy callback)."""
@@ -83,17 +126,33 @@ class Job:
             step = steps[index]
             index += 1
             self.step = index
-            if step.__class__ is not tuple:
-                if step.sometimes and not step.chosen():
-                    continue
-                if step.asynchronous:
-                    step.call(self.instance, None, self.key)
-                    continue
-                step.call(self.instance, self, self.key)
-                return
-            if self._fan_out(step):
+            kind = step.__class__
+            if kind is tuple:
+                if self._fan_out(step):
+                    return
+                continue
+            if kind is GroupStart:
+                if step.rng.random() >= step.probability:
+                    index += step.length  # the whole group is not made this time
+                continue
+            if kind is OneOfRuntime:
+                step = step.pick()
+            elif kind is FallbackRuntime:
+                self.fallen = False
+                step = step.primary
+            if self._single(step):
                 return
         self.instance.finish(self, True, None, None)
+
+    def _single(self, site: CallSite) -> bool:
+        """Make one call; False if it is not waited for (not made, or asynchronous)."""
+        if site.sometimes and not site.chosen():
+            return False
+        if site.asynchronous:
+            site.call(self.instance, None, self.key)
+            return False
+        site.call(self.instance, self, self.key)
+        return True
 
     def _fan_out(self, group: tuple[CallSite, ...]) -> bool:
         """Start a parallel group; False if none of its calls is waited for."""
@@ -125,5 +184,13 @@ class Job:
                 ok, root, self.failure = False, self.failure, None
         if ok:
             self.next_step()
-        else:
-            self.instance.finish(self, False, DEPENDENCY_FAILED, root)
+            return
+        step = self.endpoint.steps[self.step - 1]
+        if step.__class__ is FallbackRuntime and not self.fallen:
+            # The primary failed: the step now stands or falls with its fallback.
+            self.fallen = True
+            fallback = step.fallback
+            if not fallback.sometimes or fallback.chosen():
+                fallback.call(self.instance, self, self.key)
+                return
+        self.instance.finish(self, False, DEPENDENCY_FAILED, root)

@@ -29,23 +29,22 @@ from simpy.events import Timeout
 
 from faultmesh import model
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
-from faultmesh.model.properties import Availability, BreakerReaction, Latency, Staleness
-from faultmesh.model.system import Call, ParallelCalls, System
+from faultmesh.model.properties import Availability, BreakerReaction, Latency, Recovers, Staleness
+from faultmesh.model.system import Call, Fallback, Group, OneOf, System
 from faultmesh.model.units import format_durations, parse_duration
 from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
-from faultmesh.simulations.engine.calls import (
-    ActiveRequests,
-    BreakerGroup,
-    CallSite,
-    EdgeStats,
-    OutstandingRetries,
-    breakers_summary,
-)
+from faultmesh.simulations.engine.breaker_groups import BreakerGroup, breakers_summary
+from faultmesh.simulations.engine.calls import ActiveRequests, CallSite, EdgeStats
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
-from faultmesh.simulations.engine.jobs import EndpointRuntime
+from faultmesh.simulations.engine.jobs import (
+    EndpointRuntime,
+    FallbackRuntime,
+    GroupStart,
+    OneOfRuntime,
+)
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.engine.outliers import OutlierGroup
@@ -62,10 +61,16 @@ from faultmesh.simulations.observation.monitors import (
     StalenessMonitor,
 )
 from faultmesh.simulations.observation.phases import Phases
+from faultmesh.simulations.observation.recovery import RecoversMonitor
 from faultmesh.simulations.observation.results import Run
 from faultmesh.simulations.observation.summary import RunSummary
 from faultmesh.simulations.observation.warmup import WarmupDetector
 from faultmesh.simulations.outliers import OutlierDetector
+from faultmesh.simulations.retry_limits import (
+    OutstandingRetries,
+    RetryBudgetState,
+    RetryThrottle,
+)
 
 DEFAULT_DURATION = 60.0
 PROGRESS_STEPS = 200
@@ -126,7 +131,9 @@ class Simulation:
                                          tuple[ActiveRequests, ...] | None]] = {}
         self.edge_stats: dict[Edge, EdgeStats] = {}
         self.outlier_groups: dict[Edge, OutlierGroup] = {}
-        self.retry_limits: dict[Edge, OutstandingRetries] = {}  # callees with max_retries
+        # Callees with max_retries or a retry budget (which replaces it), and with throttling.
+        self.retry_limits: dict[Edge, OutstandingRetries | RetryBudgetState] = {}
+        self.throttles: dict[Edge, RetryThrottle] = {}
         self._compile_calls()
         # Every breaker by edge, then by its label in the summary (``cart-0``, or ``cart-0/2``).
         self.breakers: dict[Edge, dict[str, CircuitBreaker]] = {
@@ -147,7 +154,7 @@ class Simulation:
             env, faults, instances={n: s.instances for n, s in self.services.items()},
             zones=system.zones, edges=frozenset(self.edge_stats), network=self.network,
             discovery=self.discovery, orchestrator=self.orchestrator, streams=streams,
-            duration=duration)
+            duration=duration, arrivals=self.arrivals)
         self.phases = Phases(self._spans(faults), duration, self.warmup, self.timeline) \
             if faults else None
         self.monitors: list[Monitor] = self._build_monitors()
@@ -168,10 +175,16 @@ class Simulation:
         uid = itertools.count()
         for name, service in self.system.services.items():
             runtime = ServiceRuntime(name, service.workers)
+            endpoint_limits = {e.name: e.rate_limit for e in service.endpoints.values()
+                               if e.rate_limit is not None}
             for index, zone in enumerate(service.zones):
                 instance = Instance(self.env, self.network, name, index, zone, next(uid),
                                     workers=service.workers, concurrency=service.concurrency,
-                                    queue=service.queue, fault_rng=fault_rng)
+                                    queue=service.queue, fault_rng=fault_rng,
+                                    discipline=service.queue_discipline,
+                                    rate_limit=service.rate_limit,
+                                    endpoint_limits=endpoint_limits,
+                                    propagate_deadline=service.propagate_deadline)
                 runtime.instances.append(instance)
                 self.instances.append(instance)
             for endpoint in service.endpoints.values():
@@ -236,18 +249,37 @@ class Simulation:
                         active=active, breakers=self._breakers(caller, call, where),
                         edge=stats, rng=self.streams(f"call/{where}"),
                         outliers=self._outliers(caller, call.service),
-                        retry_limit=self._retry_limit(caller, call.service))
+                        retry_limit=self._retry_limit(caller, call.service),
+                        throttle=self._throttle(caller, call.service),
+                        propagates=self.system.services[caller].propagate_deadline)
 
-    def _retry_limit(self, caller: str, callee: str) -> OutstandingRetries | None:
-        """The callee's ``max_retries`` on this edge, counted per caller instance (or None)."""
-        limit = self.system.services[callee].max_retries
-        if limit is None:
+    def _retry_limit(self, caller: str, callee: str
+                     ) -> OutstandingRetries | RetryBudgetState | None:
+        """The callee's retry budget, else its ``max_retries``, on this edge (or None).
+
+        Kept per caller instance; a budget overrides ``max_retries`` as it does in Envoy.
+        """
+        service = self.system.services[callee]
+        if service.retry_budget is None and service.max_retries is None:
             return None
         edge = (caller, callee)
         if edge not in self.retry_limits:
-            self.retry_limits[edge] = OutstandingRetries(
-                limit, len(self.services[caller].instances))
+            callers = len(self.services[caller].instances)
+            self.retry_limits[edge] = (
+                RetryBudgetState(service.retry_budget, callers)
+                if service.retry_budget is not None
+                else OutstandingRetries(service.max_retries, callers))
         return self.retry_limits[edge]
+
+    def _throttle(self, caller: str, callee: str) -> RetryThrottle | None:
+        """The callee's gRPC retry throttling on this edge, per caller instance (or None)."""
+        policy = self.system.services[callee].retry_throttling
+        if policy is None:
+            return None
+        edge = (caller, callee)
+        if edge not in self.throttles:
+            self.throttles[edge] = RetryThrottle(policy, len(self.services[caller].instances))
+        return self.throttles[edge]
 
     def _outliers(self, caller: str, callee: str) -> tuple[OutlierDetector, ...] | None:
         """The callee's outlier detectors on this edge, one per caller instance (or None)."""
@@ -267,18 +299,31 @@ class Simulation:
                 steps: list[Any] = []
                 for i, step in enumerate(endpoint.steps):
                     where = f"{name}.{endpoint.name}/{i}"
-                    if isinstance(step, ParallelCalls):
-                        steps.append(tuple(self._call_site(name, c, f"{where}/{j}")
-                                           for j, c in enumerate(step.calls)))
-                    else:
+                    if isinstance(step, Call):
                         steps.append(self._call_site(name, step, where))
+                        continue
+                    sites = tuple(self._call_site(name, c, f"{where}/{j}")
+                                  for j, c in enumerate(step.calls))
+                    if isinstance(step, OneOf):
+                        steps.append(OneOfRuntime(sites, step.weights,
+                                                  self.streams(f"one_of/{where}")))
+                    elif isinstance(step, Fallback):
+                        steps.append(FallbackRuntime(*sites))
+                    elif isinstance(step, Group):
+                        rng = self.streams(f"group/{where}")
+                        if step.parallel:
+                            steps.extend((GroupStart(step.probability, 1, rng), sites))
+                        else:
+                            steps.extend((GroupStart(step.probability, len(sites), rng), *sites))
+                    else:
+                        steps.append(sites)
                 self.services[name].endpoints[endpoint.name].steps = tuple(steps)
 
     def _build_workload(self) -> None:
         system = self.system
         names = list(system.entries)
         for prop in system.properties:
-            if isinstance(prop, Availability | Latency) and prop.entry not in names:
+            if isinstance(prop, Availability | Latency | Recovers) and prop.entry not in names:
                 names.append(prop.entry)
         self.entries = {name: EntryStats(name, i, self.warmup, self.timeline)
                         for i, name in enumerate(names)}
@@ -312,6 +357,13 @@ class Simulation:
             elif isinstance(prop, BreakerReaction):
                 monitors.append(BreakerReactionMonitor(prop, self.injector.log, self.breakers,
                                                        self.duration))
+            elif isinstance(prop, Recovers):
+                monitors.append(RecoversMonitor(
+                    prop, self.entries[prop.entry], self.timeline, env=self.env,
+                    faults=self.scenario.faults if self.scenario is not None else (),
+                    duration=self.duration, warmup=self.warmup,
+                    workload=[w for w in self.system.workload if w.entry == prop.entry],
+                    services=self.services, edges=self.edge_stats))
             elif isinstance(prop, Staleness):
                 monitors.append(StalenessMonitor(prop, self.arrivals,
                                                  self.discovery.staleness_bound(self.system)))
@@ -362,6 +414,9 @@ class Simulation:
         for instance in self.instances:
             instance.close_counters()
         self.timeline.finish(self.duration)
+        for monitor in self.monitors:
+            if isinstance(monitor, RecoversMonitor):  # reads counters before any truncation
+                monitor.close()
         if self.detector is not None:
             self.warmup = self.detector.finish()
         return Run(self.summary(), self.timeline, self.breakers, self.trace,
@@ -394,7 +449,7 @@ class Simulation:
             "services": {name: s.summary(measured) for name, s in self.services.items()},
             "breakers": {f"{caller}->{callee}": breakers_summary(groups)
                          for (caller, callee), groups in self.breaker_groups.items()},
-            "calls": {f"{caller}->{callee}": s.summary()
+            "calls": {f"{caller}->{callee}": s.summary(self._orphaned(caller, callee))
                       for (caller, callee), s in self.edge_stats.items()},
             "properties": properties,
             "requests": properties[-1]["requests"],
@@ -408,6 +463,10 @@ class Simulation:
             summary["outliers"] = {f"{caller}->{callee}": group.summary()
                                    for (caller, callee), group in self.outlier_groups.items()}
         return _clean(summary)
+
+    def _orphaned(self, caller: str, callee: str) -> int:
+        """Jobs ``callee``'s instances started for ``caller`` after their deadline."""
+        return sum(i.orphaned_by.get(caller, 0) for i in self.services[callee].instances)
 
 
 def _clean(value: T) -> T:

@@ -57,6 +57,10 @@ class ServiceSummary(TypedDict):
     retries: int
     refused: int
     injected_errors: int
+    rate_limited: int  # refused by a token bucket (in ``rejected`` too)
+    shed: int  # dropped from the queue past its wait bound (in ``rejected`` too)
+    deadline_exceeded: int  # dropped past a propagated deadline (a timeout, not a rejection)
+    orphaned: int  # jobs served after their caller gave up
     queued: float | None
     wait_s: float | None
     instances: dict[str, InstanceSummary]
@@ -87,7 +91,15 @@ class CallSummary(TypedDict):
     attempts: int
     failed: int
     degraded: int
-    retry_overflow: int  # retries not made: the callee's max_retries was reached
+    retry_overflow: int  # retries not made: the callee's max_retries or retry budget was reached
+    throttled: int  # retries and hedges not made: the callee's gRPC retry throttling
+    # ``attempts`` by kind, and the callee's jobs for this caller started after their
+    # deadline: the shares of the callee's load that retries, hedges and work for callers
+    # that already gave up make (``orphaned``).
+    first_attempts: int
+    retries: int
+    hedges: int
+    orphaned: int
     causes: dict[str, int]
 
 
@@ -113,6 +125,13 @@ class PropertySummary(TypedDict):
     failed_requests: NotRequired[int]  # staleness
     window_bound_s: NotRequired[float]
     requests: NotRequired[dict[str, int]]  # no_lost_requests: the ledger
+    # recovers: the trigger's end, the window, when the entry came back and what held it down
+    applicable: NotRequired[bool]
+    note: NotRequired[str | None]
+    window_s: NotRequired[float]
+    trigger_end_s: NotRequired[float | None]
+    recovered_s: NotRequired[float | None]
+    sustained_by: NotRequired[list[dict[str, Any]]]
 
 
 class OutlierSummary(TypedDict):

@@ -46,8 +46,9 @@ RULE = "MSER-5"
 
 # Instance counters a warm-up discards (those ``Instance.reset_counters`` resets).
 INSTANCE_COUNTERS = ("arrivals", "rejected", "refused", "injected", "served", "queued", "waited",
-                     "busy_area", "up_time")
-EDGE_COUNTERS = ("calls", "attempts", "failed", "degraded", "retry_overflow")
+                     "busy_area", "up_time", "rate_limited", "shed", "expired", "orphaned")
+EDGE_COUNTERS = ("calls", "attempts", "failed", "degraded", "retry_overflow", "throttled",
+                 "first_attempts", "retries", "hedges")
 
 
 def mser(series: Sequence[float], limit: int | None = None) -> int:

@@ -11,10 +11,14 @@ so they work on runs loaded back from disk too.
   counterexample), or services coloured by utilization; each service's instances by zone.
 - ``sweep``: a sweep's table (``summarize``): metric against one parameter with confidence
   intervals (``sweep_lines``), or heatmaps over two (``sweep_heatmap``).
+- ``stability_map``: a stability sweep over two parameters: recovered or not, time to recover,
+  the verifier's boundary (``presentation.stability_plot``).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
@@ -51,36 +55,95 @@ def _shade_faults(ax: Any, summary: Mapping[str, Any], *, label: bool) -> None:
                         fontsize=7, color=FAULT_COLOUR)
 
 
-def timeline(run: Run, entries: Collection[str] | None = None) -> Figure:
-    """Availability (top) and latency p50/p90/p99 (bottom) over time, per entry."""
+# Entries drawn one by one at most; the rest are pooled into one "other (N entries)" series.
+TOP_ENTRIES = 8
+OTHER_COLOUR = "#7f7f7f"
+
+
+def ranked_entries(run: Run, entries: Collection[str] | None = None,
+                   top: int = TOP_ENTRIES) -> tuple[list[str], list[str], str]:
+    """(entries drawn one by one, entries pooled as "other", how they were ranked).
+
+    Named ``entries`` are all drawn. Otherwise the ``top`` entries by impact (failed requests,
+    then requests) when any request failed, else by traffic (requests); ties by name."""
+    stats = run.summary["entries"]
+    if entries is not None:
+        return list(entries), [], "as named"
+    names = list(stats)
+    impact = any(stats[n]["failed"] for n in names)
+    if impact:
+        names.sort(key=lambda n: (-stats[n]["failed"], -stats[n]["requests"], n))
+    else:
+        names.sort(key=lambda n: (-stats[n]["requests"], n))
+    basis = "failed requests" if impact else "traffic"
+    if len(names) <= top + 1:  # "other (1 entry)" would hide one line behind a grey one
+        return names, [], basis
+    return names[:top], names[top:], basis
+
+
+def _legend_title(shown: list[str], rest: list[str], basis: str) -> str | None:
+    if not rest:
+        return None
+    return f"top {len(shown)} of {len(shown) + len(rest)} entries by {basis}"
+
+
+def _pooled_timeline(frame: Any, rest: list[str]) -> Any:
+    """The pooled entries per time window: availability over all their requests, and the
+    worst p99 and p50 among them (percentiles do not add up; the worst is an upper bound)."""
+    rows = frame[frame["entry"].isin(rest)]
+    grouped = rows.groupby("time_s", sort=True).agg(
+        requests=("requests", "sum"), ok=("ok", "sum"), p99=("p99", "max"), p50=("p50", "max"))
+    grouped["availability"] = grouped["ok"] / grouped["requests"].where(grouped["requests"] > 0)
+    return grouped.reset_index()
+
+
+def timeline(run: Run, entries: Collection[str] | None = None, *,
+             top: int = TOP_ENTRIES) -> Figure:
+    """Availability (top) and latency p99 (solid) and p50 (dashed) below, over time.
+
+    Without ``entries``, the ``top`` entries by impact (or traffic, see ``ranked_entries``) are
+    drawn one by one and the others pooled as one grey "other (N entries)" series; one legend,
+    right of the axes (never over the data), says which."""
+    from matplotlib.lines import Line2D
+
     frame = run.timeline
     summary = run.summary
-    names = list(entries) if entries is not None else list(summary["entries"])
-    fig = Figure(figsize=(10, 6), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True)
-    colours = _colours(len(names))
-    for name, colour in zip(names, colours, strict=True):
-        rows = frame[frame["entry"] == name]
+    shown, rest, basis = ranked_entries(run, entries, top)
+    fig = Figure(figsize=(11, 6), layout="constrained")
+    upper, lower = fig.subplots(2, 1, sharex=True)
+    series: list[tuple[str, Any, Any]] = []
+    for name, colour in zip(shown, _colours(len(shown)), strict=True):
+        series.append((name, colour, frame[frame["entry"] == name]))
+    if rest:
+        series.append((f"other ({len(rest)} entries)", OTHER_COLOUR,
+                       _pooled_timeline(frame, rest)))
+    handles: list[Any] = []
+    for label, colour, rows in series:
         if rows.empty:
             continue
-        top.plot(rows["time_s"], rows["availability"] * 100, color=colour, lw=1.2, label=name)
-        bottom.plot(rows["time_s"], rows["p99"] * 1000, color=colour, lw=1.2, label=f"{name} p99")
-        bottom.plot(rows["time_s"], rows["p50"] * 1000, color=colour, lw=0.8, ls="--",
-                    label=f"{name} p50")
-    for ax in (top, bottom):
-        _shade_faults(ax, summary, label=ax is top)
+        upper.plot(rows["time_s"], rows["availability"] * 100, color=colour, lw=1.2, label=label)
+        lower.plot(rows["time_s"], rows["p99"] * 1000, color=colour, lw=1.2, label=f"{label} p99")
+        lower.plot(rows["time_s"], rows["p50"] * 1000, color=colour, lw=0.8, ls="--",
+                   label=f"{label} p50")
+        handles.append(Line2D([], [], color=colour, lw=1.6, label=label))
+    for ax in (upper, lower):
+        _shade_faults(ax, summary, label=ax is upper)
         ax.grid(alpha=0.3)
-    top.set_ylabel("availability (%)")
+    upper.set_ylabel("availability (%)")
     # Room above 100 %: a run at full availability draws its line at the top, where the
     # axes' frame hid it when the limit sat half a percent above over a 0-100 range.
-    low = max(0.0, _lowest(top) - 5)
-    top.set_ylim(bottom=low, top=100 + max(1.0, 0.04 * (100 - low)))
-    bottom.set_ylabel("latency (ms)")
-    if _positive(bottom):
-        bottom.set_yscale("log")
-    bottom.set_xlabel("time (s)")
-    top.legend(loc="lower left", fontsize=8, ncol=2)
-    bottom.legend(loc="upper left", fontsize=7, ncol=2)
+    low = max(0.0, _lowest(upper) - 5)
+    upper.set_ylim(bottom=low, top=100 + max(1.0, 0.04 * (100 - low)))
+    lower.set_ylabel("latency (ms)")
+    if _positive(lower):
+        lower.set_yscale("log")
+    lower.set_xlabel("time (s)")
+    if handles:
+        handles += [Line2D([], [], color="#333333", lw=1.2, label="p99"),
+                    Line2D([], [], color="#333333", lw=0.8, ls="--", label="p50")]
+        # Outside the axes, right of both panels: inside, 84 entries covered both.
+        fig.legend(handles=handles, loc="outside right upper", fontsize=7,
+                   title=_legend_title(shown, rest, basis), title_fontsize=7)
     scenario = summary.get("scenario") or "no faults"
     fig.suptitle(f"{summary['system']} — {scenario} (seed {summary['seed']})")
     return fig
@@ -107,9 +170,13 @@ def breaker_states(run: Run) -> Figure:
             times = [0.0, *mine["time_s"].tolist(), end]
             states = ["closed", *mine["state"].tolist()]
             y = lane + 0.25 - height * (strip + 0.5)
+            # One artist per state and strip, however often the breaker flapped.
+            spans: dict[str, list[tuple[float, float]]] = {}
             for start, stop, state in zip(times, times[1:], states, strict=False):
-                ax.barh(y, stop - start, left=start, height=height, color=STATE_COLOURS[state],
-                        lw=0, zorder=2)
+                spans.setdefault(state, []).append((start, stop - start))
+            for state, ranges in spans.items():
+                ax.broken_barh(ranges, (y - height / 2, height), color=STATE_COLOURS[state],
+                               lw=0, zorder=2)
     _shade_faults(ax, run.summary, label=False)
     ax.set_yticks(range(len(edges)), edges, fontsize=8)
     ax.set_xlim(0, end)
@@ -125,24 +192,37 @@ def breaker_states(run: Run) -> Figure:
     return fig
 
 
-def latency_distribution(run: Run, entries: Collection[str] | None = None) -> Figure:
+def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
+                         top: int = TOP_ENTRIES) -> Figure:
     """Histogram (left) and CDF (right) of request latency.
 
     Uses the per-request trace when the run has one; otherwise the run's streaming
     histograms (bucket counts with bounded relative error), so it works with traces off.
+    Entries beyond the ``top`` (as ``timeline`` ranks them) are pooled as "other (N entries)".
     """
-    names = list(entries) if entries is not None else list(run.summary["entries"])
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    shown, rest, basis = ranked_entries(run, entries, top)
+    fig = Figure(figsize=(11, 4), layout="constrained")
     hist_ax, cdf_ax = fig.subplots(1, 2)
-    for name, colour in zip(names, _colours(len(names)), strict=True):
-        values, weights = _latency_sample(run, name)
+    series: list[tuple[str, Any, list[float], list[float]]] = []
+    for name, colour in zip(shown, _colours(len(shown)), strict=True):
+        series.append((name, colour, *_latency_sample(run, name)))
+    if rest:
+        values: list[float] = []
+        weights: list[float] = []
+        for name in rest:
+            more, heavy = _latency_sample(run, name)
+            values += more
+            weights += heavy
+        series.append((f"other ({len(rest)} entries)", OTHER_COLOUR, values, weights))
+    for name, colour, values, weights in series:
         if not len(values):
             continue
         millis = [v * 1000 for v in values]
         low = max(min(m for m in millis if m > 0) if any(m > 0 for m in millis) else 1e-3, 1e-3)
         high = max(max(millis), low * 10)
         bins = [low * (high / low) ** (i / 60) for i in range(61)]
-        hist_ax.hist(millis, bins=bins, weights=weights, color=colour, alpha=0.5, label=name)
+        hist_ax.hist(millis, bins=bins, weights=weights, color=colour, alpha=0.5, label=name,
+                     histtype="stepfilled")
         order = sorted(zip(millis, weights, strict=True))
         total = sum(w for _, w in order)
         acc, xs, ys = 0.0, [], []
@@ -158,7 +238,9 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None) -> Fi
     hist_ax.set_ylabel("requests")
     cdf_ax.set_ylabel("fraction of requests ≤ x")
     cdf_ax.axhline(0.99, color="#888888", lw=0.8, ls=":")
-    hist_ax.legend(fontsize=8)
+    if series:
+        fig.legend(handles=hist_ax.get_legend_handles_labels()[0], loc="outside right upper",
+                   fontsize=7, title=_legend_title(shown, rest, basis), title_fontsize=7)
     fig.suptitle("latency distribution (successful requests)")
     return fig
 
@@ -176,34 +258,50 @@ def _latency_sample(run: Run, entry: str) -> tuple[list[float], list[float]]:
 
 def topology(system: System, *, down: Collection[str] = (), failed: Collection[str] = (),
              utilization: Mapping[str, float] | None = None, title: str | None = None) -> Figure:
-    """The call graph. ``down`` services are red and ``failed`` (``instance:x-0``/``zone:a``)
-    outlined; with ``utilization`` ({service: 0..1+}) services are coloured by it instead.
+    """The call graph, in layers: callers left of their callees (``layered_layout``). ``down``
+    services are red and ``failed`` (``instance:x-0``/``zone:a``) outlined; with
+    ``utilization`` ({service: 0..1+}) services are coloured by it instead.
 
     Each service is a box sized to its label (name, replicas, utilization), and holds its
     instances grouped by zone: one square per instance in its zone's colour, beside the zone's
     name (a spec without zones has no zones to draw). Failed zones and instances are outlined
-    in red.
+    in red. The figure grows with the graph (an inch per layer's widest label across,
+    NODE_HEIGHT inches per row down), so labels keep their size (6 pt at the least) at any
+    number of services; the axes are placed in inches, which lets arrows end at the boxes'
+    sides without clipping each arrow to its boxes (a second per hundred services).
     """
     from matplotlib import colormaps
 
     from faultmesh.model.graph import call_graph
 
     graph = call_graph(system)
-    layout = _spread(graph, _layered_layout(graph), utilization is not None)
+    zoned = system.zones != (IMPLICIT_ZONE,)
+    sizes = {node: _box_size(system, node, None if utilization is None
+                             else utilization.get(node), zoned) for node in graph.nodes}
+    layout = _spread(layered_layout(graph), sizes)
     xs = [x for x, _ in layout.values()] or [0.0]
     ys = [y for _, y in layout.values()] or [0.0]
-    # One data unit is about an inch across (layers are placed by their widest label) and
-    # about NODE_HEIGHT inches down, so boxes sized to their labels do not run into each other.
-    width = max(xs) - min(xs) + 2 * LAYER_MARGIN
-    height = (max(ys) - min(ys) + 1.4) * NODE_HEIGHT
-    fig = Figure(figsize=(max(6.0, width + (1.6 if utilization is not None else 0.4)),
-                          max(3.5, height + 1.4)), layout="constrained")
-    ax = fig.subplots()
+    # One data unit is an inch across and NODE_HEIGHT inches down.
+    x_low, x_high = min(xs) - LAYER_MARGIN, max(xs) + LAYER_MARGIN
+    y_low, y_high = min(ys) - 0.7, max(ys) + 0.7
+    plot_w, plot_h = x_high - x_low, (y_high - y_low) * NODE_HEIGHT
+    bar = 1.4 if utilization is not None else 0.0  # the colour bar's strip
+    legend = 0.5 if (zoned or down) and utilization is None else 0.15
+    heading = title or system.name
+    if failed:
+        heading += "\nfailed: " + ", ".join(failed)
+    top = 0.35 + 0.2 * heading.count("\n")
+    fig_w = max(6.0, plot_w + bar + 0.2)
+    fig_h = max(3.5, plot_h + legend + top)
+    left = (fig_w - bar - plot_w) / 2
+    bottom = legend + (fig_h - legend - top - plot_h) / 2
+    fig = Figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((left / fig_w, bottom / fig_h, plot_w / fig_w, plot_h / fig_h))
     ax.set_axis_off()
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(y_low, y_high)
     cmap = colormaps["YlOrRd"]
-    zoned = system.zones != (IMPLICIT_ZONE,)
     zone_colours = dict(zip(system.zones, _zone_colours(len(system.zones)), strict=True))
-    boxes = {}
     for node, data in graph.nodes(data=True):
         if data["kind"] == "source":
             colour: Any = "#dddddd"
@@ -214,22 +312,18 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
         else:
             colour = "#aed6f1"
         service = system.services.get(node) if data["kind"] != "source" else None
-        boxes[node] = _node_box(ax, node, layout[node], colour, service, zoned, zone_colours,
-                                set(failed), None if utilization is None
-                                else utilization.get(node))
+        _node_box(ax, node, layout[node], colour, service, zoned, zone_colours, set(failed),
+                  None if utilization is None else utilization.get(node))
     for u, v, d in graph.edges(data=True):
+        if u == v:
+            continue  # a service calling itself: its box says it all
         loose = d["info"].optional or d["info"].asynchronous
-        # Arrows run between the boxes' edges (patchA/patchB), curved so that a call that
-        # skips a layer does not hide behind the boxes it passes.
-        ax.annotate("", xy=layout[v], xytext=layout[u], zorder=1, arrowprops=dict(
+        start, end = _between(layout[u], sizes[u], layout[v], sizes[v])
+        # Curved, so that a call that skips a layer does not hide behind the boxes it passes.
+        ax.annotate("", xy=end, xytext=start, zorder=1, arrowprops=dict(
             arrowstyle="-|>", color="#7f8c8d" if loose else "#34495e",
-            linestyle="--" if loose else "-", lw=1.0, shrinkA=2, shrinkB=2,
-            patchA=boxes[u].patch, patchB=boxes[v].patch, connectionstyle="arc3,rad=0.12"))
-    ax.set_xlim(min(xs) - LAYER_MARGIN, max(xs) + LAYER_MARGIN)
-    ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
-    heading = title or system.name
-    if failed:
-        heading += "\nfailed: " + ", ".join(failed)
+            linestyle="--" if loose else "-", lw=1.0, shrinkA=0, shrinkB=0,
+            connectionstyle="arc3,rad=0.12"))
     ax.set_title(heading, fontsize=10)
     handles: list[Any] = []
     if zoned:
@@ -239,14 +333,35 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
 
-        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=ax, label="utilization",
-                     shrink=0.6)
+        strip = min(plot_h * 0.6, 4.0)
+        cax = fig.add_axes(((fig_w - bar + 0.3) / fig_w, (bottom + (plot_h - strip) / 2) / fig_h,
+                            0.2 / fig_w, strip / fig_h))
+        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), cax=cax, label="utilization")
     elif down:
         handles += [Patch(color="#f1948a", label="down"), Patch(color="#aed6f1", label="up")]
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
-                   fontsize=8, frameon=False)
+    if handles and utilization is None:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6),
+                   fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    elif handles:  # zones with utilization: the zone key sits below, the colour bar right
+        fig.legend(handles=handles, loc="lower left", ncol=min(len(handles), 6), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.0, 0.0))
     return fig
+
+
+def _between(u: tuple[float, float], u_size: tuple[float, float], v: tuple[float, float],
+             v_size: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Where an arrow from box ``u`` to box ``v`` leaves and enters them: the points where the
+    line between their centres crosses their outlines (sizes are half extents in inches)."""
+    dx, dy = v[0] - u[0], (v[1] - u[1]) * NODE_HEIGHT  # in inches
+
+    def reach(size: tuple[float, float]) -> float:
+        across = size[0] / abs(dx) if dx else math.inf
+        down = size[1] / abs(dy) if dy else math.inf
+        return min(across, down, 0.49)
+
+    a, b = reach(u_size), reach(v_size)
+    return ((u[0] + a * dx, u[1] + a * dy / NODE_HEIGHT),
+            (v[0] - b * dx, v[1] - b * dy / NODE_HEIGHT))
 
 
 NODE_PREFIX = "node:"  # gid of each service's box (tests and tools find nodes by it)
@@ -264,10 +379,8 @@ def _node_box(ax: Any, name: str, at: tuple[float, float], colour: Any, service:
     rows: list[Any] = [TextArea(name, textprops={"fontsize": 8, "fontweight": "bold",
                                                  "color": ink})]
     if service is not None:
-        detail = f"{service.replicas} replica{'' if service.replicas == 1 else 's'}"
-        if utilization is not None:
-            detail += f" · {format_percent(utilization)}"
-        rows.append(TextArea(detail, textprops={"fontsize": 7, "color": ink}))
+        rows.append(TextArea(_detail(service, utilization),
+                             textprops={"fontsize": 7, "color": ink}))
         if zoned:
             rows.append(_zone_chips(service, zone_colours, failed))
     content = VPacker(children=rows, align="center", pad=0, sep=2)
@@ -310,19 +423,58 @@ def _zone_colours(count: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(count)]
 
 
-# Inches per character of a node's bold name (8 pt), the gap between layers, the margin at
-# the sides (half the widest first or last box, roughly) and the height of one node row.
-CHAR_WIDTH, LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.085, 0.7, 1.0, 0.75
+# The gap between layers, the margin at the sides (half the widest first or last box,
+# roughly) and the height of one node row, in inches.
+LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.8, 1.0, 0.75
 
 
-def _spread(graph: Any, layout: Mapping[str, tuple[float, float]],
-            with_utilization: bool) -> dict[str, tuple[float, float]]:
-    """The layered layout with layers placed by the width of their widest label (in inches)."""
+@functools.lru_cache(maxsize=4096)
+def _text_points(text: str, size: float, bold: bool) -> float:
+    """How wide ``text`` is set at ``size`` points, in points (no renderer needed)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    weight = "bold" if bold else "normal"
+    return float(TextPath((0, 0), text, size=size,
+                          prop=FontProperties(weight=weight)).get_extents().width)
+
+
+# Padding between a node's label and its box's outline (the AnnotationBbox's pad and the
+# round box style's, each 0.35 of 10 pt), in points.
+BOX_PAD = 7.5
+
+
+def _box_size(system: System, node: str, utilization: float | None,
+              zoned: bool) -> tuple[float, float]:
+    """Half a node's box across and down, in inches: its rows as ``_node_box`` sets them
+    (name 8 pt bold, detail 7 pt, zone chips 7 pt squares), 2 pt apart, plus the padding."""
+    service = system.services.get(node)
+    widths = [_text_points(node, 8, True)]
+    height = 8.0 * 1.2
+    if service is not None:
+        widths.append(_text_points(_detail(service, utilization), 7, False))
+        height += 2 + 7 * 1.2
+        if zoned:
+            counts = [n for n in (service.zones.count(z) for z in system.zones) if n]
+            widths.append(sum(_text_points("m", 6, False) + 2 + 9 * n - 2 for n in counts)
+                          + 6 * (len(counts) - 1))
+            height += 2 + 7
+    return (max(widths) / 2 + BOX_PAD) / 72, (height / 2 + BOX_PAD) / 72
+
+
+def _detail(service: Any, utilization: float | None) -> str:
+    detail = f"{service.replicas} replica{'' if service.replicas == 1 else 's'}"
+    if utilization is not None:
+        detail += f" · {format_percent(utilization)}"
+    return detail
+
+
+def _spread(layout: Mapping[str, tuple[float, float]],
+            sizes: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """The layered layout with layers placed by the width of their widest box (in inches)."""
     widths: dict[float, float] = {}
     for node, (x, _) in layout.items():
-        replicas = graph.nodes[node].get("replicas", 0)
-        detail = len(f"{replicas} replicas") + (9 if with_utilization else 0)
-        widths[x] = max(widths.get(x, 0.0), CHAR_WIDTH * max(len(node), detail))
+        widths[x] = max(widths.get(x, 0.0), 2 * sizes[node][0])
     centres: dict[float, float] = {}
     edge = 0.0
     for x in sorted(widths):
@@ -331,8 +483,12 @@ def _spread(graph: Any, layout: Mapping[str, tuple[float, float]],
     return {node: (centres[x], y) for node, (x, y) in layout.items()}
 
 
-def _layered_layout(graph: Any) -> dict[str, tuple[float, float]]:
-    """Callers left of callees: layers by longest call distance from a source."""
+def layered_layout(graph: Any) -> dict[str, tuple[float, float]]:
+    """Callers left of callees: layers by longest call distance from a source (members of a
+    call cycle share a layer). Within a layer, nodes are ordered to cut edge crossings: by
+    Graphviz ``dot``'s own ordering when ``dot`` is on PATH, else by the barycentre heuristic
+    (Sugiyama et al. 1981: each node at the mean position of its neighbours in the layer
+    before, sweeping down and up a few times)."""
     from faultmesh.model.graph import components
 
     depth: dict[str, int] = {}
@@ -344,13 +500,71 @@ def _layered_layout(graph: Any) -> dict[str, tuple[float, float]]:
         for member in members:
             depth[member] = level
     layers: dict[int, list[str]] = {}
-    for node in graph.nodes:
+    for node in sorted(graph.nodes):
         layers.setdefault(depth[node], []).append(node)
+    ranks = _dot_order(graph)
+    if ranks is not None:
+        for nodes in layers.values():
+            nodes.sort(key=lambda n: (ranks.get(n, 0.0), n))
+    else:
+        _barycentre(graph, layers)
     positions = {}
     for level, nodes in layers.items():
-        for index, node in enumerate(sorted(nodes)):
+        for index, node in enumerate(nodes):
             positions[node] = (float(level), -index + (len(nodes) - 1) / 2)
     return positions
+
+
+BARYCENTRE_SWEEPS = 4
+
+
+def _barycentre(graph: Any, layers: dict[int, list[str]]) -> None:
+    """Reorder each layer (in place) by the mean index of its nodes' neighbours in the layer
+    swept from; a node without such neighbours keeps its index."""
+    levels = sorted(layers)
+    for sweep in range(BARYCENTRE_SWEEPS):
+        down = sweep % 2 == 0
+        order = levels if down else levels[::-1]
+        for previous, level in itertools.pairwise(order):
+            index = {n: i for i, n in enumerate(layers[previous])}
+            nodes = layers[level]
+
+            def key(pair: tuple[int, str], index: dict[str, int] = index,
+                    down: bool = down) -> tuple[float, int]:
+                i, node = pair
+                near = graph.predecessors(node) if down else graph.successors(node)
+                seen = [index[n] for n in near if n in index]
+                return (sum(seen) / len(seen) if seen else float(i), i)
+
+            layers[level] = [n for _, n in sorted(enumerate(nodes), key=key)]
+
+
+def _dot_order(graph: Any) -> dict[str, float] | None:
+    """Each node's place across its rank in Graphviz ``dot``'s layout (top first), or None
+    when ``dot`` is not on PATH or fails."""
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    names = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
+    lines = ["digraph g {", "rankdir=LR;", "node [shape=box, width=1.2, height=0.5];"]
+    lines += [f"{names[u]} -> {names[v]};" for u, v in graph.edges if u != v]
+    lines += [f"{name};" for name in names.values()]
+    lines.append("}")
+    try:
+        result = subprocess.run([dot, "-Tplain"], input="\n".join(lines), capture_output=True,
+                                text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    back = {name: node for node, name in names.items()}
+    places: dict[str, float] = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[0] == "node" and parts[1] in back:
+            places[back[parts[1]]] = -float(parts[3])  # plain y grows upward
+    return places
 
 
 def _colours(count: int) -> list[Any]:
@@ -472,3 +686,12 @@ def sweep_heatmap(table: Any, rows: str, cols: str,
                             color="white" if dark else "black")
     fig.suptitle(f"{table.attrs.get('system', 'sweep')}: mean across seeds")
     return fig
+
+
+def stability_map(table: Any, x: str | None = None, y: str | None = None) -> Figure:
+    """A stability sweep's map (``sweeps.stability.stability_table``): recovered or not per
+    grid point, the time to recover, and the verifier's predicted boundary on top; drawn by
+    ``presentation.stability_plot.stability_map``."""
+    from faultmesh.simulations.presentation.stability_plot import stability_map as draw
+
+    return draw(table, x, y)

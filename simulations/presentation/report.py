@@ -1,8 +1,13 @@
 """A run as pictures and a self-contained ``report.html`` that opens in any browser.
 
 ``write_report(run, directory, system)`` saves the PNG plots of ``simulations.plots`` and an
-HTML page embedding them (base64, no external files or scripts) with the summary tables and
-the property verdicts. Files are written atomically; the caller decides about overwriting.
+HTML page that tells the run's story, top to bottom: what happened in a few sentences; the
+scenario's faults as a table; an interactive timeline (inline SVG: fault windows shaded and
+labelled, availability of the top entries, every point's values on hover through SVG
+``<title>`` tooltips); the entries that went down and when; the breakers' transitions; the
+properties that failed; then the tables and the PNG figures (base64). The page loads nothing:
+no external file, font, script or style. Files are written atomically; the caller decides
+about overwriting.
 """
 
 from __future__ import annotations
@@ -78,10 +83,11 @@ def _duration(value: float | None) -> str:
     return "n/a" if value is None else format_duration(value)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def _table(headers: list[str], rows: list[list[str]], table_id: str | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    ident = f" id='{table_id}'" if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _move(move: list[Any]) -> str:
@@ -177,15 +183,166 @@ def summary_tables(summary: RunSummary) -> str:
     return "\n".join(parts)
 
 
+# An entry is "down" in a timeline window where it served less than this share of requests.
+DOWN_BELOW = 0.5
+# Breaker transitions listed in the page at most (the JSON summary has them all).
+TRANSITION_ROWS = 200
+
+
+def faults_table(summary: RunSummary) -> str | None:
+    """The scenario's faults: what, from when, until when, and the call edges they touch."""
+    faults = summary.get("faults") or []
+    if not faults:
+        return None
+    end = summary["duration_s"]
+    rows = [[html.escape(f["fault"]), html.escape(f["kind"]), _duration(f["at"]),
+             _duration(f["until"] if f["until"] is not None else end)
+             + ("" if f["until"] is not None else " (end of run)"),
+             html.escape(", ".join(f.get("edges") or [])) or "—"]
+            for f in faults]
+    return _table(["fault", "kind", "from", "until", "call edges affected"], rows,
+                  table_id="faults")
+
+
+def down_intervals(run: Run) -> list[tuple[str, float, float, int, int]]:
+    """(entry, from, until, requests, failed) for every stretch of consecutive timeline
+    windows in which an entry served less than DOWN_BELOW of its requests, by start time."""
+    frame = run.timeline
+    if frame.empty:
+        return []
+    width = _window(frame)
+    found: list[tuple[str, float, float, int, int]] = []
+    for entry, rows in frame.groupby("entry", sort=True):
+        current: list[Any] | None = None
+        for t, requests, ok in zip(rows["time_s"], rows["requests"], rows["ok"], strict=True):
+            if not requests:
+                continue  # no request arrived: no evidence either way
+            down = ok < DOWN_BELOW * requests
+            if not down:
+                if current is not None:
+                    found.append(_interval(current))
+                current = None
+            elif current is not None and t - current[2] <= width * 1.5:
+                current[2] = t + width
+                current[3] += int(requests)
+                current[4] += int(requests - ok)
+            else:
+                if current is not None:
+                    found.append(_interval(current))
+                current = [entry, float(t), float(t) + width, int(requests), int(requests - ok)]
+        if current is not None:
+            found.append(_interval(current))
+    return sorted(found, key=lambda d: (d[1], d[0]))
+
+
+def _interval(d: list[Any]) -> tuple[str, float, float, int, int]:
+    return str(d[0]), float(d[1]), float(d[2]), int(d[3]), int(d[4])
+
+
+def _window(frame: Any) -> float:
+    times = sorted(set(frame["time_s"].tolist()))
+    return float(times[1] - times[0]) if len(times) > 1 else 1.0
+
+
+def down_table(run: Run) -> str:
+    rows = [[html.escape(entry), _duration(start), _duration(until), _count(failed),
+             _count(requests)] for entry, start, until, requests, failed in down_intervals(run)]
+    if not rows:
+        return (f"<p>No entry went down: every entry served at least "
+                f"{DOWN_BELOW:.0%} of its requests in every window.</p>")
+    return _table(["entry", "down from", "until", "failed", "requests"], rows, table_id="down")
+
+
+def transitions_table(summary: RunSummary) -> str | None:
+    """Every breaker transition in time order: when, which edge, which caller instance."""
+    moves: list[tuple[float, str, str, str]] = sorted(
+        (float(move[0]), edge, str(move[2]) if len(move) > 2 else "", str(move[1]))
+        for edge, b in summary["breakers"].items() for move in b["transitions"])
+    if not moves:
+        return None
+    rows = [[_duration(t), html.escape(edge), html.escape(instance),
+             f"<span class='state {html.escape(state)}'>{html.escape(state)}</span>"]
+            for t, edge, instance, state in moves[:TRANSITION_ROWS]]
+    table = _table(["time", "edge", "caller instance", "new state"], rows,
+                   table_id="transitions")
+    if len(moves) > TRANSITION_ROWS:
+        table += (f"<p>and {_count(len(moves) - TRANSITION_ROWS)} more transitions "
+                  "(summary.json lists them all)</p>")
+    # Per edge, first the gist: when it first opened and how often it moved; the full list
+    # folds away (a flapping breaker moves hundreds of times).
+    edges = list(dict.fromkeys(edge for _, edge, _, _ in moves))
+    gist = []
+    for edge in edges:
+        mine = [m for m in moves if m[1] == edge]
+        opened = next((t for t, _, _, state in mine if state == "open"), None)
+        gist.append([html.escape(edge), "never" if opened is None else _duration(opened),
+                     _count(len(mine)), html.escape(summary["breakers"][edge]["state"])])
+    summary_table = _table(["edge", "first opened", "transitions", "state at the end"], gist,
+                           table_id="breakers")
+    return (f"{summary_table}<details{' open' if len(moves) <= 20 else ''}><summary>all "
+            f"{_count(len(moves))} transitions in time order</summary>{table}</details>")
+
+
+def story(run: Run) -> str:
+    """What happened, in a few sentences."""
+    summary = run.summary
+    faults = summary.get("faults") or []
+    downs = down_intervals(run)
+    failed = [p["name"] for p in summary["properties"] if p["status"] != "holds"]
+    moves = sum(len(b["transitions"]) for b in summary["breakers"].values())
+    requests = sum(e["requests"] for e in summary["entries"].values())
+    lost = sum(e["failed"] for e in summary["entries"].values())
+    parts = [f"{_count(requests)} requests over {len(summary['entries'])} entries, "
+             f"{_count(lost)} failed ({_percent(lost / requests if requests else None)})."]
+    parts.append(f"The scenario injected {len(faults)} fault{'s' if len(faults) != 1 else ''}"
+                 + (": " + "; ".join(html.escape(f["fault"]) + f" at {_duration(f['at'])}"
+                                    for f in faults[:5])
+                    + (f" and {len(faults) - 5} more" if len(faults) > 5 else "") if faults
+                    else "") + ".")
+    if downs:
+        entries = list(dict.fromkeys(d[0] for d in downs))
+        parts.append(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} went down, "
+                     f"the first at {_duration(downs[0][1])} ({html.escape(downs[0][0])}).")
+    else:
+        parts.append("No entry went down.")
+    if moves:
+        parts.append(f"Circuit breakers changed state {_count(moves)} times.")
+    parts.append(f"{len(failed)} propert{'y' if len(failed) == 1 else 'ies'} failed"
+                 + (": " + ", ".join(html.escape(n) for n in failed) if failed else "") + ".")
+    return "<p class='story'>" + " ".join(parts) + "</p>"
+
+
 def render_html(run: Run, images: dict[str, bytes]) -> str:
     summary = run.summary
     scenario = summary["scenario"] or "no faults"
     title = f"{summary['system']} — {scenario}"
     figures_html = "\n".join(
-        f"<figure><img alt='{name[:-4]}' src='data:image/png;base64,"
+        f"<figure id='figure-{name[:-4]}'><img alt='{name[:-4]}' src='data:image/png;base64,"
         f"{base64.b64encode(data).decode('ascii')}'><figcaption>{name[:-4]}</figcaption></figure>"
         for name, data in images.items()
     )
+    from faultmesh.simulations.presentation.svg import timeline_svg
+
+    faults = faults_table(summary)
+    transitions = transitions_table(summary)
+    failed = [p for p in summary["properties"] if p["status"] != "holds"]
+    story_html = "\n".join([
+        story(run),
+        "<h2>Faults</h2>",
+        faults if faults is not None else "<p>No faults: the plain workload.</p>",
+        "<h2>Timeline</h2>",
+        "<p class='hint'>Hover a point for its values, a shaded band for its fault.</p>",
+        timeline_svg(run),
+        "<h2>Entries that went down</h2>",
+        down_table(run),
+        "<h2>Circuit breaker transitions</h2>",
+        transitions if transitions is not None else "<p>No breaker changed state.</p>",
+        "<h2>Failed properties</h2>",
+        (_table(["property", "first violation"],
+                [[html.escape(p["name"]), _violation(p["violations"][0])
+                  if p["violations"] else ""] for p in failed], table_id="failed")
+         if failed else "<p>Every property held.</p>"),
+    ])
     verdict = summary["verdict"]
     colour = "#1e8449" if verdict == "holds" else "#c0392b"
     return f"""<!DOCTYPE html>
@@ -197,12 +354,21 @@ th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
 th {{ background: #f4f6f8; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 figcaption {{ color: #666; font-size: 0.85em; }}
+.story {{ font-size: 1.05em; line-height: 1.5; }}
+.hint {{ color: #666; font-size: 0.85em; }}
+.state.open {{ color: #c0392b; }} .state.half_open {{ color: #b9770e; }}
+.state.closed {{ color: #1e8449; }}
+svg.timeline {{ max-width: 100%; height: auto; font-family: system-ui, sans-serif; }}
+svg.timeline .point:hover {{ r: 5; }}
+svg.timeline .fault:hover {{ fill-opacity: 0.3; }}
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p>seed {summary['seed']}, {format_duration(summary['duration_s'])} simulated, warm-up
 {format_duration(summary['warmup_s'])} — verdict:
 <b style="color:{colour}">{html.escape(str(verdict))}</b></p>
+{story_html}
+<h2>Details</h2>
 {summary_tables(summary)}
 <h2>Figures</h2>
 {figures_html}

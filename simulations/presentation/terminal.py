@@ -146,13 +146,32 @@ def _table(title: str, caption: str | None = None) -> Table:
                  collapse_padding=True)
 
 
-def entries_table(summary: RunSummary) -> Table:
+# Rows a table shows at most unless ``full``: the most telling ones, the rest counted.
+ROWS = 12
+
+
+def ranked(summary: RunSummary) -> list[str]:
+    """The entries by impact (failed requests), then traffic, then name."""
+    entries = summary["entries"]
+    return sorted(entries, key=lambda n: (-entries[n]["failed"], -entries[n]["requests"], n))
+
+
+def _shown(names: list[str], full: bool) -> list[str]:
+    """The names a table shows: all with ``full`` or when one more would do, else ROWS."""
+    return names if full or len(names) <= ROWS + 1 else names[:ROWS]
+
+
+def entries_table(summary: RunSummary, full: bool = True) -> Table:
+    """One row per entry; unless ``full``, the ROWS with most failures (then most requests)
+    and one line counting the others."""
     table = _table("Entries")
     table.add_column("entry")
     for name in ("requests", "ok", "failed", "avail.", "p50", "p90", "p99"):
         table.add_column(name, justify="right", no_wrap=True)
     notes = []
-    for name, e in summary["entries"].items():
+    names = list(summary["entries"]) if full else _shown(ranked(summary), full)
+    for name in names:
+        e = summary["entries"][name]
         latency = e["latency_s"]
         table.add_row(name, f"{e['requests']:,}", f"{e['ok']:,}",
                       Text(f"{e['failed']:,}", style="red" if e["failed"] else ""),
@@ -160,12 +179,23 @@ def entries_table(summary: RunSummary) -> Table:
                       duration(latency["p90"]), duration(latency["p99"]))
         if e["failed"]:
             notes.append(f"{name}: {_top(e['root_causes'])}")
+    captions = []
+    hidden = [n for n in summary["entries"] if n not in set(names)]
+    if hidden:
+        requests = sum(summary["entries"][n]["requests"] for n in hidden)
+        failed = sum(summary["entries"][n]["failed"] for n in hidden)
+        share = (requests - failed) / requests if requests else None
+        captions.append(f"{len(hidden)} more entries ({requests:,} requests, {failed:,} failed, "
+                        f"availability {format_percent(share)}): `--full` for every row")
     if notes:
-        table.caption = "root causes of failures: " + "; ".join(notes)
+        captions.append("root causes of failures: " + "; ".join(notes))
+    if captions:
+        table.caption = "\n".join(captions)
     return table
 
 
-def services_table(summary: RunSummary) -> Table:
+def services_table(summary: RunSummary, full: bool = True) -> Table:
+    """One row per service; unless ``full``, the ROWS that rejected most, then the busiest."""
     table = _table("Services", "instances up: up for the whole measured time")
     for name in ("service", "utilization", "requests", "rejected", "retries", "instances up"):
         if name == "service":
@@ -173,23 +203,55 @@ def services_table(summary: RunSummary) -> Table:
         else:
             table.add_column(name, justify="right", no_wrap=True)
     measured = summary["duration_s"] - summary["warmup_s"]
-    for name, s in summary["services"].items():
+    services = summary["services"]
+    names = list(services)
+    if not full:
+        def down(name: str) -> bool:
+            return any(i["up_s"] < measured - 1e-9 for i in services[name]["instances"].values())
+
+        names = _shown(sorted(names, key=lambda n: (-services[n]["rejected"], not down(n),
+                                                    -services[n]["utilization"], n)), full)
+        hidden = [n for n in services if n not in set(names)]
+        if hidden:
+            busiest = max(services[n]["utilization"] for n in hidden)
+            facts = [f"utilization at most {format_percent(busiest)}"]
+            if not any(services[n]["rejected"] for n in hidden):
+                facts.insert(0, "none rejecting")
+            if not any(down(n) for n in hidden):
+                facts.insert(1 if len(facts) > 1 else 0, "all instances up throughout")
+            table.caption = (f"{len(hidden)} more services ({', '.join(facts)}): `--full` for "
+                             f"every row\n{table.caption}")
+    for name in names:
+        s = services[name]
         utilization = s["utilization"]
         style = "bold red" if utilization >= 0.9 else "yellow" if utilization >= 0.7 else ""
         instances = s["instances"]
-        full = sum(1 for i in instances.values() if i["up_s"] >= measured - 1e-9)
-        up = Text(f"{full}/{len(instances)}", style="" if full == len(instances) else "yellow")
+        whole = sum(1 for i in instances.values() if i["up_s"] >= measured - 1e-9)
+        up = Text(f"{whole}/{len(instances)}", style="" if whole == len(instances) else "yellow")
         table.add_row(name, Text(format_percent(utilization), style=style), f"{s['requests']:,}",
                       Text(f"{s['rejected']:,}", style="red" if s["rejected"] else ""),
                       f"{s['retries']:,}", up)
     return table
 
 
-def breakers_table(summary: RunSummary) -> Table | None:
+def breakers_table(summary: RunSummary, full: bool = True) -> Table | None:
+    """One row per edge with breakers; unless ``full``, the ROWS that opened most."""
     breakers = summary["breakers"]
     if not breakers:
         return None
     table = _table("Circuit breakers")
+    if not full:
+        def opened(edge: str) -> int:
+            return sum(1 for move in breakers[edge]["transitions"] if move[1] == "open")
+
+        names = _shown(sorted(breakers, key=lambda e: (-opened(e), e)), full)
+        hidden = [e for e in breakers if e not in names]
+        if hidden:
+            never = all(opened(e) == 0 for e in hidden)
+            table.caption = (f"{len(hidden)} more edges with breakers"
+                             f"{', none of which opened' if never else ''}: `--full` for "
+                             "every row")
+        breakers = {e: breakers[e] for e in names}
     table.add_column("edge")
     table.add_column("kind")
     # An edge has one breaker per caller instance and policy; "opened" counts all of theirs.
@@ -234,11 +296,13 @@ def outliers_view(summary: RunSummary) -> Text | None:
     return text
 
 
-def phases_view(summary: RunSummary) -> Text | None:
-    """Each phase on its own lines: label, every entry's availability and p99, breaker moves."""
+def phases_view(summary: RunSummary, full: bool = True) -> Text | None:
+    """Each phase on its own lines: label, every entry's availability and p99 (unless
+    ``full``: the entries the entries table shows, the others pooled), breaker moves."""
     phases = summary.get("phases")
     if not phases:
         return None
+    shown = set(_shown(ranked(summary), full))
     text = Text()
     text.append("Phases\n", style="bold")
     for phase in phases:
@@ -248,13 +312,25 @@ def phases_view(summary: RunSummary) -> Text | None:
                     else "bold yellow" if phase["faults"] else "green")
         text.append("\n")
         cells = []
-        for entry, e in phase["entries"].items():
+        pooled = [e for entry, e in phase["entries"].items() if entry not in shown]
+        order = list(phase["entries"]) if full else [n for n in ranked(summary)
+                                                     if n in phase["entries"]]
+        for entry in order:
+            e = phase["entries"][entry]
+            if entry not in shown:
+                continue
             cell = Text(f"{entry} ")
             if e["requests"]:
                 cell.append_text(percent(e["availability"]))
                 cell.append(f" p99 {duration(e['p99'])}", style="dim")
             else:
                 cell.append("no requests", style="dim")
+            cells.append(cell)
+        if pooled:
+            requests = sum(e["requests"] for e in pooled)
+            ok = sum(e["requests"] * (e["availability"] or 0.0) for e in pooled)
+            cell = Text(f"{len(pooled)} others ", style="dim")
+            cell.append_text(percent(ok / requests) if requests else Text("no requests"))
             cells.append(cell)
         if cells:
             text.append("   ")
@@ -310,8 +386,10 @@ def not_fired(summary: RunSummary) -> str | None:
             f"{format_duration(summary['duration_s'])}, before {listed}")
 
 
-def render(summary: RunSummary, console: Console, elapsed: float | None = None) -> None:
-    """Print the summary of a run."""
+def render(summary: RunSummary, console: Console, elapsed: float | None = None, *,
+           full: bool = True) -> None:
+    """Print the summary of a run; unless ``full``, long tables keep their ROWS most telling
+    rows and count the others."""
     scenario = summary["scenario"] or "no faults"
     head = Text()
     head.append(f"{summary['system']}", style="bold")
@@ -332,8 +410,9 @@ def render(summary: RunSummary, console: Console, elapsed: float | None = None) 
         head.append(f"\n{unfired}", style="bold yellow")
     properties, details = properties_view(summary)
     parts: list[Table | Text | None] = [
-        head, entries_table(summary), services_table(summary), breakers_table(summary),
-        outliers_view(summary), phases_view(summary), properties, details]
+        head, entries_table(summary, full), services_table(summary, full),
+        breakers_table(summary, full), outliers_view(summary), phases_view(summary, full),
+        properties, details]
     verdict = summary["verdict"]
     parts.append(Text(f"verdict: {verdict}",
                       style="bold green" if verdict == "holds" else "bold red"))

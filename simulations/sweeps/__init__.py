@@ -14,6 +14,8 @@ depend on the backend or the number of workers. The package, in the order a swee
 ``tables``    runs as a DataFrame, and means with Student-t confidence intervals
 ``run``       the orchestration: ``run_sweep`` / ``sweep``, progress reports, the outputs
 ``errors``    ``SweepInputError``, ``SweepInterrupted``, ``SweepFailed``
+``stability`` stability sweeps: recovery from a scenario's trigger per run, the verifier's
+              ``overload_recovery`` per point, the boundary's agreement (``stability=True``)
 
 Figures of a sweep are ``faultmesh.plots.sweep`` (presentation); the command line's progress
 bar is ``presentation.progress.ProgressBar``, given to a sweep as its progress callback.
@@ -34,21 +36,30 @@ from faultmesh.simulations.sweeps.run import (
     sweep,
     write_plots,
 )
+from faultmesh.simulations.sweeps.stability import (
+    Agreement,
+    RecoveryOptions,
+    boundary_agreement,
+    stability_table,
+)
 from faultmesh.simulations.sweeps.store import RunStore, record_for
 from faultmesh.simulations.sweeps.tables import metrics_of, runs_frame, summarize, t_quantile
 
 __all__ = [
     "BACKENDS",
+    "Agreement",
     "Backend",
     "Plan",
     "Point",
     "ProgressCallback",
+    "RecoveryOptions",
     "RunStore",
     "RunTask",
     "SweepFailed",
     "SweepInputError",
     "SweepInterrupted",
     "SweepResult",
+    "boundary_agreement",
     "derive_seed",
     "metrics_of",
     "parse_grid",
@@ -61,6 +72,7 @@ __all__ = [
     "runs_frame",
     "simulate_run",
     "split_values",
+    "stability_table",
     "summarize",
     "sweep",
     "t_quantile",

@@ -54,6 +54,10 @@ def simulate_run(task: RunTask) -> dict[str, Any]:
     run = simulate(task.system, task.scenario, duration=task.duration, seed=task.seed)
     # Plain data only (what JSON holds), whatever types the engine used.
     summary: dict[str, Any] = json.loads(json.dumps(run.summary, default=_plain_scalar))
+    if task.recovery is not None:  # a stability sweep: read recovery from the run's timeline
+        from faultmesh.simulations.sweeps.stability import recovery_of
+
+        summary["recovery"] = dict(recovery_of(run, task.system, task.scenario, task.recovery))
     return summary
 
 

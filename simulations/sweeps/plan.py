@@ -17,6 +17,7 @@ and replication, so a resumed sweep recognises the runs it already has.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import itertools
@@ -35,6 +36,7 @@ from faultmesh.model.system import System
 from faultmesh.model.units import parse_duration
 from faultmesh.simulations.sweeps.errors import SweepInputError
 from faultmesh.simulations.sweeps.grid import canonical, canonical_path, setting
+from faultmesh.simulations.sweeps.stability import RecoveryOptions, check_room, resolve
 
 PLAN_VERSION = 1
 SCENARIO = "scenario"  # the grid dimension that several scenarios form
@@ -56,6 +58,7 @@ class RunTask:
     system: System
     scenario: str | None
     duration: float | None
+    recovery: RecoveryOptions | None = None  # a stability sweep: measure recovery too
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Plan:
     base_seed: int
     points: tuple[Point, ...]
     runs: tuple[RunTask, ...] = field(repr=False)
+    recovery: RecoveryOptions | None = None  # set for a stability sweep
 
     @property
     def params(self) -> list[str]:
@@ -99,6 +103,8 @@ class Plan:
             "grid": [[path, values] for path, values in self.grid.items()],
             "runs": len(self.runs),
         }, default=str))
+        if self.recovery is not None:  # absent otherwise: older sweeps' plans stay equal
+            result["stability"] = json.loads(json.dumps(dataclasses.asdict(self.recovery)))
         return result
 
 
@@ -229,8 +235,12 @@ def _axes(grid: Mapping[str, Iterable[Any]] | None, base: dict[str, Any]) -> dic
 def plan(system_or_path: System | str | os.PathLike[str], *,
          scenario: str | Iterable[str] | None = None, duration: float | str | None = None,
          seeds: int = 5, grid: Mapping[str, Iterable[Any]] | None = None,
-         base_seed: int = 0) -> Plan:
-    """Check and expand a sweep without running it; raises SweepInputError when it cannot run."""
+         base_seed: int = 0, stability: RecoveryOptions | bool | None = None) -> Plan:
+    """Check and expand a sweep without running it; raises SweepInputError when it cannot run.
+
+    ``stability`` (True, or ``RecoveryOptions``) makes it a stability sweep: every scenario
+    must end its faults early enough to watch recovery, and each run measures it.
+    """
     system = load_system(system_or_path)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise SweepInputError(f"--seeds must be a positive integer, got {seeds!r}")
@@ -238,6 +248,12 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
         raise SweepInputError(f"--seed must be a non-negative integer, got {base_seed!r}")
     scenarios = _scenarios(system, scenario)
     seconds = _duration(duration)
+    recovery: RecoveryOptions | None = None
+    if stability:
+        options = stability if isinstance(stability, RecoveryOptions) else RecoveryOptions()
+        for name in scenarios:
+            recovery = resolve(system, name, options)
+            check_room(system, name, seconds, recovery)
     base = to_document(system)
     axes = _axes(grid, base)
     check_size(axes, seeds, len(scenarios))
@@ -280,10 +296,11 @@ def plan(system_or_path: System | str | os.PathLike[str], *,
                 run_id=run_id_for(params, scenario_name, replication), point=index,
                 replication=replication, params=params,
                 seed=derive_seed(base_seed, index, replication), system=point_system,
-                scenario=scenario_name, duration=seconds))
+                scenario=scenario_name, duration=seconds, recovery=recovery))
     if problems:
         raise SweepInputError("\n".join(list(problems)[:MAX_PROBLEMS]))
-    return Plan(system, axes, scenarios, seconds, seeds, base_seed, tuple(points), tuple(runs))
+    return Plan(system, axes, scenarios, seconds, seeds, base_seed, tuple(points), tuple(runs),
+                recovery)
 
 
 __all__ = ["MAX_RUNS", "PLAN_VERSION", "SCENARIO", "Plan", "Point", "RunTask", "build_point",

@@ -32,6 +32,7 @@ from faultmesh.simulations.sweeps import backends
 from faultmesh.simulations.sweeps.backends import Backend, executor
 from faultmesh.simulations.sweeps.errors import SweepFailed, SweepInputError, SweepInterrupted
 from faultmesh.simulations.sweeps.plan import Plan, load_system, plan
+from faultmesh.simulations.sweeps.stability import RecoveryOptions, stability_table
 from faultmesh.simulations.sweeps.store import RunStore, record_for
 from faultmesh.simulations.sweeps.tables import runs_frame, summarize
 
@@ -61,10 +62,11 @@ def run_sweep(system_or_path: System | str | os.PathLike[str], *,
               scheduler: str | None = None, out: str | os.PathLike[str] | None = None,
               resume: bool = False, force: bool = False,
               progress: ProgressCallback | Literal[False] | None = None,
-              plots: bool = True) -> SweepResult:
+              plots: bool = True,
+              stability: RecoveryOptions | bool | None = None) -> SweepResult:
     """``sweep()`` with everything it made: plan, records, runs frame, table, files written."""
     the_plan = plan(system_or_path, scenario=scenario, duration=duration, seeds=seeds,
-                    grid=grid, base_seed=base_seed)
+                    grid=grid, base_seed=base_seed, stability=stability)
     if resume and out is None:
         raise SweepInputError("--resume needs --out (the directory of the sweep to resume)")
     runner = backends.run_one  # read now: a replaced hook reaches every backend
@@ -111,6 +113,8 @@ def run_sweep(system_or_path: System | str | os.PathLike[str], *,
             files.append(store.write(name, _parquet_bytes(frame)))
         if plots:
             files.extend(write_plots(table, the_plan.params, store.out))
+            if the_plan.recovery is not None:
+                files.extend(write_stability_map(runs, the_plan.params, store.out))
     return SweepResult(the_plan, records, runs, table, len(todo), files)
 
 
@@ -153,12 +157,28 @@ def write_plots(table: pd.DataFrame, params: list[str],
     return [path]
 
 
+def write_stability_map(runs: pd.DataFrame, params: list[str],
+                        out: str | os.PathLike[str]) -> list[Path]:
+    """A stability sweep over two parameters: ``stability_map_<p1>_vs_<p2>.png`` in ``out``
+    (``presentation.stability_plot.stability_map``); other grids draw nothing."""
+    from faultmesh.simulations.presentation.stability_plot import stability_map
+
+    if len(params) != 2 or "scenario" in params:
+        return []
+    figure = stability_map(stability_table(runs), params[0], params[1])
+    path = Path(out) / f"stability_map_{_slug(params[0])}_vs_{_slug(params[1])}.png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110)
+    return [path]
+
+
 def sweep(system_or_path: System | str | os.PathLike[str], *,
           scenario: str | Iterable[str] | None = None, duration: float | str | None = None,
           seeds: int = 5, grid: Mapping[str, Iterable[Any]] | None = None, base_seed: int = 0,
           backend: Backend = "local", workers: int | None = None, scheduler: str | None = None,
           out: str | os.PathLike[str] | None = None, resume: bool = False, force: bool = False,
-          progress: bool | ProgressCallback | None = True) -> pd.DataFrame:
+          progress: bool | ProgressCallback | None = True,
+          stability: RecoveryOptions | bool | None = None) -> pd.DataFrame:
     """Run a spec over a grid of parameter values times ``seeds`` replications.
 
     ``grid`` maps key paths into the spec to the values to try, e.g.
@@ -173,12 +193,18 @@ def sweep(system_or_path: System | str | os.PathLike[str], *,
     ``table.parquet`` and plots at the end; ``resume`` runs only the missing ones.
     ``progress``: a bar on stderr (True), nothing (False), or a callback
     ``(done, total, record)``.
+
+    ``stability=True`` (or ``RecoveryOptions``) makes it a stability sweep: the scenario's
+    faults are a trigger, and each row also has ``recovered`` (1.0 or 0.0),
+    ``time_to_recover_s``, ``availability_before``/``_after`` and ``predicted`` (the
+    verifier's ``overload_recovery`` status at that point); ``stability_table(runs)`` folds
+    them per point and ``faultmesh.plots.stability_map`` draws them (written to ``out`` too).
     """
     system = load_system(system_or_path)
     options: dict[str, Any] = dict(
         scenario=scenario, duration=duration, seeds=seeds, grid=grid, base_seed=base_seed,
         backend=backend, workers=workers, scheduler=scheduler, out=out, resume=resume,
-        force=force)
+        force=force, stability=stability)
     if progress is True:
         from faultmesh.simulations.presentation.progress import ProgressBar
 
@@ -187,4 +213,5 @@ def sweep(system_or_path: System | str | os.PathLike[str], *,
     return run_sweep(system, progress=progress or None, **options).runs
 
 
-__all__ = ["ProgressCallback", "SweepResult", "run_sweep", "sweep", "write_plots"]
+__all__ = ["ProgressCallback", "SweepResult", "run_sweep", "sweep", "write_plots",
+           "write_stability_map"]

@@ -21,7 +21,8 @@ from faultmesh.simulations.sweeps.errors import SweepInputError
 from faultmesh.simulations.sweeps.plan import RunTask
 
 # What a finished sweep writes beside runs/ (removed by --force, with the runs)
-OUTPUT_GLOBS = ("runs.parquet", "table.parquet", "metric_vs_*.png", "heatmap_*.png")
+OUTPUT_GLOBS = ("runs.parquet", "table.parquet", "metric_vs_*.png", "heatmap_*.png",
+                "stability_map_*.png")
 
 
 def record_for(task: RunTask, summary: Mapping[str, Any]) -> dict[str, Any]:

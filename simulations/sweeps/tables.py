@@ -19,6 +19,7 @@ import yaml
 
 from faultmesh.model.extras import requires
 from faultmesh.simulations.sweeps.plan import SCENARIO
+from faultmesh.simulations.sweeps.stability import STABILITY_METRICS, columns_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,6 +88,7 @@ def runs_frame(records: Iterable[Mapping[str, Any]], params: list[str]) -> pd.Da
         row["scenario"] = record.get("scenario")
         row.update({p: _label(record["params"].get(p)) for p in params if p != SCENARIO})
         row.update(metrics_of(cast("RunSummary", record)))  # a record is a summary + ids
+        row.update(columns_of(record))  # a stability sweep's recovery, if any
         rows.append(row)
     frame = pd.DataFrame(rows)
     for p in params:
@@ -100,7 +102,7 @@ def runs_frame(records: Iterable[Mapping[str, Any]], params: list[str]) -> pd.Da
 
 def is_metric(column: str) -> bool:
     """Whether a column of the runs frame is a metric (not an id or a parameter)."""
-    return "/" in column or column == "properties_violated"
+    return "/" in column or column == "properties_violated" or column in STABILITY_METRICS
 
 
 @cache

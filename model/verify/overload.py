@@ -1,0 +1,385 @@
+"""`overload_recovery {}`: no overloaded state sustains itself at the nominal workload.
+
+A metastable failure (Bronson et al., HotOS 2021; Huang et al., OSDI 2022) is an overload that
+outlives its trigger: timeouts cause retries, the callee serves work for callers that already
+gave up, and the extra load keeps the waits above the timeouts. The property is decided over
+the fluid model (``overload_fluid``: rates, not requests).
+
+**Storm load.** For each service s, ``L_s`` is its load when every attempt along every path
+times out: the entry rates at their peak times the attempts each call on the way makes, capped
+by deadlines, throttling, retry budgets, ``max_retries`` and each caller's own throughput. In
+*any* state of the system a service receives at most that many attempts per second (fewer
+attempts time out, fewer retries are sent), and each costs it at most its service time.
+
+**Verdict.** ``holds`` iff for every service either
+
+1. its storm demand ``L_s x mean service time`` is below its capacity (replicas x servers), or
+2. it sheds orphaned work (``overload_queue.sheds``: deadline propagation, a queue timeout or
+   adaptive LIFO target below the per-try timeout, a queue short enough to be served within
+   it, a rate limit under its capacity) and its nominal demand is below its capacity: what it
+   executes then is work a caller still waits for, each call ends with at most one such
+   attempt, so its executed load is the nominal one;
+
+and, for services under (1) that receive retries, the queueing fixed point from the storm
+coincides with the one from the nominal state (``overload_queue.fixed_points``): a load below
+capacity whose *waits* still exceed the timeouts would sustain itself stochastically.
+
+Why ``holds`` means every trigger's backlog drains: whatever a trigger leaves behind (a queue
+of any length, every attempt timing out), once it ends each service under (1) receives at most
+``L_s`` work per second and serves ``capacity > L_s``: its backlog falls at a rate of at least
+``capacity - L_s``, whatever the state. A service under (2) serves only work whose caller
+waits, at the nominal rate below its capacity. By induction from the callees up (the sinks
+drain first, then their callers' attempts succeed), every backlog reaches zero and the system
+is back in its nominal regime. Soundness rests on every approximation over-estimating
+``L_s``; the storm assumes attempts end by timing out (a rejected attempt fails at once, but
+costs the callee nothing).
+
+**Counterexample.** The loop (entry, the calls with their attempt factors, the saturated
+service), its figures (``back: 200/s nominal, 800/s when every attempt times out, capacity
+400/s``) and the smallest trigger: waits exceed the per-try timeout ``t`` once the backlog is
+``B = capacity x (t - S)``; slowing s by ``d`` (capacity ``workers / (S + d)``) builds it in
+``T = B / (rate - reduced capacity)``, a surge by factor f in ``T = B / (f x rate -
+capacity)``. The trigger is a ``Slowdown`` of s that ``--replay`` simulates (twice the
+smallest added time, for twice as long). With the nominal load already above capacity no
+trigger is needed. Repairs: ``overload_repair``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from faultmesh.model import properties as P
+from faultmesh.model.faults import Slowdown, Target
+from faultmesh.model.system import Service, System
+from faultmesh.model.verify import checker
+from faultmesh.model.verify.deadline import Deadline, out_of_time
+from faultmesh.model.verify.overload_fluid import (
+    Flow,
+    State,
+    nominal_state,
+    retry_caps,
+    servers,
+    service_sums,
+    storm_state,
+)
+from faultmesh.model.verify.overload_queue import (
+    BISTABLE_GAP,
+    fixed_points,
+    mix,
+    sheds,
+    timeout_share,
+)
+from faultmesh.model.verify.verdict import Counterexample, Verdict
+from faultmesh.model.verify.wording import number
+
+ROUND_DURATION = 10.0  # the trigger duration the smallest added service time is given for
+
+
+@dataclass(frozen=True)
+class ServiceOverload:
+    """One service's figures in the nominal state and in the storm."""
+
+    name: str
+    nominal_rate: float
+    nominal_demand: float
+    storm_rate: float
+    storm_demand: float
+    capacity: float  # busy workers it has (replicas x servers)
+    mean: float  # mean service time of its nominal mix
+    timeout: float | None  # shortest per-try timeout of the calls into it
+    shed: str | None
+    sustains: str | None  # None | "nominal" | "storm" | "queueing" | "unbounded"
+    queueing: tuple[float, float] | None = None  # (low, high) fixed-point loads
+
+    @property
+    def capacity_rate(self) -> float:
+        return math.inf if self.mean <= 0 else self.capacity / self.mean
+
+    @property
+    def amplification(self) -> float:
+        return self.storm_rate / self.nominal_rate if self.nominal_rate else 1.0
+
+
+@dataclass(frozen=True)
+class Analysis:
+    nominal: State
+    storm: State
+    services: dict[str, ServiceOverload]
+
+    @property
+    def failing(self) -> list[ServiceOverload]:
+        return [s for s in self.services.values() if s.sustains is not None]
+
+
+def analyse(system: System) -> Analysis:
+    """Every service's nominal and storm figures and whether an overload sustains itself."""
+    nominal = nominal_state(system)
+    storm = storm_state(system)
+    caps = retry_caps(system, storm.flows)
+    nominal_sums = service_sums(system, nominal)
+    storm_sums = service_sums(system, storm)
+    results: dict[str, ServiceOverload] = {}
+    for name, service in system.services.items():
+        n_rate, n_demand = nominal_sums[name]
+        s_rate, s_demand = storm_sums[name]
+        if not n_rate and not s_rate:
+            continue
+        into = [f for f in storm.flows if f.site.call.service == name and f.first > 0]
+        timeout = min((f.site.call.timeout for f in into), default=None)
+        mean, scv, exponential = mix(system, name, nominal.arrivals)
+        capacity = float(service.replicas * servers(service))
+        shed = sheds(system, service, timeout, storm.arrivals)
+        sustains: str | None = None
+        queueing = None
+        endpoints = {f"{name}.{e}" for e in service.endpoints}
+        if endpoints & storm.unbounded:
+            sustains = "unbounded"
+        elif n_demand >= capacity:
+            sustains = "nominal"
+        elif shed is None and s_demand >= capacity:
+            sustains = "storm"
+        elif shed is None and any(f.factor > 1 for f in into):
+            base = sum(nominal.arrivals.get(e, 0.0) for e in endpoints) - sum(
+                f.first for f in nominal.flows if f.site.call.service == name)
+            low, high = fixed_points(_loads(into, caps, base),
+                                     _shares(service, mean, scv, exponential),
+                                     s_rate, n_rate, timeout or math.inf)
+            queueing = (low, high)
+            t = timeout or math.inf
+            gap = (timeout_share(service, high, mean, scv, exponential, t)
+                   - timeout_share(service, low, mean, scv, exponential, t))
+            if gap > BISTABLE_GAP:
+                sustains = "queueing"
+        results[name] = ServiceOverload(name, n_rate, n_demand, s_rate, s_demand, capacity,
+                                        mean, timeout, shed, sustains, queueing)
+    return Analysis(nominal, storm, results)
+
+
+def _loads(into: list[Flow], caps: dict[tuple[str, str], float],
+           base: float) -> Callable[[Callable[[float], float]], float]:
+    """Attempts/s into a service when an attempt with per-try timeout x times out with chance
+    ``share(x)``: first attempts, the retries the chain of time-outs sends (capped as in the
+    storm) and the hedges sent while no reply has come."""
+
+    def load_at(share: Callable[[float], float]) -> float:
+        total = base
+        wanted: dict[tuple[str, str], float] = {}
+        for f in into:
+            total += f.first
+            call = f.site.call
+            if call.hedge is not None:
+                total += f.first * sum(share(i * call.hedge.delay)
+                                       for i in range(1, math.ceil(f.factor)))
+                continue
+            p = share(call.timeout)
+            extra = sum(p ** j for j in range(1, math.ceil(f.factor)))
+            key = (f.site.caller_service, call.service)
+            wanted[key] = wanted.get(key, 0.0) + f.first * min(f.factor - 1, extra)
+        return total + sum(min(w, caps.get(k, math.inf)) for k, w in wanted.items())
+
+    return load_at
+
+
+def _shares(service: Service, mean: float, scv: float,
+            exponential: bool) -> Callable[[float, float], float]:
+    def share(load: float, x: float) -> float:
+        return timeout_share(service, load, mean, scv, exponential, x)
+
+    return share
+
+
+# --- the loop and the trigger ------------------------------------------------------------
+
+
+def loop(analysis: Analysis, service: str) -> list[Flow]:
+    """The calls that bring ``service`` most of its storm load, entry first."""
+    storm = analysis.storm
+    targets = [e for e in storm.arrivals if e.partition(".")[0] == service]
+    node = max(targets, key=lambda e: storm.arrivals[e])
+    path: list[Flow] = []
+    seen = {node}
+    while True:
+        flows = [f for f in storm.into(node) if f.total > 0]
+        if not flows:
+            break
+        best = max(flows, key=lambda f: f.total)
+        if best.site.caller in seen:
+            break
+        path.append(best)
+        seen.add(best.site.caller)
+        node = best.site.caller
+    return path[::-1]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The smallest trigger that tips a service into the storm."""
+
+    backlog: float  # requests queued at which waits pass the per-try timeout
+    timeout: float
+    added: float | None  # smallest added service time for ``duration`` (None: none needed)
+    duration: float
+    surge: float | None  # the surge factor of the loop's entry that does it in ``duration``
+    entry: str | None
+
+
+def nice_up(x: float) -> float:
+    """``x`` rounded up to two significant digits (10.2ms -> 11ms, 43s -> 43s)."""
+    if x <= 0:
+        return x
+    step = 10 ** (math.floor(math.log10(x)) - 1)
+    return math.ceil(x / step - 1e-9) * step
+
+
+def trigger(system: System, s: ServiceOverload, path: list[Flow]) -> Trigger:
+    timeout = min([f.site.call.timeout for f in path] or [s.timeout or math.inf])
+    entry = path[0].site.caller if path else None
+    if s.sustains in ("nominal", "unbounded") or not math.isfinite(timeout):
+        return Trigger(0.0, timeout, None, 0.0, None, entry)
+    backlog = s.capacity_rate * max(0.0, timeout - s.mean)
+    rate = s.nominal_rate
+    duration = ROUND_DURATION
+    if rate * duration <= 1.25 * backlog:
+        duration = nice_up(2.5 * backlog / rate)
+    added = max(0.0, s.capacity / (rate - backlog / duration) - s.mean)
+    surge = None
+    if entry is not None:
+        # The entry's share of the service's nominal rate is what a surge of it multiplies.
+        alone = replace(system, workload=tuple(w for w in system.workload if w.entry == entry))
+        from_entry = service_sums(alone, nominal_state(alone)).get(s.name, (0.0, 0.0))[0]
+        if from_entry > 0:
+            surge = 1 + (s.capacity_rate + backlog / duration - rate) / from_entry
+    return Trigger(backlog, timeout, nice_up(added) if added else 0.0, duration,
+                   None if surge is None else nice_up(surge), entry)
+
+
+def trigger_faults(s: ServiceOverload, t: Trigger, *, at: float = 0.0) -> tuple[Slowdown, ...]:
+    """The replayed trigger: ``s`` slowed by twice the smallest added time, twice as long."""
+    if t.added is None or s.mean <= 0:
+        return ()
+    factor = (s.mean + 2 * max(t.added, 0.1 * s.mean)) / s.mean
+    return (Slowdown(at=at, duration=2 * t.duration, target=Target("service", s.name),
+                     factor=round(factor, 3)),)
+
+
+# --- the checker -------------------------------------------------------------------------
+
+
+@checker("overload_recovery")
+def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
+    assert isinstance(prop, P.OverloadRecovery)
+    if deadline.expired():
+        return out_of_time(prop, deadline)
+    analysis = analyse(system)
+    failing = analysis.failing
+    if not failing:
+        return Verdict(prop.name, prop.kind, "holds", _holds_text(analysis))
+    worst = max(failing, key=lambda s: (s.sustains != "queueing",
+                                        s.storm_demand / s.capacity if s.capacity else math.inf))
+    path = loop(analysis, worst.name)
+    t = trigger(system, worst, path)
+    entries = tuple(e for e in system.entries
+                    if _reaches(analysis, e, worst.name))
+    numbers = {"nominal": worst.nominal_rate, "storm": worst.storm_rate,
+               "capacity_rate": worst.capacity_rate, "amplification": worst.amplification}
+    if t.added is not None:
+        numbers.update(timeout=t.timeout, backlog=t.backlog, added=t.added,
+                       trigger_for=t.duration)
+        if t.surge is not None:
+            numbers["surge_factor"] = t.surge
+    chain = tuple([path[0].site.caller, *(f.site.callee for f in path)] if path else
+                  [max((e for e in analysis.storm.arrivals if e.startswith(worst.name + ".")),
+                       key=lambda e: analysis.storm.arrivals[e])])
+    counterexample = Counterexample(down=entries, chain=chain, numbers=numbers,
+                                    trigger=trigger_faults(worst, t))
+    text = _violation_text(worst, path, t)
+    if len(failing) > 1:
+        text += f" (and {len(failing) - 1} more service{'s' if len(failing) > 2 else ''})"
+    repair = None
+    note = ""
+    if not deadline.expired():
+        from faultmesh.model.verify.overload_repair import repair as find_repair
+
+        repair, note = find_repair(system, analysis, deadline)
+    return Verdict(prop.name, prop.kind, "violated", text + (f"; {note}" if note else ""),
+                   counterexample, repair)
+
+
+def _reaches(analysis: Analysis, entry: str, service: str) -> bool:
+    seen, stack = {entry}, [entry]
+    while stack:
+        node = stack.pop()
+        if node.partition(".")[0] == service:
+            return True
+        for f in analysis.storm.flows:
+            if f.site.caller == node and f.site.callee not in seen:
+                seen.add(f.site.callee)
+                stack.append(f.site.callee)
+    return False
+
+
+def _rate(x: float) -> str:
+    return "∞/s" if math.isinf(x) else f"{number(x)}/s"
+
+
+def _path_text(path: list[Flow]) -> str:
+    parts = [path[0].site.caller] if path else []
+    for f in path:
+        parts.append(f.site.callee + (f" (x{number(f.factor)})" if f.factor > 1 else ""))
+    return " -> ".join(parts)
+
+
+def _violation_text(s: ServiceOverload, path: list[Flow], t: Trigger) -> str:
+    name = s.name
+    if s.sustains == "unbounded":
+        return f"{name} receives an unbounded storm load: a call cycle multiplies its attempts"
+    figures = (f"{name}: {_rate(s.nominal_rate)} nominal, {_rate(s.storm_rate)} when every "
+               f"attempt times out ({_path_text(path) or 'its workload'}), capacity "
+               f"{_rate(s.capacity_rate)}")
+    if s.sustains == "nominal":
+        return f"{figures}: overloaded at the nominal workload already; no trigger needed"
+    if s.sustains == "queueing":
+        assert s.queueing is not None
+        why = (f"{figures}: below capacity, but at {_rate(s.queueing[1])} its waits keep "
+               f"attempts timing out, a second equilibrium beside the nominal one")
+    else:
+        why = figures
+    sur = (f" (or a {number(t.surge)}x surge of {t.entry})" if t.surge is not None and t.entry
+           else "")
+    return (f"{why}; smallest trigger: +{_seconds(t.added or 0.0)} per request on {name} for "
+            f"{_seconds(t.duration)}{sur}, a backlog of {number(t.backlog)} requests")
+
+
+def _seconds(x: float) -> str:
+    from faultmesh.model.units import format_duration
+
+    return format_duration(x)
+
+
+def _holds_text(analysis: Analysis) -> str:
+    if not analysis.services:
+        return "no service receives any load"
+    unshed = [s for s in analysis.services.values() if s.shed is None and s.capacity]
+    busiest = max(unshed or list(analysis.services.values()),
+                  key=lambda s: s.storm_demand / s.capacity if s.capacity else 0.0)
+    shed = [s.name for s in analysis.services.values() if s.shed is not None]
+    tail = f"; {', '.join(shed[:3])} shed orphaned work" if shed else ""
+    share = busiest.storm_demand / busiest.capacity if busiest.capacity else 0.0
+    return (f"even with every attempt timing out every service stays below capacity: the "
+            f"busiest, {busiest.name}, gets {_rate(busiest.storm_rate)} "
+            f"({share:.0%} of capacity {_rate(busiest.capacity_rate)}){tail}")
+
+
+def with_service(system: System, name: str, **changes: object) -> System:
+    """The system with one service's fields replaced (a repair candidate, in the model)."""
+    from faultmesh.model.system import FrozenMap
+
+    services = dict(system.services)
+    services[name] = replace(services[name], **changes)
+    return replace(system, services=FrozenMap(services))
+
+
+__all__ = ["Analysis", "ServiceOverload", "Trigger", "analyse", "check", "loop", "nice_up",
+           "trigger", "trigger_faults", "with_service"]

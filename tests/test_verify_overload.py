@@ -1,0 +1,250 @@
+"""``overload_recovery``: the issue's retry storm, its mitigations, hand-computed storm loads on
+small chains (2-3 hops, fan-out, hedging, deadlines, caps), the smallest trigger, the repair and
+the replay of the trigger in the simulator."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+
+from faultmesh.model import properties as P
+from faultmesh.model.faults import Slowdown
+from faultmesh.model.spec import from_document
+from faultmesh.model.system import System
+from faultmesh.model.verify import Deadline, verify
+from faultmesh.model.verify.overload import analyse, check
+
+STORM: dict[str, Any] = {  # the issue's example: back 4 workers exp 10 ms, 50 ms, 3 retries
+    "system": "storm",
+    "services": {
+        "front": {"workers": 64, "endpoints": {"Get": {
+            "service_time": "1ms",
+            "calls": [{"call": "back.Get", "timeout": "50ms", "retries": 3}]}}},
+        "back": {"workers": 4, "endpoints": {"Get": {
+            "service_time": {"exponential": "10ms"}}}},
+    },
+    "workload": [{"entry": "front.Get", "rate": "200/s"}],
+}
+
+
+def system(base: dict[str, Any] = STORM, **edits: Any) -> System:
+    """``base`` with nested edits: ``back={"retry_budget": {...}}`` merges into a service,
+    ``call={...}`` into front.Get's first call, ``rate=...`` sets the workload rate."""
+    doc = copy.deepcopy(base)
+    for key, value in edits.items():
+        if key == "call":
+            doc["services"]["front"]["endpoints"]["Get"]["calls"][0].update(value)
+        elif key == "rate":
+            doc["workload"][0]["rate"] = value
+        else:
+            doc["services"][key].update(value)
+    return from_document(doc, "<test>")
+
+
+def decide(sys: System) -> Any:
+    return check(sys, P.OverloadRecovery(), Deadline(60))
+
+
+def storm(sys: System, service: str) -> float:
+    return analyse(sys).services[service].storm_rate
+
+
+# --- the issue's example ------------------------------------------------------------------
+
+
+def test_the_issue_example_is_violated_with_its_loop_and_trigger() -> None:
+    v = decide(system())
+    assert v.status == "violated"
+    ce = v.counterexample
+    assert ce.chain == ("front.Get", "back.Get")
+    assert ce.down == ("front.Get",)
+    n = ce.numbers
+    assert (n["nominal"], n["storm"], n["capacity_rate"]) == pytest.approx((200, 800, 400))
+    assert n["amplification"] == pytest.approx(4)
+    # B = capacity x (timeout - S) = 400/s x 40 ms; added d: 4 / (200 - B/10s) - 10 ms.
+    assert n["backlog"] == pytest.approx(16)
+    assert n["trigger_for"] == 10
+    assert 4 / (200 - 1.6) - 0.010 <= n["added"] <= 0.011 + 1e-12
+    # surge f: (400 + B/10s) / 200 = 2.008, rounded up to two digits.
+    assert n["surge_factor"] == pytest.approx(2.1)
+    assert "800/s when every attempt times out" in v.explanation
+    assert "capacity 400/s" in v.explanation
+    (fault,) = ce.trigger
+    assert isinstance(fault, Slowdown) and fault.target.name == "back"
+    assert fault.duration == 20  # twice the smallest duration
+    assert fault.factor >= (0.010 + 2 * n["added"]) / 0.010 - 1e-3
+
+
+def test_the_nominal_overload_needs_no_trigger() -> None:
+    v = decide(system(rate="500/s"))
+    assert v.status == "violated"
+    assert "no trigger needed" in v.explanation
+    assert v.counterexample.trigger == ()
+
+
+@pytest.mark.parametrize(("edits", "expected_storm"), [
+    # Envoy budget: r <= (m / t + p f) / (1 - p) = (3 / 0.05 + 0.2 x 200) / 0.8 = 125.
+    ({"back": {"retry_budget": {"percent": "20%", "min_concurrency": 3}}}, 325.0),
+    # gRPC throttling: at most token_ratio retries per call over a long run.
+    ({"back": {"retry_throttling": {"max_tokens": 10, "token_ratio": 0.1}}}, 220.0),
+    ({"call": {"retries": 0}}, 200.0),
+    # Envoy max_retries: r x t <= 2 per caller instance -> 40 retries/s.
+    ({"back": {"max_retries": 2}}, 240.0),
+])
+def test_mitigations_make_it_hold(edits: dict[str, Any], expected_storm: float) -> None:
+    sys = system(**edits)
+    assert storm(sys, "back") == pytest.approx(expected_storm)
+    assert decide(sys).status == "holds"
+
+
+@pytest.mark.parametrize("edits", [
+    {"back": {"propagate_deadline": True}},
+    {"back": {"queue_timeout": "20ms"}},
+    {"back": {"queue": 8}},  # 8 x 10 ms / 4 = 20 ms of waiting, below 50 ms - 10 ms
+])
+def test_shedding_orphaned_work_makes_it_hold(edits: dict[str, Any]) -> None:
+    sys = system(**edits)
+    assert analyse(sys).services["back"].shed is not None
+    v = decide(sys)
+    assert v.status == "holds" and "back shed orphaned work" in v.explanation
+
+
+def test_shedding_too_late_does_not_count() -> None:
+    # A queue timeout above timeout - service time serves work whose caller gave up.
+    sys = system(back={"queue_timeout": "45ms"})
+    assert analyse(sys).services["back"].shed is None
+    assert decide(sys).status == "violated"
+    # So does a queue whose longest wait (64 x 10 ms / 4) is past the per-try timeout.
+    assert decide(system(back={"queue": 64})).status == "violated"
+
+
+def test_one_retry_reaching_capacity_exactly_is_violated() -> None:
+    assert storm(system(call={"retries": 1}), "back") == pytest.approx(400)
+    assert decide(system(call={"retries": 1})).status == "violated"
+    assert decide(system(call={"retries": 1}, rate="190/s")).status == "holds"
+
+
+# --- hand-computed storm loads --------------------------------------------------------------
+
+
+def chain(**c: Any) -> dict[str, Any]:
+    """a -> b -> c, 100/s; a and b have many workers, c is a sink."""
+    return {
+        "system": "chain",
+        "services": {
+            "a": {"workers": 100, "endpoints": {"X": {"service_time": "1ms", "calls": [
+                {"call": "b.Y", "timeout": "100ms", "retries": c.get("ab", 2)}]}}},
+            "b": {"workers": c.get("b_workers", 100), "endpoints": {"Y": {
+                "service_time": c.get("b_time", "1ms"), "calls": [
+                    {"call": "c.Z", "timeout": "50ms", "retries": c.get("bc", 3),
+                     "repeat": c.get("repeat", 1)}]}}},
+            "c": {"workers": 1000, "endpoints": {"Z": {"service_time": "1ms"}}},
+        },
+        "workload": [{"entry": "a.X", "rate": "100/s"}],
+    }
+
+
+def test_attempts_multiply_along_a_chain() -> None:
+    sys = from_document(chain(), "<chain>")
+    a = analyse(sys)
+    assert a.services["b"].storm_rate == pytest.approx(300)
+    assert a.services["c"].storm_rate == pytest.approx(1200)
+    assert a.services["c"].nominal_rate == pytest.approx(100)
+
+
+def test_fan_out_multiplies_by_repeat() -> None:
+    sys = from_document(chain(repeat=2), "<chain>")
+    assert analyse(sys).services["c"].storm_rate == pytest.approx(100 * 3 * 2 * 4)
+
+
+def test_a_caller_calls_only_for_what_it_executes() -> None:
+    # b: 1 worker x 4 ms runs at most 250/s of its 300/s storm arrivals; c gets 250 x 4.
+    sys = from_document(chain(b_workers=1, b_time="4ms"), "<chain>")
+    a = analyse(sys)
+    assert a.services["b"].storm_rate == pytest.approx(300)
+    assert a.services["c"].storm_rate == pytest.approx(1000)
+    assert a.services["b"].sustains == "storm"
+
+
+def test_hedged_calls_send_every_attempt() -> None:
+    sys = system(call={"retries": 0, "hedge": {"delay": "20ms", "max_attempts": 3}})
+    assert storm(sys, "back") == pytest.approx(600)
+    # Within a 30 ms deadline only the attempts sent at 0 and 20 ms start.
+    sys = system(call={"retries": 0, "deadline": "30ms",
+                       "hedge": {"delay": "20ms", "max_attempts": 3}})
+    assert storm(sys, "back") == pytest.approx(400)
+
+
+def test_the_overall_deadline_counts_attempts_that_start_in_it() -> None:
+    # Attempts start at 0, 60, 120, 180 ms (50 ms timeout + a 10 ms constant backoff).
+    backoff = {"strategy": "constant", "base": "10ms", "jitter": "none"}
+    sys = system(call={"deadline": "130ms", "backoff": backoff})
+    assert storm(sys, "back") == pytest.approx(600)
+    # Full jitter can draw no backoff at all: starts at 0, 50, 100 ms.
+    sys = system(call={"deadline": "130ms"})
+    assert storm(sys, "back") == pytest.approx(600)
+    sys = system(call={"deadline": "100ms"})
+    assert storm(sys, "back") == pytest.approx(400)
+
+
+def test_peak_rate_of_a_profile_is_the_nominal_load() -> None:
+    doc = copy.deepcopy(STORM)
+    doc["workload"][0]["rate"] = [{"at": "0s", "rate": "50/s"}, {"at": "60s", "rate": "200/s"}]
+    sys = from_document(doc, "<profile>")
+    assert analyse(sys).services["back"].nominal_rate == pytest.approx(200)
+
+
+# --- repairs --------------------------------------------------------------------------------
+
+
+def test_the_repair_is_one_key_and_makes_it_hold() -> None:
+    sys = system()
+    v = decide(sys)
+    assert v.repair is not None and len(v.repair.changes) == 1
+    repaired = v.repair.apply(sys)
+    assert decide(repaired).status == "holds"
+
+
+def test_a_nominal_overload_is_repaired_with_replicas() -> None:
+    sys = system(rate="500/s", call={"retries": 0})
+    v = decide(sys)
+    assert v.status == "violated"
+    assert v.repair is not None
+    assert v.repair.changes == {"services.back.replicas": 2}
+    assert decide(v.repair.apply(sys)).status == "holds"
+
+
+def test_verify_reports_it_through_the_spec() -> None:
+    doc = copy.deepcopy(STORM)
+    doc["properties"] = [{"overload_recovery": {}}]
+    sys = from_document(doc, "<spec>")
+    report = verify(sys, kinds=["overload_recovery"])
+    assert report["overload_recovery"].status == "violated"
+    assert report.to_json()["properties"][0]["counterexample"]["trigger"][0]["slowdown"][
+        "target"] == "service:back"
+
+
+# --- replay -----------------------------------------------------------------------------------
+
+
+def test_the_trigger_replays_as_non_recovery_and_the_repair_recovers() -> None:
+    from faultmesh.simulations.replay import replay, window_availability
+
+    sys = system()
+    v = decide(sys)
+    result = replay(sys, v, at=10.0, after=20.0)
+    (entry,) = result.entries
+    assert entry.availability is not None and entry.availability <= 0.05
+    assert result.agrees
+    # The same trigger on the repaired system: back to full availability once it drains.
+    repaired = v.repair.apply(sys)
+    from faultmesh.simulations.engine.simulation import simulate
+
+    run = simulate(repaired, v.to_scenario(at=10.0, duration=0.0, total=70.0, warmup=5.0),
+                   seed=0)
+    after = window_availability(run, "front.Get", 50.0, 70.0)
+    assert after is not None and after >= 0.95
+    assert math.isfinite(result.window[1])
