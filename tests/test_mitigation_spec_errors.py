@@ -69,6 +69,9 @@ CASES = {
     "hedge with no attempts": (
         HEDGED_CALL, "          - {call: back.get, hedge: {delay: 20ms, max_attempts: 0}}",
         10, 65, "0", "greater than or equal to 1"),
+    "more hedged attempts than gRPC makes": (
+        HEDGED_CALL, "          - {call: back.get, hedge: {delay: 20ms, max_attempts: 6}}",
+        10, 65, "6", "less than or equal to 5"),
     "defaults hedge with defaults retries": (
         DEFAULTS, "  call: {timeout: 100ms, retries: 2, hedge: {delay: 20ms}}",
         3, 35, "2", "hedges or retries, never both"),

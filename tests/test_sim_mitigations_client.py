@@ -378,3 +378,14 @@ def test_a_failed_attempt_does_not_stop_the_hedges() -> None:
     assert set(edge["causes"]) == {"retries exhausted"}
     # 1 + 1/2 + 1/4 attempts per call on average.
     assert edge["attempts"] / edge["calls"] == pytest.approx(1.75, abs=0.05)
+
+
+def test_throttling_holds_hedges_back_as_it_does_retries() -> None:
+    """gRFC A6: hedges are throttled too. Every attempt fails, so each failure sends the next
+    hedge at once: the same count by hand as for retries, 3 hedges in all."""
+    spec = THROTTLED.replace("retries: 2, backoff: none", "hedge: {delay: 500ms, max_attempts: 3}")
+    edge = run(load(spec), BROKEN, duration=10.0).summary["calls"]["front->back"]
+    calls_made = edge["calls"]
+    assert edge["hedges"] == 3 and edge["retries"] == 0
+    assert edge["throttled"] == calls_made - 1
+    assert edge["causes"] == {"retries exhausted": 2, "injected error": calls_made - 2}

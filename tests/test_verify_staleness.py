@@ -173,12 +173,15 @@ def test_breaker_alone_does_not_cover_and_consistent_hash_pins() -> None:
     assert verdict.status == "violated"
     assert verdict.counterexample.chain == ("web.home", "cart.Get")
     assert verdict.counterexample.numbers == {"window_s": 60.0, "replicas": 3,
-                                              "failure_probability": pytest.approx(1 / 3)}
+                                              "failure_probability": pytest.approx(1 / 3),
+                                              "failure_probability_exact": 0.0}
     assert "up to 1m (ttl 30s + refresh 30s)" in verdict.explanation
     assert "(and 1 more call)" in verdict.explanation
     assert verdict.repair.changes == {
         "services.web.endpoints.home.calls[0].retries": 1,
         "services.web.endpoints.home.calls[0].retry_other_instance": True,
+        # The breaker would count the refused attempts and could open: it goes too.
+        "services.web.endpoints.home.calls[0].circuit_breaker": "none",
         "services.web.endpoints.home.calls[1].retry_other_instance": True}
     repaired = verdict.repair.apply(from_document(doc))
     assert check(repaired).status == "holds"

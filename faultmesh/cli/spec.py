@@ -1,4 +1,4 @@
-"""Commands about the spec itself: validate, schema, graph."""
+"""Commands about the spec itself: validate, schema, dump, graph."""
 
 from __future__ import annotations
 
@@ -67,6 +67,26 @@ def schema(
 ) -> None:
     """Print the JSON Schema of the spec, for editors' YAML language servers."""
     text = json.dumps(model.json_schema(), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text)
+
+
+@app.command(cls=Command, short_help="the spec fully expanded: templates, defaults resolved")
+def dump(
+    spec: SpecArg,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="write to this file", show_default=False)] = None,
+) -> None:
+    """Write the spec with templates, endpoint defaults, labels and defaults expanded: every
+    resolved value spelled out; it loads to the same model."""
+    try:
+        system = load_spec(spec)
+    except SpecErrors as exc:
+        print_spec_errors(exc)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    text = model.spec.dump(system)
     if output is None:
         sys.stdout.write(text)
     else:

@@ -443,6 +443,12 @@ class Builder:
                 continue
             path: Path = ("workload", i, "sessions", "steps")
             spec = w.sessions
+            if spec.think.mean <= 0:
+                # Each user would send its next request at the same instant its last one
+                # ended: with an entry down, time would never advance.
+                self.fail(("workload", i, "sessions", "think"), "sessions need a think time "
+                          "above 0 (each user waits it before every request)")
+                continue
             if all([self.check_ref(step, (*path, j)) for j, step in enumerate(spec.steps)]):
                 out.append(Sessions(spec.users, spec.think, tuple(spec.steps),
                                     w.source if "source" in w.model_fields_set else "sessions",

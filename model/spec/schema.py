@@ -30,7 +30,6 @@ from pydantic import (
 from faultmesh.model.spec.fields import (
     DEFINITIONS,
     MAX_REPLICAS,
-    MAX_RETRIES,
     REF_PATTERN,
     Choices,
     Dist,
@@ -211,7 +210,8 @@ LoadBalancer = (
 # and per callee service Envoy's retry budget and gRPC's retry throttling.
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0),
                              WithJsonSchema({"x-unit": "Duration"})]
-HedgeAttempts = Annotated[int, Field(ge=1, le=MAX_RETRIES + 1, strict=True)]
+# gRPC uses at most 5 attempts (a larger maxAttempts is read as 5): more is refused here.
+HedgeAttempts = Annotated[int, Field(ge=1, le=5, strict=True)]
 
 
 class HedgeSpec(SpecModel):
@@ -466,7 +466,7 @@ class SessionsSpec(SpecModel):
     then start again."""
 
     users: Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
-    think: Dist = 0.0
+    think: Dist
     steps: Annotated[list[Ref], Field(min_length=1)]
 
 

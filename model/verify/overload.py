@@ -68,6 +68,7 @@ from faultmesh.model.verify.overload_queue import (
     BISTABLE_GAP,
     fixed_points,
     mix,
+    orphan_free,
     sheds,
     timeout_share,
 )
@@ -131,6 +132,10 @@ def analyse(system: System) -> Analysis:
         mean, scv, exponential = mix(system, name, nominal.arrivals)
         capacity = float(service.replicas * servers(service))
         shed = sheds(system, service, timeout, storm.arrivals)
+        if shed is not None and not all(orphan_free(system, storm.flows, e)
+                                        for e in (f"{name}.{x}" for x in service.endpoints)
+                                        if storm.arrivals.get(e)):
+            shed = None  # it sheds for callers that themselves work for nobody
         sustains: str | None = None
         queueing = None
         endpoints = {f"{name}.{e}" for e in service.endpoints}

@@ -3,12 +3,13 @@ fixed point.
 
 ``sheds`` says whether a service drops the work of callers that already gave up before it
 costs a worker (then the work it executes in a storm is work a caller still waits for, which
-cannot sustain a storm by itself). ``timeout_share`` is the chance that an attempt's reply
-takes longer than ``x`` at an instance of an M/M/c (Erlang C) queue, the per-instance model
-``fixed_points`` iterates: the attempts a service receives grow with the share of them that
-time out, and that share grows with the load. Two fixed points far apart (one reached from
-the nominal state, one from the storm) are a storm that sustains itself by queueing delay
-alone even though its fluid load is below capacity.
+cannot sustain a storm by itself); ``orphan_free`` whether those callers themselves still
+have someone waiting, all the way up to the entry. ``timeout_share`` is the chance that an
+attempt's reply takes longer than ``x`` at an instance of an M/M/c (Erlang C) queue, the
+per-instance model ``fixed_points`` iterates: the attempts a service receives grow with the
+share of them that time out, and that share grows with the load. Two fixed points far apart
+(one reached from the nominal state, one from the storm) are a storm that sustains itself by
+queueing delay alone even though its fluid load is below capacity.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import math
 from collections.abc import Callable
 
 from faultmesh.model.distributions import Exponential
-from faultmesh.model.system import Service, System
+from faultmesh.model.system import Call, Service, System
 from faultmesh.model.verify.blocking import erlang_b, second_moment
-from faultmesh.model.verify.overload_fluid import INF, servers
+from faultmesh.model.verify.overload_fluid import INF, Flow, servers
 
 FIXED_POINT_ROUNDS = 300
 # The two fixed points differ materially when the share of attempts timing out at the storm
@@ -95,6 +96,46 @@ def sheds(system: System, service: Service, timeout: float | None,
     return None
 
 
+def call_time(call: Call) -> float:
+    """The longest a caller waits on one call: every attempt to its timeout, with the longest
+    backoffs (hedged attempts overlap: the last starts ``(max_attempts - 1) x delay`` in),
+    cut at the call's overall deadline."""
+    if call.hedge is not None:
+        worst = (call.hedge.max_attempts - 1) * call.hedge.delay + call.timeout
+    else:
+        worst = call.attempts * call.timeout + sum(call.backoff.max_delay(i)
+                                                   for i in range(1, call.attempts))
+    return worst if call.deadline is None else min(worst, call.deadline)
+
+
+def orphan_free(system: System, flows: list[Flow], endpoint: str,
+                seen: frozenset[str] = frozenset()) -> bool:
+    """Does every request that calls ``endpoint`` have a caller still waiting for it?
+
+    True for a workload entry; otherwise every caller must be orphan-free itself and finish
+    its calls within the per-try timeout of each call into it (or propagate deadlines, which
+    cuts its calls at the time its caller has left). A caller that outlives its caller keeps
+    calling for nobody, and the callee's shedding, which only sees its own caller waiting,
+    cannot tell."""
+    for f in flows:
+        if f.site.callee != endpoint or f.first <= 0:
+            continue
+        caller = f.site.caller
+        if caller in seen:
+            return False  # a cycle: no caller first in line to vouch for it
+        if not orphan_free(system, flows, caller, seen | {endpoint}):
+            return False
+        service = system.services[caller.partition(".")[0]]
+        if service.propagate_deadline:
+            continue
+        ep = system.endpoint(caller)
+        busy = ep.service_time.mean + sum(call_time(c) for c in ep.calls())
+        for g in flows:
+            if g.site.callee == caller and g.first > 0 and busy > g.site.call.timeout:
+                return False
+    return True
+
+
 def erlang_c(c: int, a: float) -> float:
     """The chance an arrival waits at M/M/c with offered load ``a`` (1 when saturated)."""
     if a >= c:
@@ -144,5 +185,5 @@ def fixed_points(load_at: Callable[[Callable[[float], float]], float],
     return low, high
 
 
-__all__ = ["BISTABLE_GAP", "erlang_c", "fixed_points", "mix", "network_round_trip", "sheds",
-           "timeout_share"]
+__all__ = ["BISTABLE_GAP", "call_time", "erlang_c", "fixed_points", "mix", "network_round_trip",
+           "orphan_free", "sheds", "timeout_share"]

@@ -30,7 +30,7 @@ from simpy.events import Timeout
 from faultmesh import model
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Recovers, Staleness
-from faultmesh.model.system import Call, Fallback, Group, OneOf, System
+from faultmesh.model.system import Call, Fallback, Group, OneOf, System, Workload
 from faultmesh.model.units import format_durations, parse_duration
 from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
@@ -48,6 +48,7 @@ from faultmesh.simulations.engine.jobs import (
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.engine.outliers import OutlierGroup
+from faultmesh.simulations.engine.sessions import SessionGroup, SessionStep
 from faultmesh.simulations.engine.streams import Streams
 from faultmesh.simulations.engine.timeouts import Deadlines
 from faultmesh.simulations.engine.workload import Arrivals
@@ -344,6 +345,27 @@ class Simulation:
                 self.streams(f"arrivals/{i}"), ids,
                 None if item.timeout is None else self._deadlines(item.timeout), self.trace,
                 active=active))
+        self.session_groups: list[SessionGroup] = []
+        for k, sessions in enumerate(system.sessions):
+            steps: dict[str, SessionStep] = {}
+            for entry in dict.fromkeys(sessions.steps):
+                service, _, endpoint = entry.partition(".")
+                item = Workload(service, endpoint, 0.0, "constant", sessions.timeout,
+                                sessions.source)
+                policy = system.services[service].load_balancer
+                active = Counter[Instance]() if policy.kind == "least_request" else None
+                balancer = make_balancer(policy, self.streams(f"sessions/{k}/{entry}/ingress"),
+                                         attrgetter("in_flight") if active is None
+                                         else active.__getitem__)
+                steps[entry] = SessionStep(
+                    self.env, item, self.services[service].endpoints[endpoint],
+                    self.discovery.live, balancer, self.entries[entry],
+                    self.streams(f"sessions/{k}/{entry}"), ids,
+                    None if item.timeout is None else self._deadlines(item.timeout),
+                    self.trace, active=active)
+                self.arrivals.append(steps[entry])
+            self.session_groups.append(SessionGroup(self.env, sessions, steps,
+                                                    self.streams(f"sessions/{k}/think")))
 
     def _build_monitors(self) -> list[Monitor]:
         monitors: list[Monitor] = []
@@ -402,6 +424,8 @@ class Simulation:
             group.start()
         for source in self.arrivals:
             source.start()
+        for users in self.session_groups:
+            users.start()
         self.injector.schedule()
         if self.warmup > 0:
             Timeout(env, self.warmup).callbacks.append(self._end_warmup)
