@@ -46,7 +46,7 @@ def test_default_output_is_short(spec: Path, capsys: pytest.CaptureFixture[str])
     assert "`--full` or `--json` for all" in out
     # Every property still has its row.
     for name in ("startup_order", "call_cycles", "errors_covered", "survives", "timeouts_nest"):
-        assert re.search(rf"^ ?{name}\s+(holds|violated)", out, re.M), name
+        assert re.search(rf"^\s*{name}\s+(holds|violated)", out, re.M), name
 
 
 def test_short_on_an_80_column_terminal(spec: Path, monkeypatch: pytest.MonkeyPatch,

@@ -109,7 +109,7 @@ def test_shedding_orphaned_work_makes_it_hold(edits: dict[str, Any]) -> None:
     sys = system(**edits)
     assert analyse(sys).services["back"].shed is not None
     v = decide(sys)
-    assert v.status == "holds" and "back shed orphaned work" in v.explanation
+    assert v.status == "holds" and "back, sheds orphaned work" in v.explanation
 
 
 def test_shedding_too_late_does_not_count() -> None:

@@ -16,6 +16,13 @@ from faultmesh.model import faults as F
 from faultmesh.model import properties as P
 from faultmesh.model.spec import schema as S
 from faultmesh.model.spec.errors import SpecError
+from faultmesh.model.spec.mitigations import (
+    defaults_hedge_problems,
+    hedge_policy,
+    hedge_problems,
+    retry_budget,
+    retry_throttling,
+)
 from faultmesh.model.spec.yaml_source import Path, Source
 from faultmesh.model.system import (
     Backoff,
@@ -40,8 +47,6 @@ from faultmesh.model.system import (
     RatePoint,
     Readiness,
     RestartPolicy,
-    RetryBudget,
-    RetryThrottling,
     Service,
     Sessions,
     Signature,
@@ -106,25 +111,6 @@ def outlier_detection(spec: S.Outlier) -> OutlierDetection | None:
 
 def retry_limit(spec: S.MaxRetries) -> int | None:
     return spec if isinstance(spec, int) else None  # "unlimited"
-
-
-def hedge_policy(spec: S.Hedge) -> Hedge | None:
-    if spec == "none":
-        return None
-    assert isinstance(spec, S.HedgeSpec)
-    return Hedge(spec.delay, spec.max_attempts)
-
-
-def retry_budget(spec: S.RetryBudgetSpec | None) -> RetryBudget | None:
-    if spec is None:
-        return None
-    return RetryBudget(spec.percent, spec.min_concurrency)
-
-
-def retry_throttling(spec: S.RetryThrottlingSpec | None) -> RetryThrottling | None:
-    if spec is None:
-        return None
-    return RetryThrottling(spec.max_tokens, spec.token_ratio)
 
 
 def rate_limit(spec: S.RateLimitSpec | None) -> RateLimit | None:
@@ -273,40 +259,14 @@ class Builder:
 
     def _check_hedge(self, item: S.CallSpec, path: Path, hedge: Hedge, timeout: float,
                      retries: int) -> bool:
-        """A hedged call retries not, and hedges before its per-try timeout: located errors."""
-        own = item.hedge is not None  # set on the call itself, else from defaults.call
-        # The delay when the call sets its hedge, else the call's own timeout that undercuts it.
-        where: Path = (*path, "hedge", "delay") if own else (*path, "timeout")
-        ok = True
-        if retries > 0:
-            self.fail((*path, "retries"), f"a call hedges or retries, never both: retries is "
-                      f"{retries} and the call has a hedge"
-                      f"{'' if own else ' (from defaults.call; set hedge: none here)'}")
-            ok = False
-        # Checked where the hedge or the timeout is written: a plain call that takes both from
-        # the defaults is checked once, on the defaults.
-        if hedge.delay >= timeout and (own or item.timeout is not None):
-            delay, limit = format_durations(hedge.delay, timeout)
-            self.fail(where, f"hedge delay above the timeout: the delay "
-                      f"({delay}) must be shorter than the call's per-try timeout ({limit}), "
-                      "or every attempt times out before a hedge is sent")
-            ok = False
-        return ok
+        problems = hedge_problems(item, path, hedge, timeout, retries)
+        for where, message in problems:
+            self.fail(where, message)
+        return not problems
 
     def check_call_defaults(self) -> None:
-        """The defaults' hedge against the defaults' retries and timeout."""
-        call = self.spec.defaults.call
-        hedge = hedge_policy(call.hedge)
-        if hedge is None:
-            return
-        if call.retries > 0:
-            self.fail(("defaults", "call", "retries"), f"a call hedges or retries, never both: "
-                      f"defaults.call sets retries {call.retries} and a hedge")
-        if hedge.delay >= call.timeout:
-            delay, limit = format_durations(hedge.delay, call.timeout)
-            self.fail(("defaults", "call", "hedge", "delay"), f"hedge delay above the timeout: "
-                      f"the delay ({delay}) must be shorter than the per-try timeout ({limit}), "
-                      "or every attempt times out before a hedge is sent")
+        for where, message in defaults_hedge_problems(self.spec.defaults.call):
+            self.fail(where, message)
 
     def steps(self, items: list[Any], path: Path) -> tuple[Step, ...]:
         steps: list[Step] = []

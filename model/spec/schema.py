@@ -12,7 +12,6 @@ carry units are parsed here, once, into seconds, per-second rates and fractions.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -52,6 +51,12 @@ from faultmesh.model.spec.fields import (
     WindowCalls,
     Workers,
 )
+from faultmesh.model.spec.mitigations import (
+    HedgeKey,
+    PositiveDuration,
+    RetryBudgetSpec,
+    RetryThrottlingSpec,
+)
 from faultmesh.model.spec.schema_checks import (
     FAULT_KINDS,
     PROPERTY_MODELS,
@@ -60,7 +65,6 @@ from faultmesh.model.spec.schema_checks import (
     ScenarioSpec,
 )
 from faultmesh.model.units import (
-    parse_duration,
     parse_rate,
     parse_ratio,
 )
@@ -206,48 +210,8 @@ LoadBalancer = (
 )
 
 
-# Client-side overload mitigations (issue 11): hedging and the overall deadline of a call,
-# and per callee service Envoy's retry budget and gRPC's retry throttling.
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0),
-                             WithJsonSchema({"x-unit": "Duration"})]
-# gRPC uses at most 5 attempts (a larger maxAttempts is read as 5): more is refused here.
-HedgeAttempts = Annotated[int, Field(ge=1, le=5, strict=True)]
-
-
-class HedgeSpec(SpecModel):
-    """gRPC's hedging policy: another attempt every ``delay`` until ``max_attempts``."""
-
-    delay: Duration
-    max_attempts: HedgeAttempts = 2
-
-
-Hedge = Annotated[Annotated[Literal["none"], Tag("~word")]
-                  | Annotated[HedgeSpec, Tag("~value")], Discriminator(_word_or_value)]
-
-
-def _percent(value: Any) -> float:
-    """A ratio (``20%`` or ``0.2``) as a percent, exactly: ``20%`` is 20.0, not 0.2 * 100."""
-    ratio = parse_ratio(value)  # checks the value and its range
-    if isinstance(value, str) and value.strip().endswith("%"):
-        return float(Decimal(value.strip()[:-1].strip()))
-    return float(Decimal(repr(ratio)) * 100)
-
-
-Percent = Annotated[float, BeforeValidator(_percent), WithJsonSchema({"x-unit": "Ratio"})]
-
-
-class RetryBudgetSpec(SpecModel):
-    """Envoy's retry budget (budget_percent, min_retry_concurrency), with Envoy's defaults."""
-
-    percent: Percent = 20.0  # in percent: ``20%`` or ``0.2`` both read as 20.0
-    min_concurrency: RetryLimit = 3
-
-
-class RetryThrottlingSpec(SpecModel):
-    """gRPC's retry throttling (gRFC A6): max_tokens in (0, 1000], token_ratio > 0."""
-
-    max_tokens: Annotated[float, Field(gt=0, le=1000)] = 10.0
-    token_ratio: Annotated[float, Field(gt=0, le=1000)] = 0.1
+# Client-side overload mitigations (hedging, deadlines, retry budget and throttling) are in
+# ``mitigations``: ``PositiveDuration``, ``HedgeKey``, ``RetryBudgetSpec``, ``RetryThrottlingSpec``.
 
 
 # Server-side load shedding (issue 11): a token bucket per instance (Envoy's local rate limit)
@@ -294,7 +258,7 @@ class CallSpec(SpecModel):
     circuit_breaker: Breaker | None = None
     retry_other_instance: bool = False
     deadline: PositiveDuration | None = None  # None: the defaults'
-    hedge: Hedge | None = None  # None: the defaults' ("none": off)
+    hedge: HedgeKey | None = None  # None: the defaults' ("none": off)
     # Made when this call fails (after its retries); the step fails only if both fail.
     fallback: SimpleCall | None = None
 
@@ -433,7 +397,7 @@ class CallDefaultsSpec(SpecModel):
     retries: Retries = 0
     backoff: Backoff = BackoffSpec()
     deadline: PositiveDuration | None = None
-    hedge: Hedge = "none"
+    hedge: HedgeKey = "none"
 
 
 class DefaultsSpec(SpecModel):

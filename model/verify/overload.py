@@ -366,12 +366,21 @@ def _seconds(x: float) -> str:
 def _holds_text(analysis: Analysis) -> str:
     if not analysis.services:
         return "no service receives any load"
-    unshed = [s for s in analysis.services.values() if s.shed is None and s.capacity]
-    busiest = max(unshed or list(analysis.services.values()),
-                  key=lambda s: s.storm_demand / s.capacity if s.capacity else 0.0)
-    shed = [s.name for s in analysis.services.values() if s.shed is not None]
-    tail = f"; {', '.join(shed[:3])} shed orphaned work" if shed else ""
-    share = busiest.storm_demand / busiest.capacity if busiest.capacity else 0.0
+    def load(s: ServiceOverload) -> float:
+        # What a service carries in the worst case the proof allows: its storm, or, when it
+        # sheds orphaned work, its nominal load.
+        demand = s.nominal_demand if s.shed is not None else s.storm_demand
+        return demand / s.capacity if s.capacity else 0.0
+
+    busiest = max(analysis.services.values(), key=load)
+    shed = [s.name for s in analysis.services.values()
+            if s.shed is not None and s is not busiest]
+    tail = f"; {', '.join(shed[:3])} shed orphaned work too" if shed else ""
+    share = load(busiest)
+    if busiest.shed is not None:
+        return (f"no overload sustains itself: the busiest, {busiest.name}, sheds orphaned "
+                f"work and carries {_rate(busiest.nominal_rate)} ({share:.0%} of capacity "
+                f"{_rate(busiest.capacity_rate)}) when every caller still waits{tail}")
     return (f"even with every attempt timing out every service stays below capacity: the "
             f"busiest, {busiest.name}, gets {_rate(busiest.storm_rate)} "
             f"({share:.0%} of capacity {_rate(busiest.capacity_rate)}){tail}")
