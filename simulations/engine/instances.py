@@ -424,6 +424,8 @@ class Instance:
         now = self.env.now
         self.arrivals = self.rejected = self.refused = self.injected = 0
         self.rate_limited = self.shed = self.expired = self.orphaned = 0
+        self.orphaned_by.clear()
+        self.by_attempt = [0, 0, 0]
         self.served = self.queued = 0
         self.waited = 0.0
         self.busy_area = 0.0

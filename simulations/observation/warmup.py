@@ -161,6 +161,8 @@ class WarmupDetector:
             instances.append(tuple(getattr(instance, name) for name in INSTANCE_COUNTERS))
         self.notes.append({
             "instances": instances,
+            "orphaned_by": [dict(instance.orphaned_by) for instance in self.instances],
+            "by_attempt": [list(instance.by_attempt) for instance in self.instances],
             "retries": [service.retries for service in self.services],
             "edges": [(tuple(getattr(edge, name) for name in EDGE_COUNTERS), dict(edge.causes))
                       for edge in self.edges],
@@ -195,6 +197,12 @@ class WarmupDetector:
         for instance, values in zip(self.instances, note["instances"], strict=True):
             for name, value in zip(INSTANCE_COUNTERS, values, strict=True):
                 setattr(instance, name, getattr(instance, name) - value)
+        for instance, orphaned_by, by_attempt in zip(
+                self.instances, note["orphaned_by"], note["by_attempt"], strict=True):
+            for caller, n in orphaned_by.items():
+                instance.orphaned_by[caller] -= n
+            instance.by_attempt = [now - then for now, then in
+                                   zip(instance.by_attempt, by_attempt, strict=True)]
         for service, retries in zip(self.services, note["retries"], strict=True):
             service.retries -= retries
         for edge, (values, causes) in zip(self.edges, note["edges"], strict=True):
