@@ -47,6 +47,11 @@ DEGRADED_SLACK = 0.02
 # A capacity replay agrees when the measured utilization of the surviving instances is within
 # this of the predicted one (capped at 1: a saturated server is busy all the time).
 UTILIZATION_TOLERANCE = 0.05
+# Callers' attempts that did not reach the service are counted by subtraction (attempts made
+# minus requests received, both counted after the warm-up): a share below this is noise.
+SHED_NOISE = 0.05
+# Standard errors of the arrived work that the measured utilization may stray (99.9 %).
+NOISE_Z = 3.09
 
 Prediction = Literal["down", "degraded", "up"]
 
@@ -99,6 +104,13 @@ class ServiceReplay:
     # low estimate where the formula is not exact) and the property's bound on it.
     predicted_rejected: float | None = None
     rejected_bound: float = 1.0
+    # Attempts its callers made that never reached it (every host ejected by outlier
+    # detection, or refused by an open breaker): past saturation, shedding on the callers'
+    # side instead of its own queue.
+    shed: int = 0
+    # Z standard errors of the measured utilization (the work that arrived in the window is
+    # compound Poisson); the tolerance is at least this.
+    noise: float = 0.0
 
     @property
     def rejections_claimed(self) -> bool:
@@ -124,13 +136,17 @@ class ServiceReplay:
         if self.predicted is None:  # an unbounded load keeps every survivor busy
             return measured >= 1 - UTILIZATION_TOLERANCE or self.rejected > 0
         expected = min(self.predicted, 1.0)
-        if abs(measured - expected) <= UTILIZATION_TOLERANCE:
+        if abs(measured - expected) <= max(UTILIZATION_TOLERANCE, self.noise):
             return True
         # Overloaded past saturation: a bounded queue sheds the excess instead of queueing it.
         # A loss system (no waiting room, or a concurrency limit) sheds so much that what it
         # carries stays below the target, so rejecting more than the bound shows it too.
         shed = self.requests > 0 and self.rejected / self.requests > self.rejected_bound
-        return self.predicted >= 1 and self.rejected > 0 and (measured >= self.limit or shed)
+        # Callers that eject it or open their breakers shed the load before it arrives.
+        offered = self.requests + self.shed
+        by_callers = offered > 0 and self.shed / offered > max(self.rejected_bound, SHED_NOISE)
+        return self.predicted >= 1 and (
+            (self.rejected > 0 and (measured >= self.limit or shed)) or by_callers)
 
     def claim(self) -> str:
         if self.surviving == 0:
@@ -147,7 +163,8 @@ class ServiceReplay:
         if self.surviving == 0:
             return f"{self.requests:,} requests reached it"
         shown = "n/a" if self.utilization is None else f"{self.utilization:.2%}"
-        return f"utilization {shown}, {self.rejected:,} of {self.requests:,} rejected"
+        shed = f", {self.shed:,} shed by its callers" if self.shed else ""
+        return f"utilization {shown}, {self.rejected:,} of {self.requests:,} rejected{shed}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +196,7 @@ class Replay:
             out["services"] = [{"service": s.service, "predicted_utilization": s.predicted,
                                 "limit": s.limit, "surviving": s.surviving,
                                 "utilization": s.utilization, "requests": s.requests,
-                                "rejected": s.rejected, "agrees": s.agrees}
+                                "rejected": s.rejected, "shed": s.shed, "agrees": s.agrees}
                                for s in self.services]
         return out
 
@@ -302,6 +319,29 @@ def _rejected_bound(system: System, verdict: Verdict) -> float:
     return P.Capacity().rejected
 
 
+def caller_shed(system: System, summary: Any, name: str) -> int:
+    """Attempts ``name``'s callers made (or had refused by an open breaker) that it never
+    received: the load its callers shed (all hosts ejected, breakers open)."""
+    made = sum(edge["attempts"] + edge["causes"].get("circuit open", 0)
+               for key, edge in summary["calls"].items() if key.endswith(f"->{name}"))
+    entries = sum(summary["entries"][w.entry]["requests"] for w in system.workload
+                  if w.service == name and w.entry in summary["entries"])
+    return max(0, made - max(0, int(summary["services"][name]["requests"]) - entries))
+
+
+def utilization_noise(system: System, name: str, stats: Any, alive: int,
+                      seconds: float) -> float:
+    """``NOISE_Z`` standard errors of the mean utilization of ``alive`` instances over
+    ``seconds``: the work of ``n`` requests, compound Poisson, has variance ``n E[S^2]``."""
+    service = system.services[name]
+    if alive == 0 or seconds <= 0:
+        return 0.0
+    second = max((sum(e.service_time.quantile((i + 0.5) / 200) ** 2 for i in range(200)) / 200
+                  for e in service.endpoints.values()), default=0.0)
+    requests = int(stats["requests"])
+    return NOISE_Z * math.sqrt(requests * second) / (service.workers * alive * seconds)
+
+
 def _replay_capacity(system: System, verdict: Verdict, *, at: float, duration: float,
                      settle: float, seed: int) -> Replay:
     scenario = verdict.to_scenario(at=at, duration=duration, total=at + duration,
@@ -327,10 +367,14 @@ def _replay_capacity(system: System, verdict: Verdict, *, at: float, duration: f
         services.append(ServiceReplay(
             name, None if predicted is None else float(predicted), _limit(system, verdict),
             len(alive), utilization, int(summary["requests"]), int(summary["rejected"]),
-            None if claimed is None else float(claimed), _rejected_bound(system, verdict)))
+            None if claimed is None else float(claimed), _rejected_bound(system, verdict),
+            caller_shed(system, run.summary, name),
+            utilization_noise(system, name, summary, len(alive),
+                              run.summary["duration_s"] - run.summary["warmup_s"])))
     return Replay(verdict, run, (at + settle, at + duration), (), tuple(services))
 
 
-__all__ = ["DEGRADED_SLACK", "DEGRADED_Z", "DOWN_AT_MOST", "SETTLE_MARGIN", "UP_AT_LEAST",
-           "UTILIZATION_TOLERANCE", "EntryReplay", "Replay", "ServiceReplay", "replay",
-           "window_availability", "window_requests"]
+__all__ = ["DEGRADED_SLACK", "DEGRADED_Z", "DOWN_AT_MOST", "NOISE_Z", "SETTLE_MARGIN",
+           "SHED_NOISE", "UP_AT_LEAST", "UTILIZATION_TOLERANCE", "EntryReplay", "Replay",
+           "ServiceReplay", "caller_shed", "replay", "utilization_noise", "window_availability",
+           "window_requests"]

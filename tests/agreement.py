@@ -48,7 +48,7 @@ from faultmesh.model.verify.load import offered_load
 from faultmesh.model.verify.sites import CallSite, call_sites
 from faultmesh.model.verify.verdict import Verdict
 from faultmesh.simulations import simulate
-from faultmesh.simulations.replay import replay
+from faultmesh.simulations.replay import SHED_NOISE, caller_shed, replay
 
 CONFIDENCE = 0.999  # of every statistical bound below (one-sided)
 Z = NormalDist().inv_cdf(CONFIDENCE)
@@ -333,11 +333,24 @@ def check_capacity(system: System, prop: P.Capacity, verdict: Verdict,
     dead = FailureSet(cex.failures)
     chain = list(dict.fromkeys(n.partition(".")[0] for n in cex.chain)) or list(cex.down)
     # Rejections reproduce the counterexample only where it claims them (at least its
-    # ``rejected_low`` share); otherwise the claim is about utilisation.
+    # ``rejected_low`` share); otherwise the claim is about utilisation, and a service with
+    # limits loaded to or past the target sheds the excess instead of queueing it: rejecting
+    # more than the property allows shows it as well (``replay`` reads it the same way).
+    predicted = cex.numbers.get("utilization")
     claimed = cex.numbers.get("rejected_low", cex.numbers.get("rejected", math.inf))
+    if predicted is not None and predicted >= prop.utilization:
+        claimed = min(claimed, rejected)
     shown = [name for name in chain if overloads(system, got, name, prop.utilization,
                                                  claimed if name in cex.down else math.inf,
                                                  settings.measure, dead, sure=False)]
+    if not shown and predicted is not None and predicted >= 1:
+        # Past saturation its callers may shed the load first: every host ejected by outlier
+        # detection (timeouts count as gateway errors), or their breakers open.
+        for name in cex.down:
+            shed = caller_shed(system, got, name)
+            offered = shed + got["services"][name]["requests"]
+            if offered and shed / offered > max(rejected, SHED_NOISE):
+                shown.append(f"{name}: its callers shed {shed} of {offered} attempts")
     detail = "" if shown else f"no service on {' -> '.join(chain)} overloaded: " + ", ".join(
         f"{n} {got['services'][n]['utilization']:.1%}" for n in chain)
     scenario = "crash " + (", ".join(cex.failures) or "nothing")

@@ -61,9 +61,18 @@ def agrees_with_brute_force(system: System, budget: int, of: tuple[str, ...], li
     if expected is None:
         assert verdict.status == "holds", verdict.explanation
         return
+    # The oracle's rejections are the Erlang figure for Poisson arrivals at each instance:
+    # exact for a service the workload feeds, split at random or by hashed keys (or with one
+    # survivor); otherwise only the high bound (round robin and least request lose less;
+    # callers space their calls), so the checker may say ``unknown`` between its bounds, and
+    # a smaller failure set the oracle breaks only by that high bound need not be found.
+    inexact = [name for name in limited_services(system) if not poisson_exact(system, name)]
+    if verdict.status == "unknown":
+        assert inexact, verdict.explanation
+        return
     assert verdict.status == "violated", verdict.explanation
     cx = verdict.counterexample
-    assert len(cx.failures) == expected
+    assert len(cx.failures) >= expected if inexact else len(cx.failures) == expected
     assert all(unit.split(":")[0] in of for unit in cx.failures)
     load, demand = oracle_demand(system)
     (service,) = cx.down
@@ -78,6 +87,24 @@ def agrees_with_brute_force(system: System, budget: int, of: tuple[str, ...], li
         assert cx.numbers["share"] == pytest.approx(float(share))
         assert cx.numbers["utilization"] == pytest.approx(float(demand[service] * share)
                                                           / workers)
+
+
+def limited_services(system: System) -> list[str]:
+    """Loaded services with a queue or concurrency limit (the ones that reject)."""
+    load, _ = oracle_demand(system)
+    return [name for name, s in system.services.items() if load.get(name, 0) > 0
+            and (s.queue is not None or s.concurrency is not None)]
+
+
+def poisson_exact(system: System, name: str) -> bool:
+    """Do the requests reach each instance of ``name`` as a Poisson stream (the oracle's
+    Erlang figure exact)? Only from the workload, and split at random or by hashing, or to
+    a single replica."""
+    called = any(c.service == name and c.probability > 0 for s in system.services.values()
+                 for e in s.endpoints.values() for c in e.calls())
+    service = system.services[name]
+    return not called and (service.replicas == 1 or service.load_balancer.kind in (
+        "random", "consistent_hash"))
 
 
 @settings(FAST, max_examples=400)

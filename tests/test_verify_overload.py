@@ -100,8 +100,14 @@ def test_mitigations_make_it_hold(edits: dict[str, Any], expected_storm: float) 
     assert decide(sys).status == "holds"
 
 
+def test_deadline_propagation_alone_is_not_credited() -> None:
+    # A FIFO queue fed faster than it serves keeps live work until just before its deadline.
+    sys = system(back={"propagate_deadline": True})
+    assert analyse(sys).services["back"].shed is None
+    assert decide(sys).status == "violated"
+
+
 @pytest.mark.parametrize("edits", [
-    {"back": {"propagate_deadline": True}},
     {"back": {"queue_timeout": "20ms"}},
     {"back": {"queue": 8}},  # 8 x 10 ms / 4 = 20 ms of waiting, below 50 ms - 10 ms
 ])
@@ -248,3 +254,19 @@ def test_the_trigger_replays_as_non_recovery_and_the_repair_recovers() -> None:
     after = window_availability(run, "front.Get", 50.0, 70.0)
     assert after is not None and after >= 0.95
     assert math.isfinite(result.window[1])
+
+
+def test_a_storm_just_below_capacity_sustains_itself_by_queueing() -> None:
+    # M/M/1, 11 ms, 29.9/s and 2 retries: the storm is 98.7 % of capacity, and its own
+    # queue times out most attempts; such a queue drains only by a fluctuation.
+    doc = copy.deepcopy(STORM)
+    doc["services"]["back"].update(workers=1, endpoints={"Get": {
+        "service_time": {"exponential": "11ms"}}})
+    sys = system(doc, call={"retries": 2, "timeout": "131ms"}, rate="29.9/s")
+    s = analyse(sys).services["back"]
+    assert s.storm_demand / s.capacity == pytest.approx(0.9867, abs=1e-3)
+    assert s.sustains == "queueing"
+    assert "its waits keep attempts timing out" in decide(sys).explanation
+    # Far from capacity the same chain holds.
+    assert decide(system(doc, call={"retries": 2, "timeout": "131ms"},
+                         rate="15/s")).status == "holds"

@@ -142,9 +142,9 @@ class Expander:
                     paths: dict[Path, Path] = {}
                     _origins(shared, (), (), paths)
                     for rest in paths:
-                        where = origin.get(("endpoint_defaults", *rest))
-                        if rest and where is not None and not _within(own, rest):
-                            origin[(*sub, *rest)] = where
+                        found = origin.get(("endpoint_defaults", *rest))
+                        if rest and found is not None and not _within(own, rest):
+                            origin[(*sub, *rest)] = found
         self._copy_marks(path, origin)
         return merged
 

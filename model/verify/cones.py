@@ -130,9 +130,8 @@ class RequiredGraph:
                     # Every member must go down: at least the dearest of them (a lower bound;
                     # one zone may take several down, so the sum is not one). A member inside
                     # this cycle counts its own service only.
-                    bound = max(best[w] if w not in members else
-                                (cost.get(self.service[w]) if cost.get(self.service[w])
-                                 is not None else inf) for w in clause)
+                    bound = max(best[w] if w not in members else _own(cost, self.service[w])
+                                for w in clause)
                     if bound < value:
                         value = bound
             for v in component:
@@ -239,6 +238,12 @@ class RequiredGraph:
                     seen.add(w)
                     queue.append(w)
         return seen
+
+
+def _own(cost: Mapping[str, int | None], service: str) -> float:
+    """A service's own cost to kill (inf: it cannot be killed)."""
+    own = cost.get(service)
+    return float("inf") if own is None else own
 
 
 def call_success(call: Call, callee: float) -> float:

@@ -14,15 +14,20 @@ attempts time out, fewer retries are sent), and each costs it at most its servic
 **Verdict.** ``holds`` iff for every service either
 
 1. its storm demand ``L_s x mean service time`` is below its capacity (replicas x servers), or
-2. it sheds orphaned work (``overload_queue.sheds``: deadline propagation, a queue timeout or
-   adaptive LIFO target below the per-try timeout, a queue short enough to be served within
-   it, a rate limit under its capacity) and its nominal demand is below its capacity: what it
-   executes then is work a caller still waits for, each call ends with at most one such
-   attempt, so its executed load is the nominal one;
+2. it sheds orphaned work (``overload_queue.sheds``: a queue timeout or adaptive LIFO target
+   below the per-try timeout, a queue short enough to be served within it, a rate limit under
+   its capacity; only at a service that makes no calls, and only when every caller above it
+   still has someone waiting, ``orphan_free``) and its nominal demand is below its capacity:
+   what it executes then is work a caller still waits for, each call ends with at most one
+   such attempt, so its executed load is the nominal one. Deadline propagation alone is not
+   credited: a FIFO queue fed faster than it serves keeps live work until just before its
+   deadline and serves it too late;
 
-and, for services under (1) that receive retries, the queueing fixed point from the storm
-coincides with the one from the nominal state (``overload_queue.fixed_points``): a load below
-capacity whose *waits* still exceed the timeouts would sustain itself stochastically.
+and, for services under (1) that receive retries, the storm's own queue does not time out
+half of its attempts (``STORM_SHARE``: near capacity a queue drains only by a fluctuation, in a
+time that grows without bound) and the queueing fixed point from the storm coincides with the
+one from the nominal state (``overload_queue.fixed_points``): a load below capacity whose
+*waits* still exceed the timeouts would sustain itself stochastically.
 
 Why ``holds`` means every trigger's backlog drains: whatever a trigger leaves behind (a queue
 of any length, every attempt timing out), once it ends each service under (1) receives at most
@@ -66,6 +71,7 @@ from faultmesh.model.verify.overload_fluid import (
 )
 from faultmesh.model.verify.overload_queue import (
     BISTABLE_GAP,
+    STORM_SHARE,
     fixed_points,
     mix,
     orphan_free,
@@ -151,8 +157,10 @@ def analyse(system: System) -> Analysis:
             low, high = fixed_points(_loads(into, caps, base),
                                      _shares(service, mean, scv, exponential),
                                      s_rate, n_rate, timeout or math.inf)
-            queueing = (low, high)
             t = timeout or math.inf
+            if timeout_share(service, s_rate, mean, scv, exponential, t) >= STORM_SHARE:
+                low, high = n_rate, s_rate  # the storm's own queue keeps it timing out
+            queueing = (low, high)
             gap = (timeout_share(service, high, mean, scv, exponential, t)
                    - timeout_share(service, low, mean, scv, exponential, t))
             if gap > BISTABLE_GAP:

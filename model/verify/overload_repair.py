@@ -3,13 +3,13 @@
 For each service whose overload sustains itself, candidate changes are built and each is
 checked alone by re-running the fluid analysis on the changed system: a retry budget (Envoy's
 defaults: 20 %, 3) on a service the loop retries into, fewer retries on a retrying call of the
-loop (the most retries that still fix it), deadline propagation or a queue timeout on the
-saturated service, or the fewest replicas that carry its storm. Which candidates to take is a
-set cover: every failing service covered by one candidate that fixes it; z3 Optimize minimises
-the number of changed keys, then the size of the change (retries removed, replicas added),
-then prefers the candidates in the order above. The chosen set is applied together and
-re-verified; services still failing (a change upstream can move the storm downstream) get a
-further round, up to ``ROUNDS``.
+loop (the most retries that still fix it), a queue timeout on the saturated service (deadline
+propagation alone is not credited by the proof, so it is not offered), or the fewest replicas
+that carry its storm. Which candidates to take is a set cover: every failing service covered
+by one candidate that fixes it; z3 Optimize minimises the number of changed keys, then the
+size of the change (retries removed, replicas added), then prefers the candidates in the order
+above. The chosen set is applied together and re-verified; services still failing (a change
+upstream can move the storm downstream) get a further round, up to ``ROUNDS``.
 """
 
 from __future__ import annotations
@@ -113,12 +113,6 @@ def candidates(system: System, analysis: Analysis, service: str,
                 break
     target = system.services[service]
     if s.sustains != "nominal" and s.timeout is not None:
-        if not target.propagate_deadline:
-            c = Candidate({f"services.{service}.propagate_deadline": True},
-                          _edit_service(service, propagate_deadline=True),
-                          1, 2, f"propagate deadlines into {service}")
-            if _fixes(system, c, service):
-                found.append(c)
         room = s.timeout - s.mean
         if room > 0:
             wait = nice_up(room / 2) if nice_up(room / 2) < room else room / 2

@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from faultmesh.model.system import Call, Fallback, Group, OneOf, Step
 from faultmesh.simulations.outcomes import DEPENDENCY_FAILED
 
 # What kind of attempt a job is, for the share of a callee's load that retries and hedges make.
@@ -65,6 +66,27 @@ class FallbackRuntime:
     def __init__(self, primary: CallSite, fallback: CallSite) -> None:
         self.primary = primary
         self.fallback = fallback
+
+
+def compile_step(step: Step, site: Callable[[Call, str], CallSite], where: str,
+                 streams: Callable[[str], random.Random]) -> list[Any]:
+    """One step of an endpoint as the runtime steps ``Job.next_step`` walks: a call site, a
+    tuple of them (parallel), a ``OneOfRuntime``, a ``FallbackRuntime``, or a ``GroupStart``
+    followed by the group's steps. ``site(call, where)`` makes a call site; ``streams(name)``
+    gives the random stream of a choice."""
+    if isinstance(step, Call):
+        return [site(step, where)]
+    sites = tuple(site(c, f"{where}/{j}") for j, c in enumerate(step.calls))
+    if isinstance(step, OneOf):
+        return [OneOfRuntime(sites, step.weights, streams(f"one_of/{where}"))]
+    if isinstance(step, Fallback):
+        return [FallbackRuntime(*sites)]
+    if isinstance(step, Group):
+        rng = streams(f"group/{where}")
+        if step.parallel:
+            return [GroupStart(step.probability, 1, rng), sites]
+        return [GroupStart(step.probability, len(sites), rng), *sites]
+    return [sites]
 
 
 class EndpointRuntime:

@@ -14,13 +14,16 @@ open workload's own.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Any
 
 import simpy
 from simpy.events import Timeout
 
-from faultmesh.model.system import Sessions
+from faultmesh.model.system import Sessions, Workload
+from faultmesh.simulations.balancers import make_balancer
 from faultmesh.simulations.engine.workload import Arrivals, EntryRequest
 
 
@@ -89,4 +92,29 @@ class SessionGroup:
             user.start()
 
 
-__all__ = ["SessionGroup", "SessionStep", "User"]
+def build_sessions(sim: Any, ids: Iterator[int]) -> list[SessionGroup]:
+    """The users of every ``Sessions`` item of ``sim.system``, their steps appended to
+    ``sim.arrivals`` (so the ledger and monitors see them), routed as the open workload is."""
+    groups = []
+    for k, sessions in enumerate(sim.system.sessions):
+        steps: dict[str, SessionStep] = {}
+        for entry in dict.fromkeys(sessions.steps):
+            service, _, endpoint = entry.partition(".")
+            item = Workload(service, endpoint, 0.0, "constant", sessions.timeout, sessions.source)
+            policy = sim.system.services[service].load_balancer
+            # The ingress is one caller: least request counts its own requests out.
+            active = Counter[Any]() if policy.kind == "least_request" else None
+            balancer = make_balancer(policy, sim.streams(f"sessions/{k}/{entry}/ingress"),
+                                     attrgetter("in_flight") if active is None
+                                     else active.__getitem__)
+            steps[entry] = SessionStep(
+                sim.env, item, sim.services[service].endpoints[endpoint], sim.discovery.live,
+                balancer, sim.entries[entry], sim.streams(f"sessions/{k}/{entry}"), ids,
+                None if item.timeout is None else sim._deadlines(item.timeout), sim.trace,
+                active=active)
+            sim.arrivals.append(steps[entry])
+        groups.append(SessionGroup(sim.env, sessions, steps, sim.streams(f"sessions/{k}/think")))
+    return groups
+
+
+__all__ = ["SessionGroup", "SessionStep", "User", "build_sessions"]

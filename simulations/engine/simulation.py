@@ -20,6 +20,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -30,7 +31,7 @@ from simpy.events import Timeout
 from faultmesh import model
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Recovers, Staleness
-from faultmesh.model.system import Call, Fallback, Group, OneOf, System, Workload
+from faultmesh.model.system import Call, System
 from faultmesh.model.units import format_durations, parse_duration
 from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
@@ -39,16 +40,11 @@ from faultmesh.simulations.engine.calls import ActiveRequests, CallSite, EdgeSta
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
-from faultmesh.simulations.engine.jobs import (
-    EndpointRuntime,
-    FallbackRuntime,
-    GroupStart,
-    OneOfRuntime,
-)
+from faultmesh.simulations.engine.jobs import EndpointRuntime, compile_step
 from faultmesh.simulations.engine.network import Network
 from faultmesh.simulations.engine.orchestration import Orchestrator
 from faultmesh.simulations.engine.outliers import OutlierGroup
-from faultmesh.simulations.engine.sessions import SessionGroup, SessionStep
+from faultmesh.simulations.engine.sessions import build_sessions
 from faultmesh.simulations.engine.streams import Streams
 from faultmesh.simulations.engine.timeouts import Deadlines
 from faultmesh.simulations.engine.workload import Arrivals
@@ -300,24 +296,8 @@ class Simulation:
                 steps: list[Any] = []
                 for i, step in enumerate(endpoint.steps):
                     where = f"{name}.{endpoint.name}/{i}"
-                    if isinstance(step, Call):
-                        steps.append(self._call_site(name, step, where))
-                        continue
-                    sites = tuple(self._call_site(name, c, f"{where}/{j}")
-                                  for j, c in enumerate(step.calls))
-                    if isinstance(step, OneOf):
-                        steps.append(OneOfRuntime(sites, step.weights,
-                                                  self.streams(f"one_of/{where}")))
-                    elif isinstance(step, Fallback):
-                        steps.append(FallbackRuntime(*sites))
-                    elif isinstance(step, Group):
-                        rng = self.streams(f"group/{where}")
-                        if step.parallel:
-                            steps.extend((GroupStart(step.probability, 1, rng), sites))
-                        else:
-                            steps.extend((GroupStart(step.probability, len(sites), rng), *sites))
-                    else:
-                        steps.append(sites)
+                    steps.extend(compile_step(step, partial(self._call_site, name), where,
+                                              self.streams))
                 self.services[name].endpoints[endpoint.name].steps = tuple(steps)
 
     def _build_workload(self) -> None:
@@ -345,27 +325,7 @@ class Simulation:
                 self.streams(f"arrivals/{i}"), ids,
                 None if item.timeout is None else self._deadlines(item.timeout), self.trace,
                 active=active))
-        self.session_groups: list[SessionGroup] = []
-        for k, sessions in enumerate(system.sessions):
-            steps: dict[str, SessionStep] = {}
-            for entry in dict.fromkeys(sessions.steps):
-                service, _, endpoint = entry.partition(".")
-                item = Workload(service, endpoint, 0.0, "constant", sessions.timeout,
-                                sessions.source)
-                policy = system.services[service].load_balancer
-                active = Counter[Instance]() if policy.kind == "least_request" else None
-                balancer = make_balancer(policy, self.streams(f"sessions/{k}/{entry}/ingress"),
-                                         attrgetter("in_flight") if active is None
-                                         else active.__getitem__)
-                steps[entry] = SessionStep(
-                    self.env, item, self.services[service].endpoints[endpoint],
-                    self.discovery.live, balancer, self.entries[entry],
-                    self.streams(f"sessions/{k}/{entry}"), ids,
-                    None if item.timeout is None else self._deadlines(item.timeout),
-                    self.trace, active=active)
-                self.arrivals.append(steps[entry])
-            self.session_groups.append(SessionGroup(self.env, sessions, steps,
-                                                    self.streams(f"sessions/{k}/think")))
+        self.session_groups = build_sessions(self, ids)
 
     def _build_monitors(self) -> list[Monitor]:
         monitors: list[Monitor] = []

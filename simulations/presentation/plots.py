@@ -7,8 +7,11 @@ so they work on runs loaded back from disk too.
 - ``timeline``: availability and latency percentiles over time, fault windows shaded;
 - ``breaker_states``: each circuit breaker's state over time, one lane per edge;
 - ``latency_distribution``: histogram and CDF of request latency per entry;
-- ``topology``: the call graph, with failed instances and down services coloured (a
-  counterexample), or services coloured by utilization; each service's instances by zone.
+  both draw the top TOP_ENTRIES entries by impact (failed requests) or, when none failed, by
+  traffic, pool the rest as "other (N entries)", and keep their legend outside the axes;
+- ``topology`` (module ``presentation.topology``): the call graph in layers, with failed
+  instances and down services coloured (a counterexample), or services coloured by
+  utilization; each service's instances by zone.
 - ``sweep``: a sweep's table (``summarize``): metric against one parameter with confidence
   intervals (``sweep_lines``), or heatmaps over two (``sweep_heatmap``).
 - ``stability_map``: a stability sweep over two parameters: recovered or not, time to recover,
@@ -17,22 +20,24 @@ so they work on runs loaded back from disk too.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faultmesh.model.extras import requires
-from faultmesh.model.spec.build import DEFAULT_ZONE as IMPLICIT_ZONE
-from faultmesh.model.units import format_percent
 
 with requires("data", "faultmesh.plots"):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+# The topology figure lives in its own module; it is one of this module's pictures.
+from faultmesh.simulations.presentation.topology import NODE_PREFIX as NODE_PREFIX
+from faultmesh.simulations.presentation.topology import (
+    layered_layout as layered_layout,
+)
+from faultmesh.simulations.presentation.topology import topology as topology
+
 if TYPE_CHECKING:
-    from faultmesh.model.system import System
     from faultmesh.simulations.observation.results import Run
 
 STATE_COLOURS = {"closed": "#2e8b57", "half_open": "#e6a23c", "open": "#c0392b"}
@@ -256,321 +261,14 @@ def _latency_sample(run: Run, entry: str) -> tuple[list[float], list[float]]:
     return [value for value, _ in buckets], [float(count) for _, count in buckets]
 
 
-def topology(system: System, *, down: Collection[str] = (), failed: Collection[str] = (),
-             utilization: Mapping[str, float] | None = None, title: str | None = None) -> Figure:
-    """The call graph, in layers: callers left of their callees (``layered_layout``). ``down``
-    services are red and ``failed`` (``instance:x-0``/``zone:a``) outlined; with
-    ``utilization`` ({service: 0..1+}) services are coloured by it instead.
-
-    Each service is a box sized to its label (name, replicas, utilization), and holds its
-    instances grouped by zone: one square per instance in its zone's colour, beside the zone's
-    name (a spec without zones has no zones to draw). Failed zones and instances are outlined
-    in red. The figure grows with the graph (an inch per layer's widest label across,
-    NODE_HEIGHT inches per row down), so labels keep their size (6 pt at the least) at any
-    number of services; the axes are placed in inches, which lets arrows end at the boxes'
-    sides without clipping each arrow to its boxes (a second per hundred services).
-    """
-    from matplotlib import colormaps
-
-    from faultmesh.model.graph import call_graph
-
-    graph = call_graph(system)
-    zoned = system.zones != (IMPLICIT_ZONE,)
-    sizes = {node: _box_size(system, node, None if utilization is None
-                             else utilization.get(node), zoned) for node in graph.nodes}
-    layout = _spread(layered_layout(graph), sizes)
-    xs = [x for x, _ in layout.values()] or [0.0]
-    ys = [y for _, y in layout.values()] or [0.0]
-    # One data unit is an inch across and NODE_HEIGHT inches down.
-    x_low, x_high = min(xs) - LAYER_MARGIN, max(xs) + LAYER_MARGIN
-    y_low, y_high = min(ys) - 0.7, max(ys) + 0.7
-    plot_w, plot_h = x_high - x_low, (y_high - y_low) * NODE_HEIGHT
-    bar = 1.4 if utilization is not None else 0.0  # the colour bar's strip
-    legend = 0.5 if (zoned or down) and utilization is None else 0.15
-    heading = title or system.name
-    if failed:
-        heading += "\nfailed: " + ", ".join(failed)
-    top = 0.35 + 0.2 * heading.count("\n")
-    fig_w = max(6.0, plot_w + bar + 0.2)
-    fig_h = max(3.5, plot_h + legend + top)
-    left = (fig_w - bar - plot_w) / 2
-    bottom = legend + (fig_h - legend - top - plot_h) / 2
-    fig = Figure(figsize=(fig_w, fig_h))
-    ax = fig.add_axes((left / fig_w, bottom / fig_h, plot_w / fig_w, plot_h / fig_h))
-    ax.set_axis_off()
-    ax.set_xlim(x_low, x_high)
-    ax.set_ylim(y_low, y_high)
-    cmap = colormaps["YlOrRd"]
-    zone_colours = dict(zip(system.zones, _zone_colours(len(system.zones)), strict=True))
-    for node, data in graph.nodes(data=True):
-        if data["kind"] == "source":
-            colour: Any = "#dddddd"
-        elif utilization is not None:
-            colour = cmap(min(1.0, utilization.get(node, 0.0)))
-        elif node in down:
-            colour = "#f1948a"
-        else:
-            colour = "#aed6f1"
-        service = system.services.get(node) if data["kind"] != "source" else None
-        _node_box(ax, node, layout[node], colour, service, zoned, zone_colours, set(failed),
-                  None if utilization is None else utilization.get(node))
-    for u, v, d in graph.edges(data=True):
-        if u == v:
-            continue  # a service calling itself: its box says it all
-        loose = d["info"].optional or d["info"].asynchronous
-        start, end = _between(layout[u], sizes[u], layout[v], sizes[v])
-        # Curved, so that a call that skips a layer does not hide behind the boxes it passes.
-        ax.annotate("", xy=end, xytext=start, zorder=1, arrowprops=dict(
-            arrowstyle="-|>", color="#7f8c8d" if loose else "#34495e",
-            linestyle="--" if loose else "-", lw=1.0, shrinkA=0, shrinkB=0,
-            connectionstyle="arc3,rad=0.12"))
-    ax.set_title(heading, fontsize=10)
-    handles: list[Any] = []
-    if zoned:
-        handles += [Patch(facecolor=c, edgecolor="#34495e", label=f"zone {z}")
-                    for z, c in zone_colours.items()]
-    if utilization is not None:
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
-        strip = min(plot_h * 0.6, 4.0)
-        cax = fig.add_axes(((fig_w - bar + 0.3) / fig_w, (bottom + (plot_h - strip) / 2) / fig_h,
-                            0.2 / fig_w, strip / fig_h))
-        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), cax=cax, label="utilization")
-    elif down:
-        handles += [Patch(color="#f1948a", label="down"), Patch(color="#aed6f1", label="up")]
-    if handles and utilization is None:
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6),
-                   fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.0))
-    elif handles:  # zones with utilization: the zone key sits below, the colour bar right
-        fig.legend(handles=handles, loc="lower left", ncol=min(len(handles), 6), fontsize=8,
-                   frameon=False, bbox_to_anchor=(0.0, 0.0))
-    return fig
-
-
-def _between(u: tuple[float, float], u_size: tuple[float, float], v: tuple[float, float],
-             v_size: tuple[float, float]) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Where an arrow from box ``u`` to box ``v`` leaves and enters them: the points where the
-    line between their centres crosses their outlines (sizes are half extents in inches)."""
-    dx, dy = v[0] - u[0], (v[1] - u[1]) * NODE_HEIGHT  # in inches
-
-    def reach(size: tuple[float, float]) -> float:
-        across = size[0] / abs(dx) if dx else math.inf
-        down = size[1] / abs(dy) if dy else math.inf
-        return min(across, down, 0.49)
-
-    a, b = reach(u_size), reach(v_size)
-    return ((u[0] + a * dx, u[1] + a * dy / NODE_HEIGHT),
-            (v[0] - b * dx, v[1] - b * dy / NODE_HEIGHT))
-
-
-NODE_PREFIX = "node:"  # gid of each service's box (tests and tools find nodes by it)
-
-
-def _node_box(ax: Any, name: str, at: tuple[float, float], colour: Any, service: Any,
-              zoned: bool, zone_colours: Mapping[str, Any], failed: set[str],
-              utilization: float | None) -> Any:
-    """One node: a box sized to its contents (an AnnotationBbox), so no label spills out."""
-    from matplotlib.colors import to_rgb
-    from matplotlib.offsetbox import AnnotationBbox, TextArea, VPacker
-
-    red, green, blue = to_rgb(colour)
-    ink = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
-    rows: list[Any] = [TextArea(name, textprops={"fontsize": 8, "fontweight": "bold",
-                                                 "color": ink})]
-    if service is not None:
-        rows.append(TextArea(_detail(service, utilization),
-                             textprops={"fontsize": 7, "color": ink}))
-        if zoned:
-            rows.append(_zone_chips(service, zone_colours, failed))
-    content = VPacker(children=rows, align="center", pad=0, sep=2)
-    outline = "#c0392b" if service is not None and f"service:{name}" in failed else "#34495e"
-    box = AnnotationBbox(content, at, xycoords="data", frameon=True, pad=0.35, zorder=3,
-                         bboxprops={"boxstyle": "round,pad=0.35", "facecolor": colour,
-                                    "edgecolor": outline})
-    box.set_gid(NODE_PREFIX + name)
-    ax.add_artist(box)
-    return box
-
-
-def _zone_chips(service: Any, zone_colours: Mapping[str, Any], failed: set[str]) -> Any:
-    """The service's instances grouped by zone: ``a ■■  b ■``, one square per instance."""
-    from matplotlib.offsetbox import DrawingArea, HPacker, TextArea
-    from matplotlib.patches import Rectangle
-
-    groups: list[Any] = []
-    for zone in zone_colours:
-        indices = [i for i, z in enumerate(service.zones) if z == zone]
-        if not indices:
-            continue
-        size, gap = 7.0, 2.0
-        chips = DrawingArea(len(indices) * (size + gap) - gap, size)
-        for slot, index in enumerate(indices):
-            down = f"zone:{zone}" in failed or f"instance:{service.name}-{index}" in failed
-            chips.add_artist(Rectangle((slot * (size + gap), 0), size, size,
-                                       facecolor=zone_colours[zone],
-                                       edgecolor="#c0392b" if down else "#34495e",
-                                       lw=1.6 if down else 0.6))
-        groups.append(HPacker(children=[TextArea(zone, textprops={"fontsize": 6}), chips],
-                              align="center", pad=0, sep=2))
-    return HPacker(children=groups, align="center", pad=0, sep=6)
-
-
-def _zone_colours(count: int) -> list[Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["Pastel2"]
-    return [cmap(i % cmap.N) for i in range(count)]
-
-
-# The gap between layers, the margin at the sides (half the widest first or last box,
-# roughly) and the height of one node row, in inches.
-LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.8, 1.0, 0.75
-
-
-@functools.lru_cache(maxsize=4096)
-def _text_points(text: str, size: float, bold: bool) -> float:
-    """How wide ``text`` is set at ``size`` points, in points (no renderer needed)."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
-
-    weight = "bold" if bold else "normal"
-    return float(TextPath((0, 0), text, size=size,
-                          prop=FontProperties(weight=weight)).get_extents().width)
-
-
-# Padding between a node's label and its box's outline (the AnnotationBbox's pad and the
-# round box style's, each 0.35 of 10 pt), in points.
-BOX_PAD = 7.5
-
-
-def _box_size(system: System, node: str, utilization: float | None,
-              zoned: bool) -> tuple[float, float]:
-    """Half a node's box across and down, in inches: its rows as ``_node_box`` sets them
-    (name 8 pt bold, detail 7 pt, zone chips 7 pt squares), 2 pt apart, plus the padding."""
-    service = system.services.get(node)
-    widths = [_text_points(node, 8, True)]
-    height = 8.0 * 1.2
-    if service is not None:
-        widths.append(_text_points(_detail(service, utilization), 7, False))
-        height += 2 + 7 * 1.2
-        if zoned:
-            counts = [n for n in (service.zones.count(z) for z in system.zones) if n]
-            widths.append(sum(_text_points("m", 6, False) + 2 + 9 * n - 2 for n in counts)
-                          + 6 * (len(counts) - 1))
-            height += 2 + 7
-    return (max(widths) / 2 + BOX_PAD) / 72, (height / 2 + BOX_PAD) / 72
-
-
-def _detail(service: Any, utilization: float | None) -> str:
-    detail = f"{service.replicas} replica{'' if service.replicas == 1 else 's'}"
-    if utilization is not None:
-        detail += f" · {format_percent(utilization)}"
-    return detail
-
-
-def _spread(layout: Mapping[str, tuple[float, float]],
-            sizes: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-    """The layered layout with layers placed by the width of their widest box (in inches)."""
-    widths: dict[float, float] = {}
-    for node, (x, _) in layout.items():
-        widths[x] = max(widths.get(x, 0.0), 2 * sizes[node][0])
-    centres: dict[float, float] = {}
-    edge = 0.0
-    for x in sorted(widths):
-        centres[x] = edge + widths[x] / 2
-        edge += widths[x] + LAYER_GAP
-    return {node: (centres[x], y) for node, (x, y) in layout.items()}
-
-
-def layered_layout(graph: Any) -> dict[str, tuple[float, float]]:
-    """Callers left of callees: layers by longest call distance from a source (members of a
-    call cycle share a layer). Within a layer, nodes are ordered to cut edge crossings: by
-    Graphviz ``dot``'s own ordering when ``dot`` is on PATH, else by the barycentre heuristic
-    (Sugiyama et al. 1981: each node at the mean position of its neighbours in the layer
-    before, sweeping down and up a few times)."""
-    from faultmesh.model.graph import components
-
-    depth: dict[str, int] = {}
-    successors = {node: list(graph.successors(node)) for node in graph.nodes}
-    # Components come callees first: reversed, each comes after every caller outside it.
-    for members in reversed(components(successors, graph.nodes)):
-        level = max((depth[p] + 1 for m in members for p in graph.predecessors(m)
-                     if p in depth), default=0)
-        for member in members:
-            depth[member] = level
-    layers: dict[int, list[str]] = {}
-    for node in sorted(graph.nodes):
-        layers.setdefault(depth[node], []).append(node)
-    ranks = _dot_order(graph)
-    if ranks is not None:
-        for nodes in layers.values():
-            nodes.sort(key=lambda n: (ranks.get(n, 0.0), n))
-    else:
-        _barycentre(graph, layers)
-    positions = {}
-    for level, nodes in layers.items():
-        for index, node in enumerate(nodes):
-            positions[node] = (float(level), -index + (len(nodes) - 1) / 2)
-    return positions
-
-
-BARYCENTRE_SWEEPS = 4
-
-
-def _barycentre(graph: Any, layers: dict[int, list[str]]) -> None:
-    """Reorder each layer (in place) by the mean index of its nodes' neighbours in the layer
-    swept from; a node without such neighbours keeps its index."""
-    levels = sorted(layers)
-    for sweep in range(BARYCENTRE_SWEEPS):
-        down = sweep % 2 == 0
-        order = levels if down else levels[::-1]
-        for previous, level in itertools.pairwise(order):
-            index = {n: i for i, n in enumerate(layers[previous])}
-            nodes = layers[level]
-
-            def key(pair: tuple[int, str], index: dict[str, int] = index,
-                    down: bool = down) -> tuple[float, int]:
-                i, node = pair
-                near = graph.predecessors(node) if down else graph.successors(node)
-                seen = [index[n] for n in near if n in index]
-                return (sum(seen) / len(seen) if seen else float(i), i)
-
-            layers[level] = [n for _, n in sorted(enumerate(nodes), key=key)]
-
-
-def _dot_order(graph: Any) -> dict[str, float] | None:
-    """Each node's place across its rank in Graphviz ``dot``'s layout (top first), or None
-    when ``dot`` is not on PATH or fails."""
-    import shutil
-    import subprocess
-
-    dot = shutil.which("dot")
-    if dot is None:
-        return None
-    names = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
-    lines = ["digraph g {", "rankdir=LR;", "node [shape=box, width=1.2, height=0.5];"]
-    lines += [f"{names[u]} -> {names[v]};" for u, v in graph.edges if u != v]
-    lines += [f"{name};" for name in names.values()]
-    lines.append("}")
-    try:
-        result = subprocess.run([dot, "-Tplain"], input="\n".join(lines), capture_output=True,
-                                text=True, timeout=30, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    back = {name: node for node, name in names.items()}
-    places: dict[str, float] = {}
-    for line in result.stdout.splitlines():
-        parts = line.split()
-        if len(parts) > 3 and parts[0] == "node" and parts[1] in back:
-            places[back[parts[1]]] = -float(parts[3])  # plain y grows upward
-    return places
-
-
 def _colours(count: int) -> list[Any]:
+    """Distinct colours; up to nine, tab10 without its grey (the pooled "other" series')."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if count <= 10 else "tab20"]
+    if count <= 9:
+        cmap = colormaps["tab10"]
+        return [cmap(i if i < 7 else i + 1) for i in range(count)]
+    cmap = colormaps["tab20"]
     return [cmap(i % cmap.N) for i in range(count)]
 
 

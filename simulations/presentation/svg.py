@@ -16,9 +16,9 @@ from faultmesh.model.units import format_duration, format_percent
 if TYPE_CHECKING:
     from faultmesh.simulations.observation.results import Run
 
-# matplotlib's tab10, so the SVG's colours match the PNG timeline's.
+# matplotlib's tab10 without its grey (the pooled series'), as the PNG timeline draws them.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
+           "#bcbd22", "#17becf")
 OTHER = "#7f7f7f"
 WIDTH, HEIGHT = 1000, 330
 LEFT, RIGHT, TOP, BOTTOM = 56, 250, 24, 42

@@ -1,0 +1,66 @@
+"""Benchmark: what drawing a run's figures and report.html costs next to simulating it.
+
+The run is TrainTicket-sized (tests/present_topology.py: 64 services, 84 workload entries,
+300 requests/s in all) through its svc-outage scenario, stretched to ``--duration``. Both
+sides are CPU seconds of this process (``time.process_time``): the simulation, then
+``write_report`` (four PNG figures and report.html) timed on its second call, so matplotlib's
+one-off import and font cache are not counted against it (they are printed apart).
+
+    python bench/figures.py                 # 5 minutes simulated (about 20 s of CPU)
+    python bench/figures.py --quick         # 60 s simulated
+    python bench/figures.py --duration 10m
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from announce import add_options, announce
+from present_topology import write_trainticket_like
+
+import faultmesh
+from faultmesh.model.cost import LongRun
+from faultmesh.model.units import parse_duration
+from faultmesh.simulations.presentation.report import write_report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", default="5m", help="simulated time (default 5m)")
+    add_options(parser, "60 s simulated")
+    args = parser.parse_args()
+    duration = 60.0 if args.quick else parse_duration(args.duration)
+    announce(f"about {max(5, round(duration / 15))} s",
+             f"84-entry run, {duration:g} s simulated, then its figures and report.html",
+             quick=args.quick)
+    if args.dry_run:
+        return
+    work = Path(tempfile.mkdtemp())
+    system = faultmesh.load(write_trainticket_like(work / "trainticket.yaml", total_rate=300.0))
+    start = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LongRun)
+        run = faultmesh.simulate(system, "svc-outage", seed=1, duration=duration)
+    simulation = time.process_time() - start
+    start = time.process_time()
+    write_report(run, work / "first", system)
+    first = time.process_time() - start
+    start = time.process_time()
+    write_report(run, work / "second", system)
+    draw = time.process_time() - start
+    requests = sum(e["requests"] for e in run.summary["entries"].values())
+    print(f"simulation          {simulation:7.2f} s CPU ({requests:,} requests)")
+    print(f"figures + report    {draw:7.2f} s CPU = {draw / simulation:.1%} of the simulation")
+    print(f"  (first call       {first:7.2f} s CPU, with matplotlib's import and font cache)")
+
+
+if __name__ == "__main__":
+    main()
