@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from faultmesh.model import properties as P
@@ -142,11 +142,15 @@ class ServiceReplay:
         # A loss system (no waiting room, or a concurrency limit) sheds so much that what it
         # carries stays below the target, so rejecting more than the bound shows it too.
         shed = self.requests > 0 and self.rejected / self.requests > self.rejected_bound
+        if shed and self.predicted >= self.limit:
+            # Its limits refuse more than the property allows: overloaded all the same
+            # (requests holding concurrency slots while they wait on calls fill them early).
+            return True
         # Callers that eject it or open their breakers shed the load before it arrives.
         offered = self.requests + self.shed
         by_callers = offered > 0 and self.shed / offered > max(self.rejected_bound, SHED_NOISE)
-        return self.predicted >= 1 and (
-            (self.rejected > 0 and (measured >= self.limit or shed)) or by_callers)
+        return self.predicted >= 1 and ((self.rejected > 0 and measured >= self.limit)
+                                        or by_callers)
 
     def claim(self) -> str:
         if self.surviving == 0:
@@ -174,6 +178,9 @@ class Replay:
     window: tuple[float, float]
     entries: tuple[EntryReplay, ...]
     services: tuple[ServiceReplay, ...] = ()
+    # overload_recovery: the run's ``recovers`` monitor results for the loop's entries (status
+    # and what sustained the overload), as the run's summary gives them.
+    recovers: tuple[dict[str, Any], ...] = ()
 
     @property
     def agrees(self) -> bool:
@@ -192,6 +199,9 @@ class Replay:
                          "agrees": e.agrees}
                         for e in self.entries],
         }
+        if self.recovers:
+            out["recovers"] = [{"name": r["name"], "status": r["status"],
+                                "violations": r.get("violations", [])} for r in self.recovers]
         if self.services:
             out["services"] = [{"service": s.service, "predicted_utilization": s.predicted,
                                 "limit": s.limit, "surviving": s.surviving,
@@ -296,13 +306,21 @@ def _replay_overload(system: System, verdict: Verdict, *, at: float, after: floa
     start = end_of_trigger + OVERLOAD_SETTLE
     scenario = verdict.to_scenario(at=at, duration=0.0, total=start + after,
                                    warmup=min(10.0, at / 2))
-    run = simulate(system, scenario, seed=seed)
+    # The ``recovers`` monitor watches each loop entry too: it says for how long the entry
+    # stayed down and which edges' retries, hedges and orphaned work sustained it.
+    watched = {p.entry for p in system.properties if isinstance(p, P.Recovers)}
+    names = {p.name for p in system.properties}
+    added = tuple(P.Recovers(name=f"recovers:{e}", entry=e, within=OVERLOAD_SETTLE)
+                  for e in ce.down if e not in watched and f"recovers:{e}" not in names)
+    run = simulate(replace(system, properties=system.properties + added), scenario, seed=seed)
     entries = []
     for entry in ce.down:
         requests, ok = window_requests(run, entry, start, start + after)
         entries.append(EntryReplay(entry, "down", 0.0, None if requests == 0 else ok / requests,
                                    requests))
-    return Replay(verdict, run, (start, start + after), tuple(entries))
+    recovers = tuple(p for p in run.summary.get("properties", [])
+                     if p.get("kind") == "recovers" and p.get("entry") in ce.down)
+    return Replay(verdict, run, (start, start + after), tuple(entries), (), recovers)
 
 
 def _limit(system: System, verdict: Verdict) -> float:

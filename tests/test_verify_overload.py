@@ -245,6 +245,10 @@ def test_the_trigger_replays_as_non_recovery_and_the_repair_recovers() -> None:
     (entry,) = result.entries
     assert entry.availability is not None and entry.availability <= 0.05
     assert result.agrees
+    # The recovers monitor of the replayed run names what sustained it: back's retries.
+    (monitor,) = result.recovers
+    assert monitor["status"] == "violated"
+    assert "front->back" in monitor["violations"][0]["detail"]
     # The same trigger on the repaired system: back to full availability once it drains.
     repaired = v.repair.apply(sys)
     from faultmesh.simulations.engine.simulation import simulate
@@ -270,3 +274,41 @@ def test_a_storm_just_below_capacity_sustains_itself_by_queueing() -> None:
     # Far from capacity the same chain holds.
     assert decide(system(doc, call={"retries": 2, "timeout": "131ms"},
                          rate="15/s")).status == "holds"
+
+
+def three_tier(front_timeout: str, back: dict[str, Any], mid: dict[str, Any] | None = None,
+               ) -> System:
+    """front -> mid -> back (found by the differential test: back sheds, mid retries it 4
+    times with 896 ms per try, front gives up on mid after ``front_timeout``)."""
+    return from_document({
+        "system": "tiers",
+        "services": {
+            "front": {"workers": 256, "endpoints": {"Get": {"service_time": "1ms", "calls": [
+                {"call": "mid.Get", "timeout": front_timeout, "retries": 0}]}}},
+            "mid": {"workers": 13, **(mid or {}), "endpoints": {"Get": {
+                "service_time": {"exponential": "2ms"},
+                "calls": [{"call": "back.Get", "timeout": "896ms", "retries": 4}]}}},
+            "back": {"workers": 2, **back, "endpoints": {"Get": {"service_time": "19ms"}}},
+        },
+        "workload": [{"entry": "front.Get", "rate": "81.6/s"}],
+    }, "<tiers>")
+
+
+def test_shedding_is_not_credited_below_a_caller_that_outlives_its_caller() -> None:
+    # mid keeps retrying back for up to 5 x 896 ms after front gave up at 873 ms: back's
+    # callers are orphaned one level up, and back's queue timeout cannot tell.
+    shedding = {"queue_timeout": "100ms"}
+    assert analyse(three_tier("873ms", shedding)).services["back"].shed is None
+    assert decide(three_tier("873ms", shedding)).status == "violated"
+    # With front waiting longer than mid can take, back's shedding counts again.
+    assert analyse(three_tier("6s", shedding)).services["back"].shed is not None
+    assert decide(three_tier("6s", shedding)).status == "holds"
+    # A propagating mid cuts its calls at front's remaining time: orphan-free as well.
+    assert decide(three_tier("873ms", shedding, {"propagate_deadline": True})).status == "holds"
+
+
+def test_shedding_is_not_credited_at_a_service_that_calls_others() -> None:
+    # mid's bounded queue would bound its waits, but mid waits on back too: work it starts
+    # in time can still answer after front gave up.
+    sys = three_tier("6s", {}, {"queue": 4})
+    assert analyse(sys).services["mid"].shed is None

@@ -394,6 +394,9 @@ def _print_replay(result: Replay, out: Console) -> None:
             table.add_row(e.entry, e.claim(), shown, _agreement(e.agrees))
     out.print()
     print_table(out, table)
+    for monitor in result.recovers:
+        for violation in monitor.get("violations", [])[:1]:
+            out.print(f"{monitor['name']}: {violation['detail']}", markup=False)
     verdict = "agrees with" if result.agrees else "DISAGREES with"
     out.print(f"the simulation {verdict} the proof", markup=False)
 

@@ -166,10 +166,15 @@ def apply_changes(document: Mapping[str, Any], changes: Mapping[str, Any]) -> di
         return out
     zones = out.get("zones")
     new_zones: list[str] | None = zones if zones != old_zones and _names(zones) else None
+    # Grouped once by service: a repair may change thousands of services.
+    by_service: dict[Any, list[KeyPath]] = {}
+    for steps in paths.values():
+        if len(steps) >= 2 and steps[0] == "services":
+            by_service.setdefault(steps[1], []).append(steps)
     for name, service in services.items():
         if not isinstance(service, dict):
             continue
-        named = [steps for steps in paths.values() if steps[:2] == ("services", name)]
+        named = by_service.get(name, [])
         replicas_named = any(steps[2:] == ("replicas",) for steps in named)
         placement_named = any(steps[2:3] == ("placement",) for steps in named)
         if placement_named:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 
 from faultmesh.model import properties as P
@@ -47,8 +48,8 @@ from faultmesh.model.verify.deadline import (
     OutOfTime,
     out_of_time,
 )
-from faultmesh.model.verify.failures import FailureKinds, zone_counts
-from faultmesh.model.verify.load import exact, offered_load
+from faultmesh.model.verify.failures import FailureKinds, FailureSet, zone_counts
+from faultmesh.model.verify.load import OfferedLoad, exact, offered_load
 from faultmesh.model.verify.pressure import CallTimes, Pressure, ServiceModel
 from faultmesh.model.verify.repairs import (
     PlacementChange,
@@ -58,6 +59,7 @@ from faultmesh.model.verify.repairs import (
     extra_zones,
 )
 from faultmesh.model.verify.shares import even
+from faultmesh.model.verify.thinning import certain_load
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 from faultmesh.model.verify.wording import number, percent, plural
 
@@ -82,17 +84,30 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     worst: list[Pressure] = []  # every loaded service at the full budget
     first: Pressure | None = None  # the smallest failure set that breaks something
     open_: list[Pressure] = []  # services whose verdict is unknown
+    profiles: dict[str, list[Pressure]] = {}
     for name in system.services:
         deadline.check()
         model = ServiceModel(system, name, load, times)
         if model.rate == 0 and not model.unbounded:
             continue
         models[name] = model
-        at = model.profile(kinds, budget, deadline)
-        worst.append(at[-1])
-        breaking = next((p for p in at if p.status(limit, rejected) == "violated"), None)
+        profiles[name] = model.profile(kinds, budget, deadline)
+        worst.append(profiles[name][-1])
+    for at in profiles.values():
+        deadline.check()
+        breaking, unsure = None, None
+        for p in at:
+            if p.status(limit, rejected) != "violated":
+                continue
+            why = _thinned(system, load, times, profiles, p, limit, rejected)
+            if not why:
+                breaking = p
+                break
+            unsure = unsure or replace(p, undecided=why)
         if breaking is None:
-            if at[-1].status(limit, rejected) == "unknown":
+            if unsure is not None:
+                open_.append(unsure)
+            elif at[-1].status(limit, rejected) == "unknown":
                 open_.append(at[-1])
             continue
         if first is None or (breaking.failures, breaking.rank()) < (first.failures,
@@ -124,6 +139,38 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     return Verdict(prop.name, prop.kind, "violated",
                    _violation_text(first, limit, rejected) + (f"; {note}" if note else ""),
                    counterexample, repair)
+
+
+def _thinned(system: System, load: OfferedLoad, times: CallTimes,
+             profiles: dict[str, list[Pressure]], p: Pressure, limit: Fraction,
+             rejected: float) -> str:
+    """Why ``p``'s violation is not certain ("" when it is): the nominal load breaks the
+    service, but the load sure to arrive (``thinning``: calls on the way that can fail stop
+    their requests' later calls) does not."""
+    if p.unbounded or p.surviving == 0:
+        return ""
+    dead = FailureSet(p.units)
+    broken = {name for name, at in profiles.items() if name != p.service.name and (
+        at[p.failures].status(limit, rejected) == "violated")}
+    broken |= {name for name, s in system.services.items() if dead.surviving(s) == 0}
+    # Each service refuses at most its upper loss bound at its own worst failures this size.
+    accepts = {name: Fraction(1) - Fraction(at[p.failures].loss.high)
+               for name, at in profiles.items()}
+    sure = certain_load(system, load, broken, accepts)
+    model = ServiceModel(system, p.service.name, sure, times)
+    if model.rate == p.load:
+        return ""
+    q = model.pressure(p.failures, p.units, [p.busiest] * p.surviving, p.share, p.busiest)
+    if q.status(limit, rejected) == "violated":
+        return ""
+    after = f"after {', '.join(p.units)} down" if p.units else "with no failure"
+    return (f"{_where(p)} {after} breaks its targets at its full load ({number(p.load)} "
+            f"requests/s: {percent(p.utilization)} busy, rejecting up to "
+            f"{percent(p.loss.high)}), but calls on the way to it can fail (a timeout "
+            f"within its callee's healthy worst case, a callee that refuses work or is "
+            f"itself broken) and a request whose call fails makes no later calls: only "
+            f"{number(q.load)} requests/s are sure to arrive, and they stay within the "
+            f"targets")
 
 
 def _numbers(p: Pressure) -> dict[str, float]:

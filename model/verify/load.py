@@ -50,6 +50,7 @@ class OfferedLoad:
     # (absent: 1), gathered in the same pass over the calls: looking it up per service would
     # walk every call once per service.
     attempts: dict[str, int] = field(default_factory=dict)
+    called: frozenset[str] = frozenset()  # services some call reaches with a chance of firing
 
     def service(self, system: System, name: str) -> tuple[Fraction, Fraction, bool]:
         """(requests/s, demand in busy workers, unbounded?) of one service.
@@ -91,13 +92,16 @@ def offered_load(system: System) -> OfferedLoad:
             names.append(f"{name}.{ep_name}")
     weights: list[dict[int, Fraction]] = []
     attempts: dict[str, int] = {}
+    called: set[str] = set()
     unbounded_entries: set[int] = set()  # session steps with no think time
     for service in system.services.values():
         for endpoint in service.endpoints.values():
             out: dict[int, Fraction] = {}
             for call, share in endpoint_shares(endpoint):
-                if call.probability > 0 and call.attempts > attempts.get(call.service, 1):
-                    attempts[call.service] = call.attempts
+                if call.probability > 0:
+                    called.add(call.service)
+                    if call.attempts > attempts.get(call.service, 1):
+                        attempts[call.service] = call.attempts
                 weight = exact(call.probability) * call.repeat * share
                 if weight > 0:
                     target = index[call.target]
@@ -144,6 +148,7 @@ def offered_load(system: System) -> OfferedLoad:
         endpoints={names[v]: load[v] for v in range(len(names)) if load[v] or unbounded[v]},
         unbounded=frozenset(names[v] for v in range(len(names)) if unbounded[v]),
         attempts=attempts,
+        called=frozenset(called),
     )
 
 

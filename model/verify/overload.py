@@ -44,8 +44,8 @@ service), its figures (``back: 200/s nominal, 800/s when every attempt times out
 400/s``) and the smallest trigger: waits exceed the per-try timeout ``t`` once the backlog is
 ``B = capacity x (t - S)``; slowing s by ``d`` (capacity ``workers / (S + d)``) builds it in
 ``T = B / (rate - reduced capacity)``, a surge by factor f in ``T = B / (f x rate -
-capacity)``. The trigger is a ``Slowdown`` of s that ``--replay`` simulates (twice the
-smallest added time, for twice as long). With the nominal load already above capacity no
+capacity)``. The trigger ``--replay`` simulates is a ``Slowdown`` of s comfortably past the
+smallest (``trigger_faults``). With the nominal load already above capacity no
 trigger is needed. Repairs: ``overload_repair``.
 """
 
@@ -269,12 +269,16 @@ def trigger(system: System, s: ServiceOverload, path: list[Flow]) -> Trigger:
 
 
 def trigger_faults(s: ServiceOverload, t: Trigger, *, at: float = 0.0) -> tuple[Slowdown, ...]:
-    """The replayed trigger: ``s`` slowed by twice the smallest added time, twice as long."""
-    if t.added is None or s.mean <= 0:
+    """The replayed trigger, comfortably past the smallest: ``s`` slowed so that it serves at
+    most half its nominal rate (at least twice the smallest added time), for long enough to
+    queue four times the tipping backlog (at least twice the smallest duration)."""
+    if t.added is None or s.mean <= 0 or s.nominal_rate <= 0:
         return ()
-    factor = (s.mean + 2 * max(t.added, 0.1 * s.mean)) / s.mean
-    return (Slowdown(at=at, duration=2 * t.duration, target=Target("service", s.name),
-                     factor=round(factor, 3)),)
+    utilization = s.nominal_demand / s.capacity
+    factor = max((s.mean + 2 * max(t.added, 0.1 * s.mean)) / s.mean, 2 / utilization)
+    duration = max(2 * t.duration, nice_up(8 * t.backlog / s.nominal_rate))
+    return (Slowdown(at=at, duration=duration, target=Target("service", s.name),
+                     factor=nice_up(factor)),)
 
 
 # --- the checker -------------------------------------------------------------------------

@@ -194,9 +194,7 @@ class ServiceModel:
         self.service = service = system.services[name]
         self.rate, self.demand, self.unbounded = load.service(system, name)
         self.attempts = load.attempts.get(name, 1)
-        self.called = any(c.service == name and c.probability > 0
-                          for s in system.services.values() for e in s.endpoints.values()
-                          for c in e.calls())
+        self.called = name in load.called
         loaded = [(float(r), ep, service.endpoints[ep]) for ep in service.endpoints
                   if (r := load.endpoints.get(f"{name}.{ep}", Fraction(0))) > 0]
         total = float(self.rate)

@@ -241,8 +241,9 @@ class PlacementSolver:
         replicas = sum(vector)
         if kinds.zones and failures >= len(self.zones):
             return None
-        ratio = demand / utilization
-        least = math.floor(ratio) + 1  # slots any placement needs, before failures
+        ratio = demand / utilization  # integer arithmetic below: p / q, exact and fast
+        p, q = ratio.numerator, ratio.denominator
+        least = p // q + 1  # slots any placement needs, before failures
         best: tuple[int, int, tuple[int, ...], int] | None = None  # slots, edits, counts, w
         w = workers
         tried = 0
@@ -250,7 +251,7 @@ class PlacementSolver:
                                and tried < CAPACITY_CANDIDATES):
             self.deadline.check()
             tried += 1
-            block = math.floor(ratio / w)
+            block = p // (q * w)  # floor(ratio / w)
             need = block + 1
             if survivors is not None:
                 losses = survivors(w)
@@ -278,7 +279,7 @@ class PlacementSolver:
             elif block == 0:
                 break  # one survivor is enough for this w and every larger one, which costs more
             else:
-                w = math.floor(ratio / block) + 1  # the first w of the next run
+                w = p // (q * block) + 1  # the first w of the next run
         assert best is not None
         return PlacementChange(service, dict(zip(self.zones, vector, strict=True)),
                                dict(zip(self.zones, best[2], strict=True)), workers, best[3])

@@ -28,11 +28,18 @@ Decision procedure (exact, linear in the size of the endpoint graph):
 The verdict names the weakest service, the failures, every entry they take down and the chain
 of required calls from a downed entry to the dead service, with the smallest repair.
 
-Outlier detection (``outlier_detection``) changes none of this. It ejects hosts that fail; in
-this model a live instance never fails, so only dead ones can be ejected, and removing a dead
-instance from a caller's set neither revives it nor takes a live one away (when every instance
-is dead, "no instance" replaces "instance down"). ``max_ejection_percent`` cannot eject live
-hosts here, so it cannot make an entry down that is up.
+Outlier detection (``outlier_detection``) ejects hosts that fail. Removing a dead instance
+from a caller's set neither revives it nor takes a live one away (when every instance is dead,
+"no instance" replaces "instance down"). But a live host fails too when an attempt to it
+times out or it refuses work (Envoy counts both as gateway errors, and every gateway error as
+a 5xx), or when it answers with an error because one of its own required calls failed; and
+Istio sets no panic threshold, so a caller whose detector ejected every host fails its calls
+with "no healthy upstream". When the detector of a service an entry needs may eject as many
+hosts as survive the failures (``max_ejection_percent``, or ``always_eject_one_host`` on a
+single replica) and its live hosts can fail so (``ejectable``: the ``thinning`` rules, a
+timeout within the callee's healthy worst case), the entry can go down with no failure at
+all, as often as those timeouts fire: no bound on that is derived, so the verdict is
+``unknown`` instead of ``holds``, naming the service.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from faultmesh.model.verify.failures import (
     instance_unit,
     kill_cost,
     kill_set,
+    removal_profile,
     zone_counts,
     zone_unit,
 )
@@ -65,6 +73,8 @@ from faultmesh.model.verify.repairs import (
     as_repair,
     extra_zones,
 )
+from faultmesh.model.verify.thinning import Failing, refuses
+from faultmesh.model.verify.timeouts import decimal, round_trip
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 from faultmesh.model.verify.wording import IMPLICIT_ZONE, arrow, in_zone, listing, plural
 
@@ -105,6 +115,15 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if weakest > budget:
         if deadline.expired():
             return out_of_time(prop, deadline)
+        if exposed := _ejectable_needed(system, graph, entry_nodes, kinds, budget, deadline):
+            name, why = exposed
+            when = "with no failure" if budget == 0 else \
+                f"after any {plural(budget, 'failure')} of {kinds.describe()}"
+            return Verdict(prop.name, prop.kind, "unknown",
+                           f"{when} every service the entries need keeps an instance, but "
+                           f"{name}'s callers may eject every live host of it ({why}): with "
+                           f"no panic threshold their calls then fail as if it were down, as "
+                           f"often as that happens, which is not bounded here")
         via = f" (via {arrow(chain)})" if len(chain) > 1 else ""
         return Verdict(prop.name, prop.kind, "holds",
                        f"every workload entry survives any {plural(budget, 'failure')} "
@@ -145,6 +164,49 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     if note:
         explanation += f"; {note}"
     return Verdict(prop.name, prop.kind, "violated", explanation, counterexample, repair)
+
+
+def ejectable(system: System, service: Service, kinds: FailureKinds, budget: int,
+              failing: Failing) -> str:
+    """Why the callers' outlier detection may eject every live host of ``service`` within
+    ``budget`` failures ("" when it cannot): it may eject as many hosts as survive, and a live
+    host can produce a detection (a gateway error: a timeout or a refusal; or a 5xx)."""
+    policy = service.outlier_detection
+    if policy is None:
+        return ""
+    survivors = service.replicas - removal_profile(
+        list(zone_counts(service).values()), kinds, budget)[-1]
+    allowed = policy.ejectable(service.replicas)
+    if survivors <= 0 or allowed < survivors:
+        return ""
+    callers = [(s.name, c) for s in system.services.values() for e in s.endpoints.values()
+               for c in e.calls() if c.service == service.name and c.probability > 0]
+    gateway = failing.lossy or refuses(service) or any(
+        not c.asynchronous and decimal(c.timeout) <= failing.healthy_worst(c.target)
+        + round_trip(system, caller, c.service) for caller, c in callers)
+    errors = any(failing.endpoint_can_fail(f"{service.name}.{e}") for e in service.endpoints)
+    if policy.consecutive_gateway_errors > 0 and gateway:
+        what = f"{plural(policy.consecutive_gateway_errors, 'gateway error')} in a row"
+    elif policy.consecutive_5xx > 0 and (gateway or errors):
+        what = f"{plural(policy.consecutive_5xx, '5xx')} in a row"
+    else:
+        return ""
+    return (f"a host is ejected after {what}, up to {allowed} of "
+            f"{plural(service.replicas, 'replica')}, and calls to it can time out or fail")
+
+
+def _ejectable_needed(system: System, graph: RequiredGraph, entry_nodes: list[int],
+                      kinds: FailureKinds, budget: int, deadline: Deadline
+                      ) -> tuple[str, str] | None:
+    """The first service some entry needs whose live hosts may all be ejected (see
+    ``ejectable``), with why; None when there is none."""
+    failing = Failing(system)
+    entries = set(entry_nodes)
+    for name, service in system.services.items():
+        why = ejectable(system, service, kinds, budget, failing)
+        if why and graph.unavailable({name}, deadline) & entries:
+            return name, why
+    return None
 
 
 def _together(system: System, graph: RequiredGraph, start: int, cost: dict[str, int | None],

@@ -97,6 +97,11 @@ QUANTILE = 0.999  # stand-in for the worst case of an unbounded distribution
 GRANULARITY = 1000  # repairs raise timeouts to whole milliseconds
 MICRO = 10**6  # service-time bounds are rounded up to the microsecond
 OPTIMIZE_LIMIT = 2000  # beyond this many timeouts involved, the least solution is computed
+# No repair raises a timeout beyond this (about 32 years). Raises cascade up a chain (a raised
+# timeout lengthens its caller's worst case), and down a deep fan-out they grow exponentially:
+# past this they are no repair anyone would make, and exact arithmetic on their thousands of
+# digits would make the repair quadratic in the depth.
+LONGEST = Fraction(10**9)
 
 
 def decimal(x: float) -> Fraction:
@@ -320,6 +325,8 @@ def repair_timeouts(system: System, found: list[Offence],
     changes: dict[str, float] = {}
     for key, old in olds.items():
         new = Fraction(model.eval(timeout[key], model_completion=True).as_long(), scale)
+        if new > LONGEST:
+            return None
         if new != old:
             changes[key] = float(new)
     return changes
@@ -331,7 +338,8 @@ def _above_ms(need: Fraction) -> Fraction:
 
 
 def least_timeouts(system: System) -> dict[str, float] | None:
-    """The pointwise least whole-millisecond raises, bottom-up (None around a call cycle).
+    """The pointwise least whole-millisecond raises, bottom-up (None around a call cycle, or
+    when some timeout would have to exceed ``LONGEST``).
 
     What the Optimize objective attains, computed directly: callees first, each offending
     timeout is raised to the least whole millisecond above its callee's (final) worst case
@@ -351,6 +359,8 @@ def least_timeouts(system: System) -> dict[str, float] | None:
         for site in by_caller.get(name, ()):
             need = worst[site.callee] + site_network(system, site)
             if timeout[site] <= need:
+                if need >= LONGEST:
+                    return None
                 timeout[site] = _above_ms(need)
                 changes[site.key("timeout")] = float(timeout[site])
         endpoint = system.endpoint(name)
@@ -368,6 +378,8 @@ def least_timeouts(system: System) -> dict[str, float] | None:
         worst[name] = total
     for i, w in enumerate(system.workload):
         if w.timeout is not None and decimal(w.timeout) <= worst[w.entry]:
+            if worst[w.entry] >= LONGEST:
+                return None
             changes[f"workload[{i}].timeout"] = float(_above_ms(worst[w.entry]))
     return changes
 
