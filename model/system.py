@@ -33,6 +33,9 @@ from faultmesh.model.policies import (
 )
 from faultmesh.model.properties import Property
 
+# The one zone of a spec that names none (zone failures then mean nothing).
+DEFAULT_ZONE = "default"
+
 
 class FrozenMap(dict):
     """A dict that refuses mutation and pickles; keeps insertion order like the spec."""
@@ -409,6 +412,7 @@ class System:
 
 
 __all__ = [
+    "DEFAULT_ZONE",
     "Backoff",
     "BackoffStrategy",
     "BreakerPolicy",

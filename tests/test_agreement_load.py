@@ -21,6 +21,7 @@ from faultmesh import model
 from faultmesh.model import properties as P
 from faultmesh.model.system import System
 from faultmesh.model.verify import verify
+from faultmesh.model.verify.verdict import Verdict
 from faultmesh.simulations.replay import ServiceReplay, replay
 
 FAST = A.Settings(measure=15.0)
@@ -30,7 +31,7 @@ def _system(text: str) -> System:
     return model.loads(textwrap.dedent(text))
 
 
-def _verdict(system: System, prop: P.Property) -> object:
+def _verdict(system: System, prop: P.Property) -> Verdict:
     return verify(system, [prop]).verdicts[0]
 
 
@@ -228,3 +229,40 @@ def test_a_staleness_violation_is_shown_by_any_failure_for_the_dead_instance() -
     assert verdict.status == "violated"
     findings = A.check_staleness(system, verdict, A.FAST)
     assert findings and all(f.agrees for f in findings), findings
+
+
+BURSTS = """
+system: bursts
+services:
+  front:
+    workers: 16
+    endpoints:
+      home:
+        service_time: 1ms
+        calls:
+          - parallel: [{call: back.get, timeout: 1s}, {call: back.get, timeout: 1s}]
+  back:
+    workers: 2
+    queue: 0
+    endpoints:
+      get: {service_time: {exponential: 5ms}}
+workload:
+  - {entry: front.home, rate: 20/s}
+"""
+
+
+def test_calls_in_flight_together_arrive_in_bursts_and_bound_no_loss() -> None:
+    # 40 calls/s x 5 ms on 2 servers: Erlang B says 1.6 % for Poisson arrivals, but the two
+    # calls of a request arrive together, and back loses about 8 %.
+    system = _system(BURSTS)
+    prop = P.Capacity(failures=0, rejected=0.05)
+    verdict = _verdict(system, prop)
+    assert verdict.status == "unknown", verdict.explanation
+    assert "several calls to it in flight at once" in verdict.explanation
+    stats = A.run(system, (), 5.0, 65.0, 1)["services"]["back"]
+    assert stats["rejected"] > 0.05 * stats["requests"]
+    # One after the other, they are spaced by the first one's answer: the figure bounds it.
+    sequential = _system(BURSTS.replace(
+        "- parallel: [{call: back.get, timeout: 1s}, {call: back.get, timeout: 1s}]",
+        "- {call: back.get, timeout: 1s, repeat: 2}"))
+    assert _verdict(sequential, prop).status == "holds"

@@ -312,3 +312,15 @@ def test_shedding_is_not_credited_at_a_service_that_calls_others() -> None:
     # in time can still answer after front gave up.
     sys = three_tier("6s", {}, {"queue": 4})
     assert analyse(sys).services["mid"].shed is None
+
+
+def test_a_budget_caps_nothing_when_attempts_can_be_cut_short() -> None:
+    # Little's law needs the shortest attempt: an overall deadline (or a caller propagating
+    # its own) can cut a retry to almost nothing, and the budget's place frees at once (the
+    # differential test found a front -> mid -> back storm this way). The per-call count of
+    # attempts that start within the 130 ms deadline (0, 50, 100 ms) still holds.
+    budget = {"retry_budget": {"percent": "20%", "min_concurrency": 3}}
+    assert storm(system(back=budget), "back") == pytest.approx(325)
+    assert storm(system(back=budget, call={"deadline": "130ms"}), "back") == pytest.approx(600)
+    assert storm(system(back=budget, front={"propagate_deadline": True}),
+                 "back") == pytest.approx(800)

@@ -6,15 +6,17 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
-from faultmesh import model
 from faultmesh.model import files
-from faultmesh.model.spec import SpecErrors, load_with_warnings
+from faultmesh.model.spec.errors import SpecErrors
+
+if TYPE_CHECKING:
+    from faultmesh.model.system import System
 
 EXIT_OK, EXIT_VIOLATED, EXIT_BAD_INPUT, EXIT_UNKNOWN = 0, 1, 2, 3
 # A failure of faultmesh itself (a bug, or the machine ran out of memory): never 1, which
@@ -187,9 +189,13 @@ def bad_input(message: str) -> NoReturn:
     raise BadInput(message)
 
 
-def load_spec(path: Path) -> model.System:
+def load_spec(path: Path) -> System:
     """Load a spec; its warnings (likely unit mistakes, missing service times) go to stderr
     as ``warning: file:line:col: ...`` and change no exit code."""
+    # Imported here: the loader (pydantic and the spec schema) is most of start-up, and
+    # ``--help`` or a usage error needs none of it.
+    from faultmesh.model.spec.load import load_with_warnings
+
     system, warnings = load_with_warnings(path)
     for warning in warnings:
         err.print(f"warning: {warning}", markup=False)

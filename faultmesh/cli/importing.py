@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from faultmesh.cli.app import EXIT_OK, app, bad_input, err, out, write_atomic
-from faultmesh.model.importers.common import Draft, spec_name
-from faultmesh.model.spec import SpecErrors
+from faultmesh.model.spec.errors import SpecErrors
+
+if TYPE_CHECKING:  # the importers load the spec loader: only the import command needs them
+    from faultmesh.model.importers.common import Draft
 
 KINDS = ("k8s", "istio", "compose", "traces")
 
@@ -54,6 +56,7 @@ def import_command(
     force: Annotated[bool, typer.Option("--force", help="overwrite -o / rewrite --into")] = False,
 ) -> None:
     """Write a spec from what you already run: manifests, a Compose file, or traces."""
+    from faultmesh.model.importers.common import spec_name
     from faultmesh.model.spec.load import loads
 
     if kind not in KINDS:

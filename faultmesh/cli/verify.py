@@ -31,7 +31,6 @@ from faultmesh.cli.app import VERDICT_EXIT, Command, SpecArg, app, bad_input, er
 from faultmesh.model import properties as P
 from faultmesh.model.extras import check
 from faultmesh.model.graph import to_dot, to_mermaid
-from faultmesh.model.spec.fields import MAX_FAILURES
 from faultmesh.model.system import System
 from faultmesh.model.units import format_duration, format_percent
 from faultmesh.model.verify import Report, Verdict, properties_to_verify, verify
@@ -278,6 +277,8 @@ def verify_command(
     """Prove or refute the spec's properties (plus the always-on ones) with Z3."""
     if failures is not None and failures < 0:
         bad_input(f"--failures must be at least 0, not {failures}")
+    from faultmesh.model.spec.fields import MAX_FAILURES  # (pydantic: not at start-up)
+
     if failures is not None and failures > MAX_FAILURES:  # the same bound as the spec's
         bad_input(f"--failures must be at most {MAX_FAILURES:,}, not {failures:,}")
     if timeout < 0:

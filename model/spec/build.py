@@ -26,6 +26,7 @@ from faultmesh.model.spec.mitigations import (
 )
 from faultmesh.model.spec.yaml_source import Path, Source
 from faultmesh.model.system import (
+    DEFAULT_ZONE,
     Backoff,
     BreakerPolicy,
     Call,
@@ -50,8 +51,6 @@ from faultmesh.model.system import (
     Workload,
 )
 from faultmesh.model.units import format_durations
-
-DEFAULT_ZONE = "default"
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

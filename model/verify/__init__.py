@@ -17,8 +17,7 @@ from dataclasses import replace
 from functools import wraps
 
 from faultmesh.model import properties as P
-from faultmesh.model.spec.build import DEFAULT_ZONE
-from faultmesh.model.system import System
+from faultmesh.model.system import DEFAULT_ZONE, System
 from faultmesh.model.verify.deadline import Deadline, OutOfTime, out_of_time
 from faultmesh.model.verify.verdict import Counterexample, Repair, Report, Verdict
 

@@ -24,6 +24,11 @@ Decision procedure:
   bounded otherwise. The verdict is ``violated`` when utilization reaches U or the loss's lower
   bound exceeds R, ``unknown`` when only its upper bound does, ``holds`` when neither.
 
+  The offered load is an upper bound: a request whose call fails makes no later calls. So a
+  service breaking under it is a counterexample only if the load sure to arrive
+  (``thinning.certain_load``: calls that can fail on the way stop their requests' later
+  calls) breaks it as well; otherwise that service is ``unknown`` and the search goes on.
+
 An unbounded load (a call cycle that never ends) overloads its services with no failure at
 all. The repair (``repairs``) adds the fewest worker slots that bring both measures within
 their targets (fewest under even balancing; under consistent hashing the ring of the new

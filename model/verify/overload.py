@@ -163,7 +163,8 @@ def analyse(system: System) -> Analysis:
             queueing = (low, high)
             gap = (timeout_share(service, high, mean, scv, exponential, t)
                    - timeout_share(service, low, mean, scv, exponential, t))
-            if gap > BISTABLE_GAP:
+            if gap > BISTABLE_GAP or low * mean >= capacity:
+                # Two equilibria, or even the nominal one's waits overload it.
                 sustains = "queueing"
         results[name] = ServiceOverload(name, n_rate, n_demand, s_rate, s_demand, capacity,
                                         mean, timeout, shed, sustains, queueing)
@@ -183,8 +184,8 @@ def _loads(into: list[Flow], caps: dict[tuple[str, str], float],
             total += f.first
             call = f.site.call
             if call.hedge is not None:
-                total += f.first * sum(share(i * call.hedge.delay)
-                                       for i in range(1, math.ceil(f.factor)))
+                hedges = sum(share(i * call.hedge.delay) for i in range(1, math.ceil(f.factor)))
+                total += f.first * min(f.factor - 1, hedges)
                 continue
             p = share(call.timeout)
             extra = sum(p ** j for j in range(1, math.ceil(f.factor)))

@@ -18,7 +18,8 @@ long run retries and hedges are at most ``token_ratio`` per call; in the full st
 succeeds and they stop altogether).
 
 Caps on the retry *rate* from caller service a to callee b (Little's law over each caller
-instance, with every attempt lasting the per-try timeout ``t``, as it does in the storm):
+instance, with every attempt lasting the per-try timeout ``t``, as it does in the storm; none
+when an overall deadline or deadline propagation can cut an attempt shorter):
 
 * Envoy's retry budget on b: active retries stay below ``max(min_concurrency, percent x active
   requests)`` <= ``m + p x active``; active retries = ``r x t``, active requests = ``(f + r) x t``
@@ -127,7 +128,12 @@ def retry_caps(system: System, flows: Iterable[Flow]) -> dict[tuple[str, str], f
             continue
         key = _pair(f.site)
         first[key] = first.get(key, 0.0) + f.first
-        timeout[key] = min(timeout.get(key, INF), f.site.call.timeout)
+        # Little's law needs the shortest an attempt can last. A call's overall deadline, or
+        # a caller that propagates its own, can cut a retry to almost nothing, and a budget
+        # then frees its place at once: no rate cap from it (the per-call count still holds).
+        short = f.site.call.deadline is not None or \
+            system.services[f.site.caller_service].propagate_deadline
+        timeout[key] = 0.0 if short else min(timeout.get(key, INF), f.site.call.timeout)
     caps: dict[tuple[str, str], float] = {}
     for key, f1 in first.items():
         caller, callee = system.services[key[0]], system.services[key[1]]

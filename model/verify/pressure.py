@@ -51,6 +51,7 @@ from faultmesh.model.verify.failures import (
 )
 from faultmesh.model.verify.load import OfferedLoad, exact
 from faultmesh.model.verify.shares import consistent_hash_shares, even
+from faultmesh.model.verify.thinning import simultaneous
 from faultmesh.model.verify.timeouts import call_worst
 
 ENUMERATION_LIMIT = 20_000  # failure sets tried per service under consistent hashing
@@ -195,6 +196,7 @@ class ServiceModel:
         self.rate, self.demand, self.unbounded = load.service(system, name)
         self.attempts = load.attempts.get(name, 1)
         self.called = name in load.called
+        self.bursty = self.called and name in _simultaneous(system, load)
         loaded = [(float(r), ep, service.endpoints[ep]) for ep in service.endpoints
                   if (r := load.endpoints.get(f"{name}.{ep}", Fraction(0))) > 0]
         total = float(self.rate)
@@ -258,6 +260,13 @@ class ServiceModel:
             # once), so they can lose far less; only the capacity floor is certain.
             a = rate * station.mean
             floor = max(0.0, 1.0 - station.servers / a) if a > 0 else 0.0
+            if self.bursty:
+                # A request can have several calls to it in flight at once: they arrive in
+                # bursts, and the Poisson figure bounds nothing.
+                return Loss(min(alone.low, floor), 1.0, False,
+                            f"{alone.why}, no bound: a request can have several calls to it "
+                            f"in flight at once (parallel, asynchronous, hedged, or a retry "
+                            f"beside its timed-out attempt)")
             alone = Loss(min(alone.low, floor), alone.high, False,
                          f"{alone.why}; an upper bound: its callers' requests are not Poisson")
         kind = self.service.load_balancer.kind
@@ -332,6 +341,19 @@ class ServiceModel:
             assert best is not None
             out.append(best)
         return out
+
+
+_BURSTS: dict[int, tuple[OfferedLoad, frozenset[str]]] = {}
+
+
+def _simultaneous(system: System, load: OfferedLoad) -> frozenset[str]:
+    """``thinning.simultaneous`` once per check (keyed by its load, kept alive here)."""
+    key = id(load)
+    if key not in _BURSTS or _BURSTS[key][0] is not load:
+        if len(_BURSTS) > 8:
+            _BURSTS.clear()
+        _BURSTS[key] = (load, simultaneous(system))
+    return _BURSTS[key][1]
 
 
 def _no_check() -> None:

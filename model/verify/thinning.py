@@ -38,7 +38,16 @@ from collections.abc import Iterable
 from dataclasses import replace
 from fractions import Fraction
 
-from faultmesh.model.system import Call, Fallback, Service, System, step_calls
+from faultmesh.model.system import (
+    Call,
+    Fallback,
+    Group,
+    ParallelCalls,
+    Service,
+    Step,
+    System,
+    step_calls,
+)
 from faultmesh.model.verify.load import OfferedLoad, endpoint_shares, exact
 from faultmesh.model.verify.timeouts import (
     awaited,
@@ -180,4 +189,57 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
                    unbounded=frozenset())
 
 
-__all__ = ["Failing", "certain_load", "refuses", "sheds"]
+def _parallel(step: Step) -> bool:
+    return isinstance(step, ParallelCalls) or (isinstance(step, Group) and step.parallel)
+
+
+def simultaneous(system: System) -> frozenset[str]:
+    """Services one request can have two calls in flight to at once, so that their arrivals
+    come in bursts (burstier than Poisson, whose loss figure is then no upper bound): members
+    of a parallel step reaching the same service, an asynchronous call's subtree meeting
+    anything the endpoint does after it, hedged attempts, and a retry sent while the
+    timed-out attempt it replaces still occupies the callee (a timeout within the callee's
+    healthy worst case)."""
+    failing = Failing(system)
+    reach: dict[str, frozenset[str]] = {}
+
+    def reached(target: str) -> frozenset[str]:
+        if target not in reach:
+            reach[target] = frozenset()  # around a cycle: what is found without going round
+            found: set[str] = set()
+            for step in system.endpoint(target).steps:
+                for c in step_calls(step):
+                    if c.probability > 0:
+                        found |= {c.service} | reached(c.target)
+            reach[target] = frozenset(found)
+        return reach[target]
+
+    out: set[str] = set()
+    for service in system.services.values():
+        for endpoint in service.endpoints.values():
+            steps = [[c for c in step_calls(step) if c.probability > 0]
+                     for step in endpoint.steps]
+            cones = [[frozenset({c.service}) | reached(c.target) for c in members]
+                     for members in steps]
+            for i, (step, members) in enumerate(zip(endpoint.steps, steps, strict=True)):
+                if _parallel(step):
+                    seen: set[str] = set()
+                    for cone in cones[i]:
+                        out |= seen & cone
+                        seen |= cone
+                later = frozenset().union(*(c for cs in cones[i + 1:] for c in cs))
+                for k, c in enumerate(members):
+                    if c.hedge is not None:
+                        out.add(c.service)
+                    trip = round_trip(system, service.name, c.service)
+                    if c.retries > 0 and not c.asynchronous and decimal(
+                            c.timeout) <= failing.healthy_worst(c.target) + trip:
+                        out.add(c.service)
+                    if c.asynchronous:
+                        others = frozenset().union(
+                            *(cone for j, cone in enumerate(cones[i]) if j != k))
+                        out |= cones[i][k] & (later | others)
+    return frozenset(out)
+
+
+__all__ = ["Failing", "certain_load", "refuses", "sheds", "simultaneous"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
-from faultmesh.model.spec.build import DEFAULT_ZONE
+from faultmesh.model.system import DEFAULT_ZONE
 from faultmesh.model.units import format_durations, spec_duration
 
 # Long lists in one-line explanations are cut to this many items ("and 12 more").

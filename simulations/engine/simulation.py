@@ -37,6 +37,7 @@ from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
 from faultmesh.simulations.engine.breaker_groups import BreakerGroup, breakers_summary
 from faultmesh.simulations.engine.calls import ActiveRequests, CallSite, EdgeStats
+from faultmesh.simulations.engine.collector import quiet_collector
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
@@ -389,12 +390,13 @@ class Simulation:
         self.injector.schedule()
         if self.warmup > 0:
             Timeout(env, self.warmup).callbacks.append(self._end_warmup)
-        if progress is None:
-            env.run(until=self.duration)
-        else:
-            for step in range(1, PROGRESS_STEPS + 1):
-                env.run(until=self.duration * step / PROGRESS_STEPS)
-                progress(env.now, self.duration)
+        with quiet_collector():  # the built model is not walked again (see ``collector``)
+            if progress is None:
+                env.run(until=self.duration)
+            else:
+                for step in range(1, PROGRESS_STEPS + 1):
+                    env.run(until=self.duration * step / PROGRESS_STEPS)
+                    progress(env.now, self.duration)
         for instance in self.instances:
             instance.close_counters()
         self.timeline.finish(self.duration)

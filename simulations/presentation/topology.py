@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from faultmesh.model.extras import requires
-from faultmesh.model.spec.build import DEFAULT_ZONE as IMPLICIT_ZONE
+from faultmesh.model.system import DEFAULT_ZONE as IMPLICIT_ZONE
 from faultmesh.model.units import format_percent
 
 with requires("data", "faultmesh.plots"):

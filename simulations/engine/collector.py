@@ -1,0 +1,51 @@
+"""Python's cyclic garbage collector, tuned around one simulation run.
+
+A run keeps tens of thousands of objects alive (instances, call sites, balancers, the event
+queue, every request in flight) and allocates millions of short-lived ones (events, process
+generators). With the default thresholds the collector starts a young-generation pass every
+700 net allocations and, every so often, a full pass over everything alive: on a
+1,000-service topology that walking cost a quarter of the run. Most of what it walks never
+becomes garbage: the model built before the run lives until the run ends.
+
+``quiet_collector()`` therefore, for the duration of a run:
+
+* moves everything alive at its start into the permanent generation (``gc.freeze()``), so no
+  pass walks the built model again;
+* raises the young-generation threshold (``YOUNG_THRESHOLD`` allocations instead of 700), so
+  passes are rarer but still run: SimPy's processes and events form reference cycles, and
+  with the collector off a long run's cyclic garbage would pile up without bound;
+
+and restores the thresholds and unfreezes on the way out, whatever ends the run (an error,
+``KeyboardInterrupt``). If something else already froze objects (a host application, an
+enclosing run), the freeze is left to it: only what this run froze is unfrozen.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Allocations between young-generation passes during a run (CPython's default: 700). Large
+# enough that a pass is rare next to the work between passes, small enough that cyclic
+# garbage (finished requests' events and generators) is reclaimed as the run goes.
+YOUNG_THRESHOLD = 50_000
+
+
+@contextmanager
+def quiet_collector() -> Iterator[None]:
+    """Freeze what exists and collect young garbage rarely until the block ends."""
+    thresholds = gc.get_threshold()
+    froze = gc.isenabled() and gc.get_freeze_count() == 0
+    if froze:
+        gc.freeze()
+    gc.set_threshold(max(YOUNG_THRESHOLD, thresholds[0]), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if froze:
+            gc.unfreeze()
+
+
+__all__ = ["YOUNG_THRESHOLD", "quiet_collector"]
