@@ -318,7 +318,7 @@ def _replay_overload(system: System, verdict: Verdict, *, at: float, after: floa
         requests, ok = window_requests(run, entry, start, start + after)
         entries.append(EntryReplay(entry, "down", 0.0, None if requests == 0 else ok / requests,
                                    requests))
-    recovers = tuple(p for p in run.summary.get("properties", [])
+    recovers = tuple(dict(p) for p in run.summary.get("properties", [])
                      if p.get("kind") == "recovers" and p.get("entry") in ce.down)
     return Replay(verdict, run, (start, start + after), tuple(entries), (), recovers)
 

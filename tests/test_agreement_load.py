@@ -266,3 +266,17 @@ def test_calls_in_flight_together_arrive_in_bursts_and_bound_no_loss() -> None:
         "- parallel: [{call: back.get, timeout: 1s}, {call: back.get, timeout: 1s}]",
         "- {call: back.get, timeout: 1s, repeat: 2}"))
     assert _verdict(sequential, prop).status == "holds"
+
+
+def test_a_violation_beside_a_service_callers_may_eject_replays() -> None:
+    # survives is violated by solo's single replica; back's live hosts may all be ejected, so
+    # requests fail "no instance" with no fault too: the harness allows the fault-free rate.
+    system = _system(EJECTS_LIVE.replace(
+        "calls: [{call: back.get, timeout: 20ms}]",
+        "calls: [{call: back.get, timeout: 20ms}, {call: solo.get, timeout: 1s}]").replace(
+        "workload:", "  solo:\n    endpoints:\n      get: {service_time: 1ms}\nworkload:"))
+    prop = P.Survives(failures=1)
+    verdict = _verdict(system, prop)
+    assert verdict.status == "violated"
+    findings = A.check_survives(system, prop, verdict, FAST)
+    assert findings and all(f.agrees for f in findings), findings

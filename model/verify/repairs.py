@@ -33,7 +33,7 @@ from faultmesh.model.verify.wording import LIST_LIMIT
 
 
 # Values of workers per instance a capacity repair tries at most (see ``for_capacity``).
-CAPACITY_CANDIDATES = 256
+CAPACITY_CANDIDATES = 64
 # Ways of choosing the surviving zones ``fewest_surviving`` tries at most before leaving the
 # placement to z3 (C(Z, K): 3 for three zones, 252 for ten zones and five failures).
 SPLITS_LIMIT = 256
@@ -221,7 +221,8 @@ class PlacementSolver:
                      extra: int = 0) -> PlacementChange | None:
         """Fewest added worker slots so that ``demand / capacity < utilization`` after any
         ``failures`` failures. Tries workers per instance ``w`` upward; for each, the fewest
-        replicas is one Optimize call (cached by what it must reach).
+        replicas is counted (``fewest_added``), and they are placed in zones for the best ``w``
+        (``surviving_at_least``).
 
         Only the ``w`` where the answer can change are tried: without ``survivors`` the
         survivors needed, ``floor(demand / (utilization w)) + 1``, is constant over runs of
@@ -244,7 +245,8 @@ class PlacementSolver:
         ratio = demand / utilization  # integer arithmetic below: p / q, exact and fast
         p, q = ratio.numerator, ratio.denominator
         least = p // q + 1  # slots any placement needs, before failures
-        best: tuple[int, int, tuple[int, ...], int] | None = None  # slots, edits, counts, w
+        best: tuple[int, int, int, int] | None = None  # slots, edits, need, w
+        added = adder(vector, kinds.zones, failures)
         w = workers
         tried = 0
         while best is None or (w * replicas <= best[0] and least + failures * w <= best[0]
@@ -262,18 +264,12 @@ class PlacementSolver:
                     continue
                 need = max(need, losses)
             need += extra
-            # A cheap lower bound on the replicas needed skips hopeless solver calls.
-            floor_replicas = max(replicas, need + failures if not kinds.zones else
-                                 need + failures * math.ceil(need / (len(self.zones) - failures)))
-            if best is None or w * floor_replicas <= best[0]:
-                answer = self.surviving_at_least(vector, kinds, failures, need)
-                if answer is None:
-                    return None
-                candidate = (w * sum(answer), sum(answer) - replicas + (w - workers), answer, w)
-                if best is None or candidate[:2] < best[:2]:
-                    best = candidate
-                if sum(answer) == replicas:
-                    break  # the placement already suffices: more workers only cost more
+            total = replicas + added(need)
+            candidate = (w * total, total - replicas + (w - workers), need, w)
+            if best is None or candidate[:2] < best[:2]:
+                best = candidate
+            if total == replicas:
+                break  # the placement already suffices: more workers only cost more
             if survivors is not None:
                 w += 1
             elif block == 0:
@@ -281,8 +277,40 @@ class PlacementSolver:
             else:
                 w = p // (q * block) + 1  # the first w of the next run
         assert best is not None
+        # Where the replicas go (the zone objectives) is decided for the chosen w alone.
+        answer = self.surviving_at_least(vector, kinds, failures, best[2])
+        if answer is None:
+            return None
         return PlacementChange(service, dict(zip(self.zones, vector, strict=True)),
-                               dict(zip(self.zones, best[2], strict=True)), workers, best[3])
+                               dict(zip(self.zones, answer, strict=True)), workers, best[3])
+
+
+def fewest_added(counts: tuple[int, ...], zones: bool, failures: int, need: int) -> int:
+    """How many replicas ``surviving_at_least`` adds (the count alone, in O(zones)).
+
+    Instances only: what ``sum - failures`` lacks of ``need``. Zones: the cheapest split keeps
+    the ``failures`` most-populated zones as the ones that fail (an exchange argument: a less
+    populated zone there costs at least as much to raise); those are raised to the level ``v =
+    max(ceil(need / m), the largest of the other m)`` and the other ``m`` zones get what their
+    sum lacks of ``need``. (Checked against the solver's optimum by the tests.)
+    """
+    return adder(counts, zones, failures)(need)
+
+
+def adder(counts: tuple[int, ...], zones: bool, failures: int) -> Callable[[int], int]:
+    """``fewest_added`` for one placement, as a function of ``need`` (sorted once)."""
+    if not zones:
+        short = failures - sum(counts)
+        return lambda need: max(0, need + short)
+    ordered = sorted(counts)
+    m = len(ordered) - failures
+    bottom_sum, bottom_max, top = sum(ordered[:m]), ordered[m - 1], ordered[m:]
+
+    def added(need: int) -> int:
+        level = max(-(-need // m), bottom_max)
+        return sum(max(0, level - c) for c in top) + max(0, need - bottom_sum)
+
+    return added
 
 
 def fewest_surviving(counts: tuple[int, ...], loads: tuple[int, ...], zones: bool,
@@ -379,4 +407,5 @@ def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
     return Repair("; ".join(words + described), changes)
 
 
-__all__ = ["PlacementChange", "PlacementSolver", "RepairTimeout", "as_repair", "extra_zones"]
+__all__ = ["CAPACITY_CANDIDATES", "PlacementChange", "PlacementSolver", "RepairTimeout", "as_repair",
+           "extra_zones", "fewest_added", "fewest_surviving"]
