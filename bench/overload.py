@@ -6,7 +6,8 @@ Draws ``--systems`` retry-storm systems (default 1,000; ``tests/overload_systems
 they look like and what is compared), verifies ``overload_recovery`` on each, and simulates:
 for every ``holds`` a latency trigger on the busiest service, requiring the entry to come back
 within the fluid drain time plus a margin; for every ``violated`` the counterexample's trigger,
-requiring the entry to stay down. Prints the counts, the disagreements and the time; each
+requiring the entry to stay down; ``unknown`` verdicts are counted by what the proof could not
+decide. Prints the counts, the disagreements and the time; each
 disagreement's spec goes to ``--out`` for triage. Exit code 1 on any disagreement.
 """
 
@@ -38,6 +39,18 @@ def _harness() -> Any:
     return module
 
 
+def _why(explanation: str) -> str:
+    """The construct an ``unknown`` verdict names, without the service and the figures."""
+    doubt = explanation.split(": ", 1)[-1]
+    for construct in ("propagate_deadline", "queue_timeout", "bounded queue", "lifo",
+                      "rate limited", "queueing delay", "certainly brings"):
+        if construct in doubt:
+            return {"certainly brings": "storm floor below capacity (caps, callers' throughput)",
+                    "queueing delay": "below capacity, queueing only",
+                    "lifo": "adaptive LIFO"}.get(construct, construct)
+    return doubt[:60]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", type=int, default=1000)
@@ -48,6 +61,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     counts: collections.Counter[tuple[str, bool]] = collections.Counter()
     causes: collections.Counter[str] = collections.Counter()
+    undecided: collections.Counter[str] = collections.Counter()
     start = time.perf_counter()
     cpu = time.process_time()
     for index in range(args.systems):
@@ -57,6 +71,8 @@ def main() -> int:
         if verdict.status == "violated":
             causes[verdict.explanation.split(":")[0] and
                    ("nominal" if "no trigger needed" in verdict.explanation else "storm")] += 1
+        if verdict.status == "unknown":
+            undecided[_why(verdict.explanation)] += 1
         result = harness.trial(system, verdict, seed=index)
         counts[(result.status, result.agrees)] += 1
         if not result.agrees:
@@ -71,7 +87,10 @@ def main() -> int:
     violated = counts[("violated", True)] + counts[("violated", False)]
     print(f"{args.systems} systems: {holds} holds ({counts[('holds', False)]} disagree), "
           f"{violated} violated ({counts[('violated', False)]} disagree; "
-          f"{causes['nominal']} overloaded at nominal load)")
+          f"{causes['nominal']} overloaded at nominal load), "
+          f"{counts[('unknown', True)]} unknown")
+    for why, n in undecided.most_common():
+        print(f"  unknown: {n} {why}")
     print(f"{time.perf_counter() - start:.1f}s wall, {time.process_time() - cpu:.1f}s CPU")
     return 1 if counts[("holds", False)] or counts[("violated", False)] else 0
 

@@ -15,6 +15,8 @@ Columns, each timed end to end on the same System:
     python bench/verify.py --quick              # 1,000 services, contenders capped at 10 s
     python bench/verify.py --sizes 1000 --cap 30
     python bench/verify.py --unchained          # all calls random: the entry cone is ~1/5
+    python bench/verify.py --end-to-end         # YAML of 10,000 and 100,000 services: load,
+                                                # every default property, memory
 
 Every contender but faultmesh is capped (``--cap`` seconds per z3 run, ``--brute-cap`` per
 brute force), so the whole run has an upper bound, printed before it starts: about 27 minutes
@@ -182,7 +184,74 @@ def timed(fn: Contender, system: System, budget: int, cap: float) -> tuple[float
     return time.perf_counter() - start, status, detail
 
 
+# --- end to end: the spec as YAML, loaded, every default property ----------------------------
+
+
+def layered_yaml(n: int, fanout: int = 3, seed: int = 7) -> str:
+    """``layered(n)`` as a spec a user would write (one template for what every service
+    shares), with every default property."""
+    rng = random.Random(seed)
+    lines = [f"system: layered-{n}", "zones: [a, b, c]", "defaults:", "  call: {timeout: 1s}",
+             "  service: {replicas: 3, workers: 4, endpoint_defaults: {service_time: 1ms}}",
+             "services:"]
+    for i in range(n):
+        later = range(i + 2, n)
+        targets = ([i + 1] if i + 1 < n else []) + rng.sample(later, min(fanout - 1, len(later)))
+        calls = ", ".join(f"s{j}.handle" for j in targets)
+        lines.append(f"  s{i}: {{endpoints: {{handle: {{calls: [{calls}]}}}}}}")
+    lines += ["workload:", "  - {entry: s0.handle, rate: 100/s}", "properties:",
+              "  - survives: {failures: 1}", "  - capacity: {failures: 1}",
+              "  - timeouts_nest: {}", "  - retry_amplification: {max: 8}", "  - staleness: {}",
+              "  - breaker: {}"]
+    return "\n".join(lines) + "\n"
+
+
+def end_to_end_child(n: int, cap: float) -> None:
+    """In a child process (its peak memory is its own): load and verify, one JSON line out."""
+    import json
+    import resource
+    import tempfile
+
+    from faultmesh.model.spec import load
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"layered-{n}.yaml"
+        path.write_text(layered_yaml(n), encoding="utf-8")
+        size = path.stat().st_size
+        start = time.perf_counter()
+        system = load(path)
+        loaded = time.perf_counter() - start
+    start = time.perf_counter()
+    report = verify(system, timeout=cap)
+    total = time.perf_counter() - start
+    print(json.dumps({"n": n, "bytes": size, "load": loaded, "verify": total,
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "properties": [(v.kind, v.status, v.seconds) for v in report.verdicts]}))
+
+
+def end_to_end(sizes: list[int], cap: float) -> None:
+    import json
+    import subprocess
+
+    for n in sizes:
+        done = subprocess.run([sys.executable, __file__, "--end-to-end-child", str(n),
+                               "--cap", str(cap)], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{n:,} services: failed\n{done.stderr[-2000:]}")
+            continue
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{n:,} services ({row['bytes'] / 1e6:.1f} MB of YAML): load {row['load']:.2f} s, "
+              f"verify {row['verify']:.2f} s, load + verify {row['load'] + row['verify']:.2f} s, "
+              f"peak memory {row['rss_mb']:,.0f} MB")
+        for kind, status, seconds in row["properties"]:
+            print(f"  {kind:22s} {status:9s} {seconds:7.2f} s")
+
+
 def main() -> None:
+    if len(sys.argv) >= 3 and sys.argv[1] == "--end-to-end-child":
+        cap = float(sys.argv[sys.argv.index("--cap") + 1]) if "--cap" in sys.argv else 300.0
+        end_to_end_child(int(sys.argv[2]), cap)
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--failures", type=int, nargs="+", default=[2, 3])
@@ -192,7 +261,20 @@ def main() -> None:
     parser.add_argument("--unchained", action="store_true",
                         help="all calls random (small entry cone) instead of s{i} -> s{i+1}")
     add_options(parser, "1,000 services, z3 capped at 10 s and brute force at 5 s")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="load and verify YAML specs of --sizes services (default 10,000 "
+                             "and 100,000; --quick: 1,000 and 10,000) with every default "
+                             "property; --cap bounds each verify")
     args = parser.parse_args()
+    if args.end_to_end:
+        sizes = [1000, 10000] if args.quick else (
+            args.sizes if "--sizes" in sys.argv else [10000, 100000])
+        announce(f"at most about {spoken(len(sizes) * (args.cap + 60))}",
+                 f"load + verify of {', '.join(f'{n:,}' for n in sizes)} services, each in a "
+                 "child process", quick=args.quick)
+        if not args.dry_run:
+            end_to_end(sizes, args.cap)
+        return
     if args.quick:
         args.sizes, args.cap, args.brute_cap = [1000], 10.0, 5.0
     runs = len(args.sizes) * len(args.failures)

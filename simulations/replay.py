@@ -13,7 +13,10 @@ seconds, and compares what the property claims with what the run measures in the
   rejected. Capacity speaks of that service, not of the entries, so entries are not compared.
 * ``overload_recovery``: the counterexample's trigger (a slowdown of the saturated service)
   runs, and the entries whose calls reach that service are measured once the trigger has
-  ended (``OVERLOAD_SETTLE`` seconds later): the proof says they stay down.
+  ended and its backlog would have drained without a storm (``OVERLOAD_SETTLE`` seconds, or
+  ``DRAIN_FACTOR`` x the proof's fluid drain time if longer): the proof says they stay down.
+  The surge trigger (the loop's entry at a multiple of its rate) runs too and must leave them
+  down as well, and the verdict's repair, under the same slowdown, must bring them back up.
 """
 
 from __future__ import annotations
@@ -181,10 +184,15 @@ class Replay:
     # overload_recovery: the run's ``recovers`` monitor results for the loop's entries (status
     # and what sustained the overload), as the run's summary gives them.
     recovers: tuple[dict[str, Any], ...] = ()
+    # overload_recovery: further runs, each (what ran, its judged window, its entries): the
+    # surge trigger (entries predicted down) and the repaired system under the slowdown
+    # (entries predicted up again).
+    others: tuple[tuple[str, tuple[float, float], tuple[EntryReplay, ...]], ...] = ()
 
     @property
     def agrees(self) -> bool:
-        return all(e.agrees for e in self.entries) and all(s.agrees for s in self.services)
+        return all(e.agrees for e in self.entries) and all(s.agrees for s in self.services) \
+            and all(e.agrees for _, _, entries in self.others for e in entries)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -199,6 +207,13 @@ class Replay:
                          "agrees": e.agrees}
                         for e in self.entries],
         }
+        if self.others:
+            out["other_runs"] = [
+                {"run": what, "window_s": list(window),
+                 "entries": [{"entry": e.entry, "predicted": e.predicted,
+                              "availability": e.availability, "requests": e.requests,
+                              "agrees": e.agrees} for e in entries]}
+                for what, window, entries in self.others]
         if self.recovers:
             out["recovers"] = [{"name": r["name"], "status": r["status"],
                                 "violations": r.get("violations", [])} for r in self.recovers]
@@ -252,7 +267,8 @@ SETTLE_MARGIN = 15.0
 
 
 def replay(system: System, verdict: Verdict, *, at: float = 60.0, duration: float = 120.0,
-           settle: float | None = None, after: float = 60.0, seed: int = 0) -> Replay:
+           settle: float | None = None, after: float = 60.0, seed: int = 0,
+           others: bool = True) -> Replay:
     """Simulate the verdict's counterexample and compare it with what the property claims.
 
     ``settle`` seconds after the failure starts are left out of the comparison: discovery has
@@ -270,7 +286,8 @@ def replay(system: System, verdict: Verdict, *, at: float = 60.0, duration: floa
         return _replay_capacity(system, verdict, at=at, duration=duration, settle=settle,
                                 seed=seed)
     if verdict.kind == "overload_recovery":
-        return _replay_overload(system, verdict, at=at, after=after, seed=seed)
+        return _replay_overload(system, verdict, at=at, after=after, seed=seed,
+                                others=others)
     scenario = verdict.to_scenario(at=at, duration=duration, total=at + duration + after,
                                    warmup=min(10.0, at / 2))
     run = simulate(system, scenario, seed=seed)
@@ -294,18 +311,59 @@ def replay(system: System, verdict: Verdict, *, at: float = 60.0, duration: floa
 # An overload that sustains itself is judged this long after its trigger ended: the backlog
 # the trigger left would have drained by then were the storm not feeding it.
 OVERLOAD_SETTLE = 20.0
+DRAIN_FACTOR = 3.0
+
+
+def _judged(run: Run, entries: tuple[str, ...], start: float, after: float,
+            predicted: Prediction) -> tuple[EntryReplay, ...]:
+    out = []
+    for entry in entries:
+        requests, ok = window_requests(run, entry, start, start + after)
+        out.append(EntryReplay(entry, predicted, 0.0 if predicted == "down" else 1.0,
+                               None if requests == 0 else ok / requests, requests))
+    return tuple(out)
 
 
 def _replay_overload(system: System, verdict: Verdict, *, at: float, after: float,
-                     seed: int) -> Replay:
+                     seed: int, others: bool = True) -> Replay:
     """Run the counterexample's trigger and measure the loop's entries after it ended: the
-    proof says they stay down (the storm sustains itself with the trigger gone)."""
+    proof says they stay down (the storm sustains itself with the trigger gone). With
+    ``others``, the surge trigger runs too (down again), and the verdict's repair under the
+    same slowdown (the entries are up again once its backlog has drained)."""
+    from faultmesh.model.faults import Scenario
+    from faultmesh.model.verify.overload import surge_trigger
+
     ce = verdict.counterexample
     assert ce is not None
     end_of_trigger = at + max((f.end or 0.0 for f in ce.trigger), default=0.0)
-    start = end_of_trigger + OVERLOAD_SETTLE
+    # Judged once the trigger's backlog would have drained DRAIN_FACTOR times over were there
+    # no storm (the proof's fluid drain time): a slow drain is not a storm.
+    start = end_of_trigger + max(OVERLOAD_SETTLE, DRAIN_FACTOR * ce.numbers.get("drain", 0.0))
     scenario = verdict.to_scenario(at=at, duration=0.0, total=start + after,
                                    warmup=min(10.0, at / 2))
+    more = []
+    if others:
+        from faultmesh.simulations.engine.faults import describe
+
+        for surge in surge_trigger(ce):
+            s_start = at + (surge.end or 0.0) + max(
+                OVERLOAD_SETTLE, DRAIN_FACTOR * ce.numbers.get("surge_drain", 0.0))
+            s_run = simulate(system, Scenario(f"replay-{verdict.name}-surge",
+                                              (replace(surge, at=at),), s_start + after,
+                                              min(10.0, at / 2)), seed=seed)
+            more.append((describe(surge), (s_start, s_start + after),
+                         _judged(s_run, ce.down, s_start, after, "down")))
+        if verdict.repair is not None and ce.trigger:
+            from faultmesh.model.spec.errors import SpecErrors
+
+            try:
+                repaired = verdict.repair.apply(system)
+            except (SpecErrors, KeyError, ValueError) as error:  # shown, not raised
+                more.append((f"repair does not apply: {error}", (start, start), ()))
+            else:
+                r_run = simulate(repaired, scenario, seed=seed)
+                more.append((f"repaired ({verdict.repair.description})", (start, start + after),
+                             _judged(r_run, ce.down, start, after, "up")))
     # The ``recovers`` monitor watches each loop entry too: it says for how long the entry
     # stayed down and which edges' retries, hedges and orphaned work sustained it.
     watched = {p.entry for p in system.properties if isinstance(p, P.Recovers)}
@@ -320,7 +378,8 @@ def _replay_overload(system: System, verdict: Verdict, *, at: float, after: floa
                                    requests))
     recovers = tuple(dict(p) for p in run.summary.get("properties", [])
                      if p.get("kind") == "recovers" and p.get("entry") in ce.down)
-    return Replay(verdict, run, (start, start + after), tuple(entries), (), recovers)
+    return Replay(verdict, run, (start, start + after), tuple(entries), (), recovers,
+                  tuple(more))
 
 
 def _limit(system: System, verdict: Verdict) -> float:

@@ -240,8 +240,8 @@ def _ejection_allowance(system: System, prop: P.Survives,
     from faultmesh.model.verify.thinning import Failing
 
     failing, kinds = Failing(system), FailureKinds.of(prop.of)
-    if not any(ejectable(system, s, kinds, prop.failures, failing)
-               for s in system.services.values()):
+    if not any(ejectable(system, s, kinds, j, failing) for s in system.services.values()
+               for j in range(prop.failures + 1)):
         return {}
     out = {}
     for entry in system.entries:

@@ -11,8 +11,9 @@ rate puts ``back`` at a nominal utilization between 20 % and 80 %, so both verdi
 three per-try timeouts on the service with the highest storm utilization, then the entry's
 availability once the fluid drain time (plus ``MARGIN``) has passed must be within
 ``TOLERANCE`` of its fault-free level (the same seed without the trigger, same window); for
-``violated``, the replay of the counterexample's trigger must show the entry down after it
-(``replay.agrees``).
+``violated``, the replay of the counterexample's trigger must show the entry down after it,
+judged once the trigger's backlog would have drained three times over without a storm
+(``replay.agrees``); ``unknown`` (the proof cannot decide) is counted, not simulated.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def trial(system: System, verdict: Verdict, seed: int = 0) -> Trial:
     from faultmesh.simulations.engine.simulation import simulate
     from faultmesh.simulations.replay import replay, window_availability
 
+    if verdict.status == "unknown":
+        return Trial("unknown", True, verdict.explanation)
     if verdict.status == "violated":
         result = replay(system, verdict, at=5.0, after=WINDOW, seed=seed)
         shown = ", ".join(f"{e.entry} {e.availability}" for e in result.entries)

@@ -115,7 +115,7 @@ services:
     endpoints:
       home:
         service_time: 1ms
-        calls: [{call: back.get, timeout: 100ms, retries: 2}]
+        calls: [{call: back.get, timeout: 300ms, retries: 2}]
   back:
     workers: 1
     outlier_detection: {consecutive_gateway_errors: 5, always_eject_one_host: true}
@@ -127,12 +127,17 @@ workload:
 
 
 def test_a_saturated_service_its_callers_eject_replays_as_overloaded() -> None:
-    # back at 120 %: its queue makes calls time out, front ejects its only host, and the load
-    # is shed before it arrives (utilization far below the prediction).
+    # back at 120 %: the 300 ms timeout covers its healthy worst case (p99.9 of 40 ms mean:
+    # 276 ms), so its whole load is sure to arrive; but its queue grows, calls time out,
+    # front ejects its only host and sheds the load before it arrives (utilization far
+    # below the prediction). With a 100 ms timeout the verdict is unknown: the ejection may
+    # come without any overload, and nothing is sure to arrive.
     system = _system(EJECTED)
     prop = P.Capacity(failures=0, utilization=1.0)
     verdict = _verdict(system, prop)
     assert verdict.status == "violated" and verdict.counterexample.down == ("back",)
+    thin = _system(EJECTED.replace("timeout: 300ms", "timeout: 100ms"))
+    assert _verdict(thin, prop).status == "unknown"
     result = replay(system, verdict, at=5.0, duration=25.0, settle=5.0, seed=1)
     (service,) = result.services
     assert service.shed > 0 and result.agrees, result.to_json()

@@ -1,4 +1,4 @@
-"""The engine's handling of Python's garbage collector around a run (``engine.collector``):
+"""The engine's handling of Python's garbage collector around a run (``model.collector``):
 tuned while the run goes, restored after it however it ends, and no growth run after run."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from faultmesh.model.collector import YOUNG_THRESHOLD, quiet_collector
 from faultmesh.model.spec.load import load
 from faultmesh.simulations import simulate
-from faultmesh.simulations.engine.collector import YOUNG_THRESHOLD, quiet_collector
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

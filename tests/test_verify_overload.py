@@ -101,10 +101,15 @@ def test_mitigations_make_it_hold(edits: dict[str, Any], expected_storm: float) 
 
 
 def test_deadline_propagation_alone_is_not_credited() -> None:
-    # A FIFO queue fed faster than it serves keeps live work until just before its deadline.
+    # A FIFO queue fed faster than it serves keeps live work until just before its deadline:
+    # not credited for ``holds``; but dropping expired work ends waits at the timeout and lets
+    # part of the served work succeed, so the storm is not proven either: unknown.
     sys = system(back={"propagate_deadline": True})
     assert analyse(sys).services["back"].shed is None
-    assert decide(sys).status == "violated"
+    v = decide(sys)
+    assert v.status == "unknown" and "propagate_deadline" in v.explanation
+    assert v.repair is not None  # what would make it hold is still worth saying
+    assert decide(system()).status == "violated"  # the same system without it
 
 
 @pytest.mark.parametrize("edits", [
@@ -122,14 +127,18 @@ def test_shedding_too_late_does_not_count() -> None:
     # A queue timeout above timeout - service time serves work whose caller gave up.
     sys = system(back={"queue_timeout": "45ms"})
     assert analyse(sys).services["back"].shed is None
-    assert decide(sys).status == "violated"
+    assert decide(sys).status == "unknown"  # never holds; the storm is not proven either
     # So does a queue whose longest wait (64 x 10 ms / 4) is past the per-try timeout.
-    assert decide(system(back={"queue": 64})).status == "violated"
+    v = decide(system(back={"queue": 64}))
+    assert v.status == "unknown" and "bounded queue" in v.explanation
 
 
-def test_one_retry_reaching_capacity_exactly_is_violated() -> None:
+def test_one_retry_reaching_capacity_exactly_is_undecided() -> None:
+    # A storm exactly at capacity does not hold, but a queue at capacity drains now and
+    # then by a fluctuation: ``violated`` needs the storm FLOOR_MARGIN above it.
     assert storm(system(call={"retries": 1}), "back") == pytest.approx(400)
-    assert decide(system(call={"retries": 1})).status == "violated"
+    assert decide(system(call={"retries": 1})).status == "unknown"
+    assert decide(system(call={"retries": 1}, rate="240/s")).status == "violated"
     assert decide(system(call={"retries": 1}, rate="190/s")).status == "holds"
 
 
@@ -270,7 +279,8 @@ def test_a_storm_just_below_capacity_sustains_itself_by_queueing() -> None:
     s = analyse(sys).services["back"]
     assert s.storm_demand / s.capacity == pytest.approx(0.9867, abs=1e-3)
     assert s.sustains == "queueing"
-    assert "its waits keep attempts timing out" in decide(sys).explanation
+    v = decide(sys)
+    assert v.status == "unknown" and "only queueing delay" in v.explanation
     # Far from capacity the same chain holds.
     assert decide(system(doc, call={"retries": 2, "timeout": "131ms"},
                          rate="15/s")).status == "holds"
@@ -299,7 +309,7 @@ def test_shedding_is_not_credited_below_a_caller_that_outlives_its_caller() -> N
     # callers are orphaned one level up, and back's queue timeout cannot tell.
     shedding = {"queue_timeout": "100ms"}
     assert analyse(three_tier("873ms", shedding)).services["back"].shed is None
-    assert decide(three_tier("873ms", shedding)).status == "violated"
+    assert decide(three_tier("873ms", shedding)).status == "unknown"
     # With front waiting longer than mid can take, back's shedding counts again.
     assert analyse(three_tier("6s", shedding)).services["back"].shed is not None
     assert decide(three_tier("6s", shedding)).status == "holds"

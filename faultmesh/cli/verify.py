@@ -398,6 +398,15 @@ def _print_replay(result: Replay, out: Console) -> None:
     for monitor in result.recovers:
         for violation in monitor.get("violations", [])[:1]:
             out.print(f"{monitor['name']}: {violation['detail']}", markup=False)
+    for what, (start, end), entries in result.others:
+        # The other runs of an overload replay: the surge trigger, the repaired system.
+        shown = "; ".join(
+            f"{e.entry} "
+            f"{'no requests' if e.availability is None else format_percent(e.availability)}"
+            f" (proof says {e.claim()}, {'agrees' if e.agrees else 'DISAGREES'})"
+            for e in entries) or "nothing measured"
+        out.print(f"{what}, measured {format_duration(start)}–{format_duration(end)}: {shown}",
+                  markup=False)
     verdict = "agrees with" if result.agrees else "DISAGREES with"
     out.print(f"the simulation {verdict} the proof", markup=False)
 

@@ -138,6 +138,7 @@ class Builder(StepsBuilder):
         self.source = source
         self.errors: list[SpecError] = []
         self.zones: tuple[str, ...] = tuple(spec.zones) if spec.zones else (DEFAULT_ZONE,)
+        self._plain_calls: dict[str, Call] = {}  # "svc.endpoint" -> its Call (see ``call``)
 
     def fail(self, path: Path, message: str, *, key: bool = False) -> None:
         self.errors.append(self.source.error(path, message, key=key))
@@ -216,12 +217,21 @@ class Builder(StepsBuilder):
         return interleave_placement(self.zones, dict(service.placement))
 
     def call(self, item: Any, path: Path) -> Call | None:
-        defaults = self.spec.defaults
         if isinstance(item, str):
-            item = S.CallSpec.model_validate({"call": item})
-            ref_path = path
-        else:
-            ref_path = (*path, "call")
+            # A plain "svc.endpoint" means the same Call wherever it is written (all of it
+            # comes from the defaults), so each is built once: a 100,000-service spec has
+            # 300,000 of them. Only a call that built cleanly is kept, so a bad reference is
+            # reported at every place it is written.
+            plain = self._plain_calls.get(item)
+            if plain is None:
+                plain = self._call(S.CallSpec.model_validate({"call": item}), path, path)
+                if plain is not None:
+                    self._plain_calls[item] = plain
+            return plain
+        return self._call(item, path, (*path, "call"))
+
+    def _call(self, item: S.CallSpec, path: Path, ref_path: Path) -> Call | None:
+        defaults = self.spec.defaults
         if not self.check_ref(item.call, ref_path):
             return None
         service, _, endpoint = item.call.partition(".")

@@ -146,6 +146,20 @@ def _assign(document: Any, steps: KeyPath, value: Any) -> None:
     node[steps[-1]] = copy.deepcopy(value)
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of spec data: plain dicts, lists and scalars are copied directly (several
+    times faster than ``copy.deepcopy``, which a 10,000-service repair felt); anything else
+    goes through ``deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 def apply_changes(document: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of the resolved spec document with each ``key path -> value`` change written in,
     and the values it repeats kept consistent (see the module's docstring).
@@ -153,7 +167,7 @@ def apply_changes(document: Mapping[str, Any], changes: Mapping[str, Any]) -> di
     Raises EditError, naming the path, for a path that does not lead anywhere in the document.
     The values themselves are not checked here: ``from_document`` does that.
     """
-    out: dict[str, Any] = copy.deepcopy(dict(document))
+    out: dict[str, Any] = _copy(dict(document))
     paths = {key: check_key(out, key) for key in changes}
     old_zones = out.get("zones")
     for key, steps in paths.items():

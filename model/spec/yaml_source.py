@@ -20,11 +20,17 @@ from faultmesh.model.spec.errors import SpecError, SpecErrors, format_path
 
 Path = tuple[Any, ...]
 
-# Largest number of nodes one document may expand to (aliases counted at every use).
+# Most nodes aliases may add to a document (each alias counted at every use, beyond the nodes
+# the document itself holds): an honest spec is limited by its size alone, a billion-laughs
+# file is refused before anything is expanded.
 MAX_EXPANDED_NODES = 200_000
+# Most nodes a document may hold before any alias is expanded (a 100,000-service spec holds
+# about 1.7 million; MAX_SPEC_BYTES bounds the file before this does for any real spec).
+MAX_DOCUMENT_NODES = 4_000_000
 # Deepest nesting of mappings and sequences accepted (real specs stay under 15).
 MAX_DEPTH = 200
 
+_STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -78,7 +84,7 @@ class _Walker:
     def __init__(self, source: Source):
         self.source = source
         self.errors: list[SpecError] = []
-        self.budget = _Budget(MAX_EXPANDED_NODES)
+        self.budget = _Budget(MAX_EXPANDED_NODES)  # set per document by ``_walk_document``
         self.constructor = yaml.constructor.SafeConstructor()
 
     def fail(self, node: yaml.Node, path: Path, message: str) -> None:
@@ -94,10 +100,15 @@ class _Walker:
             raise _TooDeep(node)
         self.source.value_marks.setdefault(path, _mark(node))
         if isinstance(node, yaml.ScalarNode):
-            if node.tag not in _SCALAR_TAGS:
-                self.fail(node, path, f"tag {node.tag!r} is not allowed (safe YAML only)")
+            tag = node.tag
+            if tag == _STR:
+                return node.value  # what the constructor makes of a string, without its detour
+            if tag not in _SCALAR_TAGS:
+                self.fail(node, path, f"tag {tag!r} is not allowed (safe YAML only)")
                 return None
-            return self.constructor.construct_object(node, deep=True)
+            # The safe constructor's own function for the tag (int, float, bool, null), called
+            # directly: ``construct_object`` would also memoise every scalar it makes.
+            return self.constructor.yaml_constructors[tag](self.constructor, node)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 self.fail(node, path, f"tag {node.tag!r} is not allowed (safe YAML only)")
@@ -170,17 +181,29 @@ class _Cycle(_TooLarge):
     pass
 
 
-def _check_expansion(root: yaml.Node) -> None:
-    """Refuse alias bombs before expanding anything.
+class _TooManyNodes(_TooLarge):
+    """The document itself (no alias expanded) holds more than MAX_DOCUMENT_NODES nodes."""
 
-    The walk enforces the same budget, but only after building up to MAX_EXPANDED_NODES
-    objects (about 45 MB and a second for a "billion laughs" file), and merge keys (``<<``)
-    were flattened before the budget was checked, in exponential time. Here each composed
-    node's expanded size is computed once (memoised by identity), so the check costs time
-    proportional to the file; it raises at the smallest subtree that is too large, which is
+
+class _AliasesTooLarge(_TooLarge):
+    def __init__(self, node: yaml.Node, own: int):
+        super().__init__(node)
+        self.own = own  # the nodes the document holds, aliases not expanded
+
+
+def _check_expansion(root: yaml.Node) -> int:
+    """Refuse alias bombs before expanding anything; the number of nodes the walk may build.
+
+    The document's own nodes are what its text holds (bounded by the file size and
+    MAX_DOCUMENT_NODES); aliases may add at most MAX_EXPANDED_NODES more, each counted at every
+    use. Each composed node's expanded size is computed once (memoised by identity), so the
+    check costs time proportional to the file, and merge keys (``<<``), which used to be
+    flattened before any budget was checked, cost nothing extra. The refusal names the first
+    subtree (in document order, innermost first) whose expansion alone is over the budget:
     where the bomb sits. A self-referencing alias (``&a [*a]``) is reported as a cycle.
     """
     sizes: dict[int, int] = {}
+    finished: list[yaml.Node] = []  # in the order their sizes were known
     open_nodes: set[int] = set()
 
     def size(node: yaml.Node, depth: int) -> int:
@@ -201,13 +224,17 @@ def _check_expansion(root: yaml.Node) -> None:
         total = 1
         for child in children:
             total += size(child, depth + 1)
-            if total > MAX_EXPANDED_NODES:
-                raise _TooLarge(node)
         open_nodes.discard(key)
         sizes[key] = total
+        finished.append(node)
         return total
 
-    size(root, 0)
+    expanded = size(root, 0)
+    own = len(sizes)
+    limit = own + MAX_EXPANDED_NODES
+    if expanded > limit:
+        raise _AliasesTooLarge(next(n for n in finished if sizes[id(n)] > limit), own)
+    return limit
 
 
 # Files up to this size get the pure-Python parser's wording for a syntax error (it names the
@@ -271,7 +298,7 @@ def _compose_all(text: str, loader_class: Any) -> list[yaml.Node]:
     anchors: dict[str, yaml.Node] = {}
     stack: list[_Open] = []
     # Plain scalars are resolved (int, bool, null...) after the budgets have passed, so a
-    # refused file costs only the parsing of its first MAX_EXPANDED_NODES events.
+    # refused file costs only the parsing of its first MAX_DOCUMENT_NODES events.
     unresolved: list[tuple[yaml.ScalarNode, Any]] = []
     count = 0
     get_event = loader.get_event
@@ -300,8 +327,8 @@ def _compose_all(text: str, loader_class: Any) -> list[yaml.Node]:
                 node = anchors[event.anchor]
             else:
                 count += 1
-                if count > MAX_EXPANDED_NODES:
-                    raise _TooLarge(stack[-1].node if stack else _event_node(event))
+                if count > MAX_DOCUMENT_NODES:
+                    raise _TooManyNodes(stack[-1].node if stack else _event_node(event))
                 anchor = event.anchor
                 if anchor is not None and anchor in anchors:
                     raise yaml.composer.ComposerError(
@@ -378,9 +405,12 @@ def _refusal(file: str, exc: _TooLarge) -> SpecErrors:
         message = "an alias refers to a node that contains it (a cycle); refusing it"
     elif isinstance(exc, _TooDeep):
         message = f"mappings and lists are nested more than {MAX_DEPTH} levels deep; refusing it"
+    elif isinstance(exc, _TooManyNodes):
+        message = f"the document holds more than {MAX_DOCUMENT_NODES:,} nodes; refusing it"
     else:
-        message = (f"the document expands to more than {MAX_EXPANDED_NODES:,} nodes (aliases "
-                   "counted at every use); refusing it")
+        own = exc.own if isinstance(exc, _AliasesTooLarge) else 0
+        message = (f"the document expands to more than {MAX_EXPANDED_NODES:,} nodes beyond "
+                   f"its own {own:,} (aliases counted at every use); refusing it")
     return SpecErrors([SpecError(file, line, column, "", message)])
 
 
@@ -454,7 +484,7 @@ def _walk_document(source: Source, node: yaml.Node) -> Source:
     file = source.file
     walker = _Walker(source)
     try:
-        _check_expansion(node)
+        walker.budget = _Budget(_check_expansion(node))
         source.data = walker.walk(node, ())
     except _TooLarge as exc:
         raise _refusal(file, exc) from None

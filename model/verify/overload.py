@@ -56,10 +56,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from faultmesh.model import properties as P
-from faultmesh.model.faults import Slowdown, Target
+from faultmesh.model.faults import Slowdown, Surge, Target
 from faultmesh.model.system import Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline, out_of_time
+from faultmesh.model.verify.overload_doubt import undecided
 from faultmesh.model.verify.overload_fluid import (
     Flow,
     State,
@@ -67,6 +68,7 @@ from faultmesh.model.verify.overload_fluid import (
     retry_caps,
     servers,
     service_sums,
+    storm_floor,
     storm_state,
 )
 from faultmesh.model.verify.overload_queue import (
@@ -99,6 +101,8 @@ class ServiceOverload:
     shed: str | None
     sustains: str | None  # None | "nominal" | "storm" | "queueing" | "unbounded"
     queueing: tuple[float, float] | None = None  # (low, high) fixed-point loads
+    floor_rate: float = 0.0  # the storm's lower bound (``storm_floor``): requests/s
+    floor_demand: float = 0.0  # and busy workers
 
     @property
     def capacity_rate(self) -> float:
@@ -114,6 +118,7 @@ class Analysis:
     nominal: State
     storm: State
     services: dict[str, ServiceOverload]
+    floor: State | None = None  # the storm's lower bound (``storm_floor``)
 
     @property
     def failing(self) -> list[ServiceOverload]:
@@ -127,6 +132,8 @@ def analyse(system: System) -> Analysis:
     caps = retry_caps(system, storm.flows)
     nominal_sums = service_sums(system, nominal)
     storm_sums = service_sums(system, storm)
+    floor = storm_floor(system)
+    floor_sums = service_sums(system, floor)
     results: dict[str, ServiceOverload] = {}
     for name, service in system.services.items():
         n_rate, n_demand = nominal_sums[name]
@@ -167,8 +174,9 @@ def analyse(system: System) -> Analysis:
                 # Two equilibria, or even the nominal one's waits overload it.
                 sustains = "queueing"
         results[name] = ServiceOverload(name, n_rate, n_demand, s_rate, s_demand, capacity,
-                                        mean, timeout, shed, sustains, queueing)
-    return Analysis(nominal, storm, results)
+                                        mean, timeout, shed, sustains, queueing,
+                                        *floor_sums[name])
+    return Analysis(nominal, storm, results, floor)
 
 
 def _loads(into: list[Flow], caps: dict[tuple[str, str], float],
@@ -282,6 +290,16 @@ def trigger_faults(s: ServiceOverload, t: Trigger, *, at: float = 0.0) -> tuple[
                      factor=nice_up(factor)),)
 
 
+def surge_trigger(ce: Counterexample) -> tuple[Surge, ...]:
+    """The counterexample's other trigger, a surge of the loop's entry (``--replay`` runs it
+    beside the slowdown): none when the verdict computed no surge."""
+    n = ce.numbers
+    if "surge_replay_factor" not in n or not ce.chain:
+        return ()
+    return (Surge(at=0.0, duration=n["surge_replay_for"], entry=ce.chain[0],
+                  factor=n["surge_replay_factor"]),)
+
+
 # --- the checker -------------------------------------------------------------------------
 
 
@@ -294,9 +312,13 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     failing = analysis.failing
     if not failing:
         return Verdict(prop.name, prop.kind, "holds", _holds_text(analysis))
-    worst = max(failing, key=lambda s: (s.sustains != "queueing",
-                                        s.storm_demand / s.capacity if s.capacity else math.inf))
-    path = loop(analysis, worst.name)
+    ranked = sorted(failing, key=lambda s: (s.sustains != "queueing", s.storm_demand
+                                            / s.capacity if s.capacity else math.inf),
+                    reverse=True)
+    doubts = [(s, loop(analysis, s.name)) for s in ranked]
+    floor = analysis.floor or storm_floor(system)
+    decided = [(s, path) for s, path in doubts if undecided(system, floor, s, path) is None]
+    worst, path = decided[0] if decided else doubts[0]
     t = trigger(system, worst, path)
     entries = tuple(e for e in system.entries
                     if _reaches(analysis, e, worst.name))
@@ -310,9 +332,33 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
     chain = tuple([path[0].site.caller, *(f.site.callee for f in path)] if path else
                   [max((e for e in analysis.storm.arrivals if e.startswith(worst.name + ".")),
                        key=lambda e: analysis.storm.arrivals[e])])
-    counterexample = Counterexample(down=entries, chain=chain, numbers=numbers,
-                                    trigger=trigger_faults(worst, t))
     text = _violation_text(worst, path, t)
+    doubt = None if decided else undecided(system, floor, worst, path)
+    if doubt is not None:
+        repair = None
+        if not deadline.expired():
+            from faultmesh.model.verify.overload_repair import repair as find_repair
+
+            repair, _ = find_repair(system, analysis, deadline)
+        return Verdict(prop.name, prop.kind, "unknown",
+                       f"cannot decide whether an overload of {worst.name} sustains itself: "
+                       f"{doubt} ({_figures(worst, path)})", None, repair)
+    faults = trigger_faults(worst, t)
+    if faults and worst.capacity_rate > worst.nominal_rate:
+        # Without a storm, the backlog the replayed trigger leaves drains at the spare
+        # capacity within this long: the replay judges the entries well after it.
+        f = faults[0]
+        left = max(0.0, worst.nominal_rate - worst.capacity_rate / f.factor) * (f.duration or 0.0)
+        numbers["drain"] = left / (worst.capacity_rate - worst.nominal_rate)
+    if t.surge is not None and t.entry is not None and \
+            worst.capacity_rate > worst.nominal_rate:
+        # The surge replayed: twice the smallest extra load for twice as long.
+        factor = nice_up(1 + 2 * (t.surge - 1))
+        numbers.update(surge_replay_factor=factor, surge_replay_for=2 * t.duration,
+                       surge_drain=max(0.0, worst.nominal_rate * factor - worst.capacity_rate)
+                       * 2 * t.duration / (worst.capacity_rate - worst.nominal_rate))
+    counterexample = Counterexample(down=entries, chain=chain, numbers=numbers,
+                                    trigger=faults)
     if len(failing) > 1:
         text += f" (and {len(failing) - 1} more service{'s' if len(failing) > 2 else ''})"
     repair = None
@@ -349,13 +395,17 @@ def _path_text(path: list[Flow]) -> str:
     return " -> ".join(parts)
 
 
+def _figures(s: ServiceOverload, path: list[Flow]) -> str:
+    return (f"{s.name}: {_rate(s.nominal_rate)} nominal, up to {_rate(s.storm_rate)} when "
+            f"every attempt times out ({_path_text(path) or 'its workload'}), capacity "
+            f"{_rate(s.capacity_rate)}")
+
+
 def _violation_text(s: ServiceOverload, path: list[Flow], t: Trigger) -> str:
     name = s.name
     if s.sustains == "unbounded":
         return f"{name} receives an unbounded storm load: a call cycle multiplies its attempts"
-    figures = (f"{name}: {_rate(s.nominal_rate)} nominal, {_rate(s.storm_rate)} when every "
-               f"attempt times out ({_path_text(path) or 'its workload'}), capacity "
-               f"{_rate(s.capacity_rate)}")
+    figures = _figures(s, path)
     if s.sustains == "nominal":
         return f"{figures}: overloaded at the nominal workload already; no trigger needed"
     if s.sustains == "queueing":
@@ -409,4 +459,4 @@ def with_service(system: System, name: str, **changes: object) -> System:
 
 
 __all__ = ["Analysis", "ServiceOverload", "Trigger", "analyse", "check", "loop", "nice_up",
-           "trigger", "trigger_faults", "with_service"]
+           "surge_trigger", "trigger", "trigger_faults", "with_service"]

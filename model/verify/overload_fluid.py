@@ -12,10 +12,13 @@ in topological order (callers first; a cyclic component is iterated to its fixed
 Attempts per call in the storm (``attempts``): ``retries + 1``, or ``hedge.max_attempts`` for a
 hedged call; at most the attempts that *start* within the call's overall ``deadline`` (attempt
 i starts after i-1 per-try timeouts and the shortest backoffs: full jitter can draw 0); with
-gRPC retry throttling on the callee at most ``1 + token_ratio`` (the token count only stays
-above ``max_tokens / 2`` while failures are at most ``token_ratio`` x successes, so over any
-long run retries and hedges are at most ``token_ratio`` per call; in the full storm nothing
-succeeds and they stop altogether).
+gRPC retry throttling on the callee a retried call makes at most ``1 + token_ratio`` (the
+token count only stays above ``max_tokens / 2`` while failures are at most ``token_ratio`` x
+successes, so over any long run retries are at most ``token_ratio`` per call; in the full
+storm nothing succeeds and they stop altogether). Hedges are not capped by throttling: a hedge
+that loses the race is cancelled, not failed, so when every attempt is slower than the hedge
+delay yet within its timeout all ``max_attempts`` go out with the token count full (that
+state, not the timeout storm, is a hedged call's worst).
 
 Caps on the retry *rate* from caller service a to callee b (Little's law over each caller
 instance, with every attempt lasting the per-try timeout ``t``, as it does in the storm; none
@@ -40,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from faultmesh.model.graph import strongly_connected
-from faultmesh.model.system import Call, Service, System
+from faultmesh.model.system import Call, Group, Service, System
 from faultmesh.model.verify.sites import CallSite, call_sites
 
 INF = math.inf
@@ -80,11 +83,79 @@ def attempts(call: Call, callee: Service) -> tuple[float, str]:
         if fit < k:
             k, why = max(1, fit), f"{max(1, fit)} attempts within the {call.deadline:g}s deadline"
     value = float(k)
-    if callee.retry_throttling is not None and k > 1:
+    # Throttling counts failed attempts; a hedge that loses the race is cancelled, not failed.
+    # When every attempt is slower than the hedge delay but none times out, all hedges go out
+    # and the token count stays full: throttling bounds retries only.
+    if callee.retry_throttling is not None and k > 1 and call.hedge is None:
         bound = 1.0 + callee.retry_throttling.token_ratio
         if bound < value:
             value, why = bound, "gRPC retry throttling"
     return value, why
+
+
+def attempts_at_least(call: Call, callee: Service) -> tuple[float, str]:
+    """Attempts one call certainly makes when every attempt times out (the lower bound
+    ``violated`` needs): the attempts that start within the deadline even with the longest
+    backoffs, and one attempt under gRPC throttling (nothing succeeds in the storm, the token
+    count falls below half and retries and hedges stop)."""
+    if call.hedge is not None:
+        k, why = call.hedge.max_attempts, f"{call.hedge.max_attempts} hedged attempts"
+        starts = [i * call.hedge.delay for i in range(k)]
+    else:
+        k, why = call.retries + 1, f"{call.retries} retries"
+        starts, at = [], 0.0
+        for i in range(k):
+            starts.append(at)
+            at += call.timeout + call.backoff.max_delay(i + 1)
+    if call.deadline is not None:
+        fit = sum(1 for s in starts if s < call.deadline)
+        if fit < k:
+            k, why = max(1, fit), f"{max(1, fit)} attempts within the {call.deadline:g}s deadline"
+    if callee.retry_throttling is not None and k > 1:
+        return 1.0, "gRPC retry throttling"
+    return float(k), why
+
+
+def made_in_storm(system: System) -> set[tuple[str, int, int | None]]:
+    """The call sites (caller, step, member) certainly made when every call fails: a request
+    stops at its first required call that fails, so only the sites up to the first step that
+    holds a required synchronous call (that step's members included, and a fallback) are
+    made; later steps, and later calls of a sequential group, are not. A repeated call makes
+    its later repetitions only after a success: in the storm, one."""
+    made: set[tuple[str, int, int | None]] = set()
+    blocked: dict[str, int] = {}  # caller -> the step after which nothing more is made
+    for site in call_sites(system):
+        stop = blocked.get(site.caller)
+        if stop is not None and site.step > stop:
+            continue
+        step = system.endpoint(site.caller).steps[site.step]
+        if isinstance(step, Group) and not step.parallel and stop is not None:
+            continue  # a later member of a sequential group, after a required one
+        made.add((site.caller, site.step, site.member))
+        if site.call.required and stop is None:
+            blocked[site.caller] = site.step
+    return made
+
+
+def hold_time(system: System, endpoint: str) -> float:
+    """The longest mean time one execution of ``endpoint`` holds a worker in the storm: its
+    service time plus every synchronous call's attempts to their timeouts with the longest
+    backoffs (cut at the call's deadline), summed even over parallel calls (an upper bound)."""
+    from faultmesh.model.verify.sites import call_sites as sites
+
+    total = system.endpoint(endpoint).service_time.mean
+    for site in sites(system):
+        call = site.call
+        if site.caller != endpoint or call.asynchronous:
+            continue
+        if call.hedge is not None:
+            worst = (call.hedge.max_attempts - 1) * call.hedge.delay + call.timeout
+        else:
+            worst = call.attempts * call.timeout + sum(call.backoff.max_delay(i)
+                                                       for i in range(1, call.attempts))
+        worst = worst if call.deadline is None else min(worst, call.deadline)
+        total += call.probability * call.repeat * worst
+    return total
 
 
 @dataclass
@@ -119,8 +190,14 @@ def _pair(site: CallSite) -> tuple[str, str]:
     return site.caller_service, site.call.service
 
 
-def retry_caps(system: System, flows: Iterable[Flow]) -> dict[tuple[str, str], float]:
-    """Retries/s allowed from caller service to callee service by budgets and max_retries."""
+def retry_caps(system: System, flows: Iterable[Flow],
+               lower: bool = False) -> dict[tuple[str, str], float]:
+    """Retries/s allowed from caller service to callee service by budgets and max_retries.
+
+    ``lower``: the retry rate the caps certainly allow in the storm (the fluid equilibrium
+    with every attempt lasting its full per-try timeout: ``r x t <= max(m, p x (f + r) x t)``,
+    so ``r = min(wanted, max(m / t, p f / (1 - p)))``; deadlines can only shorten attempts,
+    which lets more retries through), for ``violated``."""
     first: dict[tuple[str, str], float] = {}
     timeout: dict[tuple[str, str], float] = {}
     for f in flows:
@@ -133,7 +210,10 @@ def retry_caps(system: System, flows: Iterable[Flow]) -> dict[tuple[str, str], f
         # then frees its place at once: no rate cap from it (the per-call count still holds).
         short = f.site.call.deadline is not None or \
             system.services[f.site.caller_service].propagate_deadline
-        timeout[key] = 0.0 if short else min(timeout.get(key, INF), f.site.call.timeout)
+        if lower:
+            timeout[key] = max(timeout.get(key, 0.0), f.site.call.timeout)
+        else:
+            timeout[key] = 0.0 if short else min(timeout.get(key, INF), f.site.call.timeout)
     caps: dict[tuple[str, str], float] = {}
     for key, f1 in first.items():
         caller, callee = system.services[key[0]], system.services[key[1]]
@@ -143,7 +223,8 @@ def retry_caps(system: System, flows: Iterable[Flow]) -> dict[tuple[str, str], f
             if callee.retry_budget is not None and callee.retry_budget.percent < 100:
                 p = callee.retry_budget.percent / 100
                 m = callee.retry_budget.min_concurrency * caller.replicas
-                cap = min(cap, (m / t + p * f1) / (1 - p))
+                cap = min(cap, max(m / t, p * f1 / (1 - p)) if lower
+                          else (m / t + p * f1) / (1 - p))
             if callee.max_retries is not None:
                 cap = min(cap, callee.max_retries * caller.replicas / t)
         caps[key] = cap
@@ -151,8 +232,9 @@ def retry_caps(system: System, flows: Iterable[Flow]) -> dict[tuple[str, str], f
 
 
 def propagate(system: System, *, storm: bool, caps: dict[tuple[str, str], float] | None = None,
-              executed_cap: bool | None = None) -> State:
-    """Rates of every endpoint: nominal (``storm=False``) or in the storm, under ``caps``."""
+              executed_cap: bool | None = None, lower: bool = False) -> State:
+    """Rates of every endpoint: nominal (``storm=False``) or in the storm, under ``caps``;
+    ``lower``: the storm's lower bound (``attempts_at_least``, a worker held for ``hold_time``)."""
     use_cap = storm if executed_cap is None else executed_cap
     caps = caps or {}
     names = [f"{s}.{e}" for s, svc in system.services.items() for e in svc.endpoints]
@@ -167,10 +249,12 @@ def propagate(system: System, *, storm: bool, caps: dict[tuple[str, str], float]
     limit: dict[str, float] = {}
     for name in names:
         service = system.services[name.partition(".")[0]]
-        mean = system.endpoint(name).service_time.mean
+        mean = hold_time(system, name) if lower else system.endpoint(name).service_time.mean
         limit[name] = service.replicas * servers(service) / mean if (use_cap and mean > 0) \
             else INF
-    factors = {id(site): (attempts(site.call, system.services[site.call.service])
+    count = attempts_at_least if lower else attempts
+    made = made_in_storm(system) if lower else None
+    factors = {id(site): (count(site.call, system.services[site.call.service])
                           if storm else (1.0, "one attempt")) for site in sites}
     state = State(dict.fromkeys(names, 0.0), dict.fromkeys(names, 0.0))
     received: dict[str, list[Flow]] = {n: [] for n in names}
@@ -193,10 +277,19 @@ def propagate(system: System, *, storm: bool, caps: dict[tuple[str, str], float]
             total += allowed
         return total
 
+    def per_call(site: CallSite) -> float:
+        """Calls of ``site`` per execution of its caller (in the storm's lower bound, one
+        repetition, and none for a site a failed call before it stops)."""
+        if made is None:
+            return site.call.probability * site.call.repeat
+        if (site.caller, site.step, site.member) not in made:
+            return 0.0
+        return site.call.probability
+
     def emit(u: str, rate: float) -> None:
         for site in out[index[u]]:
             k, why = factors[id(site)]
-            flow = Flow(site, rate * site.call.probability * site.call.repeat, k, why)
+            flow = Flow(site, rate * per_call(site), k, why)
             received[site.callee].append(flow)
             state.flows.append(flow)
 
@@ -220,9 +313,7 @@ def propagate(system: System, *, storm: bool, caps: dict[tuple[str, str], float]
                 for site in out[index[u]]:
                     if site.callee in inside:
                         k, why = factors[id(site)]
-                        inner[site.callee].append(
-                            Flow(site, current[u] * site.call.probability * site.call.repeat,
-                                 k, why))
+                        inner[site.callee].append(Flow(site, current[u] * per_call(site), k, why))
             nxt = {}
             for v in members:
                 received[v] = outside[v] + inner[v]
@@ -242,8 +333,7 @@ def propagate(system: System, *, storm: bool, caps: dict[tuple[str, str], float]
             for site in out[index[u]]:
                 if site.callee not in inside:
                     k, why = factors[id(site)]
-                    flow = Flow(site, state.executed[u] * site.call.probability
-                                * site.call.repeat, k, why)
+                    flow = Flow(site, state.executed[u] * per_call(site), k, why)
                     received[site.callee].append(flow)
                     state.flows.append(flow)
     return state
@@ -254,6 +344,16 @@ def storm_state(system: System) -> State:
     state = propagate(system, storm=True)
     for _ in range(CAP_PASSES):
         state = propagate(system, storm=True, caps=retry_caps(system, state.flows))
+    return state
+
+
+def storm_floor(system: System) -> State:
+    """The storm's lower bound: what every service certainly receives once every attempt
+    times out (fewest attempts, tightest caps, callers slowed by their own calls)."""
+    state = propagate(system, storm=True, lower=True)
+    for _ in range(CAP_PASSES):
+        state = propagate(system, storm=True, lower=True,
+                          caps=retry_caps(system, state.flows, lower=True))
     return state
 
 
@@ -277,5 +377,6 @@ def service_sums(system: System, state: State,
     return out
 
 
-__all__ = ["Flow", "State", "attempts", "min_backoff", "nominal_state", "propagate",
-           "retry_caps", "servers", "service_sums", "storm_state"]
+__all__ = ["Flow", "State", "attempts", "attempts_at_least", "hold_time", "made_in_storm",
+           "min_backoff", "nominal_state", "propagate", "retry_caps", "servers", "service_sums",
+           "storm_floor", "storm_state"]

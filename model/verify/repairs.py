@@ -31,7 +31,6 @@ from faultmesh.model.verify.failures import FailureKinds
 from faultmesh.model.verify.verdict import Repair
 from faultmesh.model.verify.wording import LIST_LIMIT
 
-
 # Values of workers per instance a capacity repair tries at most (see ``for_capacity``).
 CAPACITY_CANDIDATES = 64
 # Ways of choosing the surviving zones ``fewest_surviving`` tries at most before leaving the
@@ -230,9 +229,10 @@ class PlacementSolver:
         jumps from run to run. It stops once no larger ``w`` can beat the best so far: every
         ``w`` costs at least ``w x replicas`` slots and, since ``w x need > demand /
         utilization``, at least ``floor(demand / utilization) + 1 + failures x w``. At most
-        ``CAPACITY_CANDIDATES`` values of ``w`` are tried (beyond that the best found is kept:
-        with loads in the millions of workers a slot more or less is not worth the search),
-        and the deadline is checked at each.
+        ``CAPACITY_CANDIDATES`` values of ``w`` are tried, and the deadline is checked at each:
+        the bounds end the search well before that up to about a thousand busy workers per
+        service (the answer is then the optimum); beyond, the best of those tried is kept (its
+        rounding loss is a few slots in thousands).
 
         ``survivors(w)``, if given, is a second need: the fewest surviving instances of ``w``
         workers each that keep every instance's rejections within target (None: none do);
@@ -407,5 +407,5 @@ def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
     return Repair("; ".join(words + described), changes)
 
 
-__all__ = ["CAPACITY_CANDIDATES", "PlacementChange", "PlacementSolver", "RepairTimeout", "as_repair",
-           "extra_zones", "fewest_added", "fewest_surviving"]
+__all__ = ["CAPACITY_CANDIDATES", "PlacementChange", "PlacementSolver", "RepairTimeout",
+           "adder", "as_repair", "extra_zones", "fewest_added", "fewest_surviving"]

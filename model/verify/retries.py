@@ -34,7 +34,7 @@ topology that size needs a retry policy, not a list of edits.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from functools import cached_property
 
 import z3
 
@@ -67,13 +67,36 @@ def _reachable(entries: Iterable[str], out: dict[str, list[CallSite]]) -> set[st
     return seen
 
 
-@dataclass(frozen=True)
 class Worst:
-    """The worst path into one endpoint: its attempt product, its endpoints and its calls."""
+    """The worst path into one endpoint: its attempt product, its endpoints and its calls.
 
-    attempts: int
-    path: tuple[str, ...]
-    sites: tuple[CallSite, ...]
+    The path itself is traced back only when asked for (``path``, ``sites``): tracing it for
+    every endpoint would cost the sum of all path lengths, quadratic down a long chain."""
+
+    def __init__(self, attempts: int, target: str, via: dict[str, CallSite]) -> None:
+        self.attempts = attempts
+        self.target = target
+        self._via = via  # shared: each endpoint's best incoming call
+
+    @cached_property
+    def sites(self) -> tuple[CallSite, ...]:
+        sites: list[CallSite] = []
+        node, seen = self.target, {self.target}
+        while node in self._via:  # predecessors form a tree at convergence; ``seen`` guards
+            site = self._via[node]
+            sites.append(site)
+            node = site.caller
+            if node in seen:
+                break
+            seen.add(node)
+        sites.reverse()
+        return tuple(sites)
+
+    @cached_property
+    def path(self) -> tuple[str, ...]:
+        sites = self.sites
+        start = sites[0].caller if sites else self.target
+        return (start, *(s.callee for s in sites))
 
     def text(self, keep: int = 6) -> str:
         parts = [self.path[0]]
@@ -112,21 +135,7 @@ def worst_paths(entries: list[str], out: dict[str, list[CallSite]],
                     value[site.callee] = product
                     via[site.callee] = site
                     changed = order is None
-    best = {}
-    for target, attempts in value.items():
-        sites: list[CallSite] = []
-        node, seen = target, {target}
-        while node in via:  # predecessors form a tree at convergence; ``seen`` guards anyway
-            site = via[node]
-            sites.append(site)
-            node = site.caller
-            if node in seen:
-                break
-            seen.add(node)
-        sites.reverse()
-        path = (node, *(s.callee for s in sites))
-        best[target] = Worst(attempts, path, tuple(sites))
-    return best
+    return {target: Worst(attempts, target, via) for target, attempts in value.items()}
 
 
 def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]],

@@ -27,9 +27,12 @@ Optional and asynchronous calls never fail their caller. A step that can fail st
 certain flow to every later step of the endpoint (or keeps the share its callee surely
 accepts), a service that refuses a share of its own requests makes that share of none of
 their calls (an entry's limits thin everything below it), and a fallback's callee is certain
-to get nothing (it is called only when the primary fails). Every simplification lowers the bound:
-call cycles are walked a bounded number of times (each pass of ``x = b + M x`` from 0 is a
-lower bound of the solution), so the result stays a lower bound.
+to get nothing (it is called only when the primary fails). A call with a circuit breaker, or
+into a service whose callers' outlier detection may eject every host, is sure of nothing when
+its attempts can fail: the breaker opens, or no host is left to send them to. Every
+simplification lowers the bound: call cycles are walked a bounded number of times (each pass
+of ``x = b + M x`` from 0 is a lower bound of the solution), so the result stays a lower
+bound.
 """
 
 from __future__ import annotations
@@ -115,6 +118,10 @@ class Failing:
         caller counts them by their share)."""
         if not awaited(call) or not call.required:
             return False
+        return self.attempt_can_fail(caller, call, refusals=refusals)
+
+    def attempt_can_fail(self, caller: str, call: Call, *, refusals: bool = True) -> bool:
+        """Can an attempt of this call fail (whether or not its caller waits for it)?"""
         callee = self.system.services[call.service]
         if self.lossy or call.service in self.broken or sheds(callee):
             return True
@@ -134,6 +141,20 @@ class Failing:
                      for step in self.system.endpoint(target).steps for c in step_calls(step))
         self.fails[target] = result
         return result
+
+
+def cut_off(failing: Failing, caller: str, call: Call) -> bool:
+    """May the caller stop sending this call's attempts at all? Its circuit breaker opens
+    after attempts fail, and outlier detection that may eject every host of the callee
+    leaves it none to send them to, whenever an attempt can fail."""
+    if call.circuit_breaker is None and not _ejects_all(failing.system.services[call.service]):
+        return False
+    return failing.attempt_can_fail(caller, call)
+
+
+def _ejects_all(service: Service) -> bool:
+    policy = service.outlier_detection
+    return policy is not None and policy.ejectable(service.replicas) >= service.replicas
 
 
 def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (),
@@ -156,7 +177,7 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
                 for call, share in (next(shares) for _ in members):
                     fallback = isinstance(step, Fallback) and call is step.fallback
                     weight = exact(call.probability) * call.repeat * share * reach
-                    if weight > 0 and not fallback:
+                    if weight > 0 and not fallback and not cut_off(failing, service_name, call):
                         out[call.target] = out.get(call.target, Fraction(0)) + weight
                 # Later steps are reached only by the requests this one lets through.
                 if any(failing.call_can_fail(service_name, c, refusals=False)
@@ -242,4 +263,4 @@ def simultaneous(system: System) -> frozenset[str]:
     return frozenset(out)
 
 
-__all__ = ["Failing", "certain_load", "refuses", "sheds", "simultaneous"]
+__all__ = ["Failing", "certain_load", "cut_off", "refuses", "sheds", "simultaneous"]

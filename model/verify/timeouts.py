@@ -74,6 +74,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import z3
 
@@ -104,6 +105,8 @@ OPTIMIZE_LIMIT = 2000  # beyond this many timeouts involved, the least solution 
 LONGEST = Fraction(10**9)
 
 
+# Cached: a 10,000-service spec asks for the same few durations tens of thousands of times.
+@lru_cache(maxsize=4096)
 def decimal(x: float) -> Fraction:
     """A float as the decimal it was written as (``0.2`` is 1/5, not the binary nearest it):
     spec durations are decimals, and repairs should not read 3.401 s for 3.4 s."""
@@ -116,6 +119,7 @@ def bound(dist: Distribution) -> float:
     return upper if math.isfinite(upper) else dist.quantile(QUANTILE)
 
 
+@lru_cache(maxsize=4096)
 def service_bound(dist: Distribution) -> Fraction:
     """``bound(dist)`` exactly, rounded up to the microsecond (a p99.9 has 17 digits that
     carry no information and would make the repair's integers needlessly huge)."""

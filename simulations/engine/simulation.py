@@ -29,6 +29,7 @@ import simpy
 from simpy.events import Timeout
 
 from faultmesh import model
+from faultmesh.model.collector import quiet_collector
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Recovers, Staleness
 from faultmesh.model.system import Call, System
@@ -37,7 +38,6 @@ from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
 from faultmesh.simulations.engine.breaker_groups import BreakerGroup, breakers_summary
 from faultmesh.simulations.engine.calls import ActiveRequests, CallSite, EdgeStats
-from faultmesh.simulations.engine.collector import quiet_collector
 from faultmesh.simulations.engine.discovery import Discovery
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
@@ -390,7 +390,7 @@ class Simulation:
         self.injector.schedule()
         if self.warmup > 0:
             Timeout(env, self.warmup).callbacks.append(self._end_warmup)
-        with quiet_collector():  # the built model is not walked again (see ``collector``)
+        with quiet_collector():  # the built model is not walked again (``model.collector``)
             if progress is None:
                 env.run(until=self.duration)
             else:
