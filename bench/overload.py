@@ -73,7 +73,7 @@ def main() -> int:
                    ("nominal" if "no trigger needed" in verdict.explanation else "storm")] += 1
         if verdict.status == "unknown":
             undecided[_why(verdict.explanation)] += 1
-        result = harness.trial(system, verdict, seed=index)
+        result = harness.trial(system, verdict, seed=index, others=True)
         counts[(result.status, result.agrees)] += 1
         if not result.agrees:
             print(f"disagreement #{index} ({result.status}): {result.detail}\n  "

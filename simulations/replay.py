@@ -330,8 +330,8 @@ def _replay_overload(system: System, verdict: Verdict, *, at: float, after: floa
     proof says they stay down (the storm sustains itself with the trigger gone). With
     ``others``, the surge trigger runs too (down again), and the verdict's repair under the
     same slowdown (the entries are up again once its backlog has drained)."""
-    from faultmesh.model.faults import Scenario
-    from faultmesh.model.verify.overload import surge_trigger
+    from faultmesh.model.faults import Scenario, Slowdown
+    from faultmesh.model.verify.overload import drain_bound, surge_trigger
 
     ce = verdict.counterexample
     assert ce is not None
@@ -361,9 +361,16 @@ def _replay_overload(system: System, verdict: Verdict, *, at: float, after: floa
             except (SpecErrors, KeyError, ValueError) as error:  # shown, not raised
                 more.append((f"repair does not apply: {error}", (start, start), ()))
             else:
-                r_run = simulate(repaired, scenario, seed=seed)
-                more.append((f"repaired ({verdict.repair.description})", (start, start + after),
-                             _judged(r_run, ce.down, start, after, "up")))
+                # Judged once the repaired system's backlog has certainly drained (the fluid
+                # bound its own proof gives), plus the usual settling time.
+                drain = drain_bound(repaired, tuple(f for f in ce.trigger
+                                                    if isinstance(f, Slowdown)))
+                r_start = end_of_trigger + OVERLOAD_SETTLE + (drain or 0.0)
+                r_run = simulate(repaired, replace(scenario, duration=r_start + after),
+                                 seed=seed)
+                more.append((f"repaired ({verdict.repair.description})",
+                             (r_start, r_start + after),
+                             _judged(r_run, ce.down, r_start, after, "up")))
     # The ``recovers`` monitor watches each loop entry too: it says for how long the entry
     # stayed down and which edges' retries, hedges and orphaned work sustained it.
     watched = {p.entry for p in system.properties if isinstance(p, P.Recovers)}

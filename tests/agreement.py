@@ -41,7 +41,7 @@ from faultmesh.model import properties as P
 from faultmesh.model.distributions import Constant
 from faultmesh.model.faults import Crash, Fault, LatencyFault, Scenario, parse_target
 from faultmesh.model.spec import from_document, to_document
-from faultmesh.model.system import ParallelCalls, System
+from faultmesh.model.system import System, step_calls
 from faultmesh.model.verify import verify
 from faultmesh.model.verify.failures import FailureKinds, FailureSet, worst_removal
 from faultmesh.model.verify.load import offered_load
@@ -362,6 +362,10 @@ def check_capacity(system: System, prop: P.Capacity, verdict: Verdict,
     # more than the property allows shows it as well (``replay`` reads it the same way).
     predicted = cex.numbers.get("utilization")
     claimed = cex.numbers.get("rejected_low", cex.numbers.get("rejected", math.inf))
+    if cex.down and system.services[cex.down[0]].load_balancer.kind == "consistent_hash":
+        # The claim is the busiest instance's loss; the run counts the whole service's, at
+        # least that instance's share of it (the others, less loaded, lose less).
+        claimed *= cex.numbers.get("share", 1.0)
     if predicted is not None and predicted >= prop.utilization:
         claimed = rejected
     shown = [name for name in chain if overloads(system, got, name, prop.utilization,
@@ -400,8 +404,8 @@ def check_staleness(system: System, verdict: Verdict, settings: Settings) -> lis
         return []
     exposed = [s for s in call_sites(system) if s.call.required
                and system.services[s.call.service].replicas >= 2]
+    cex = verdict.counterexample
     if verdict.status == "violated":
-        cex = verdict.counterexample
         assert cex is not None and cex.chain
         targets = [cex.chain[-1].partition(".")[0]]
     else:
@@ -423,7 +427,7 @@ def check_staleness(system: System, verdict: Verdict, settings: Settings) -> lis
         # The tail tolerance excuses a holds; a violated is shown by any such failure.
         bad = _reachability(got, base, dict.fromkeys(system.entries, 1.0),
                             allowed if verdict.status == "holds" else None)
-        if verdict.status == "violated" and not bad and len(cex.chain) >= 2:
+        if cex is not None and not bad and len(cex.chain) >= 2:
             # The uncovered call may sit below an optional call (its caller fails, the entry
             # is only degraded): its own failures show the violation then.
             edge = f"{cex.chain[-2].partition('.')[0]}->{service}"
@@ -433,7 +437,7 @@ def check_staleness(system: System, verdict: Verdict, settings: Settings) -> lis
                 bad = [f"{edge}: {mine['failed']} of {mine['calls']} calls failed "
                        f"({mine['causes']})"]
         failed, words = bool(bad), "; ".join(bad)
-        if verdict.status == "holds":
+        if verdict.status == "holds" or cex is None:
             findings.append(Finding("staleness", "holds", f"crash {unit} (stale {span:g}s)",
                                     not failed, words))
             continue
@@ -442,7 +446,7 @@ def check_staleness(system: System, verdict: Verdict, settings: Settings) -> lis
             # No workload request reaches that call: nothing can show it (nor contradict it).
             agrees, detail = True, f"{' -> '.join(cex.chain)} is not reached by the workload"
         elif not failed:
-            p = float(cex.numbers.get("failure_probability", 1.0)) if cex else 1.0
+            p = float(cex.numbers.get("failure_probability", 1.0))
             calls = sum(v["calls"] for k, v in got["calls"].items()
                         if k.endswith(f"->{service}"))
             likely_none = (1.0 - p) ** calls
@@ -466,7 +470,7 @@ def _awaited_targets(system: System, endpoint: str, last_only: bool) -> list[str
     """The endpoints ``endpoint`` awaits (all steps, or its last step that awaits any)."""
     steps = []
     for step in system.endpoint(endpoint).steps:
-        members = step.calls if isinstance(step, ParallelCalls) else (step,)
+        members = step_calls(step)  # every call form's calls (a one_of's: any may be made)
         awaited = [c.target for c in members if not c.asynchronous and c.probability > 0]
         if awaited:
             steps.append(awaited)

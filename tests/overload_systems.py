@@ -113,15 +113,19 @@ class Trial:
     detail: str
 
 
-def trial(system: System, verdict: Verdict, seed: int = 0) -> Trial:
+def trial(system: System, verdict: Verdict, seed: int = 0, others: bool = False) -> Trial:
+    """``others``: a ``violated`` replay also runs the surge trigger (down) and the repaired
+    system under the slowdown (up again), as ``verify --replay`` does."""
     from faultmesh.simulations.engine.simulation import simulate
     from faultmesh.simulations.replay import replay, window_availability
 
     if verdict.status == "unknown":
         return Trial("unknown", True, verdict.explanation)
     if verdict.status == "violated":
-        result = replay(system, verdict, at=5.0, after=WINDOW, seed=seed)
+        result = replay(system, verdict, at=5.0, after=WINDOW, seed=seed, others=others)
         shown = ", ".join(f"{e.entry} {e.availability}" for e in result.entries)
+        for what, _, entries in result.others:
+            shown += f"; {what}: " + ", ".join(f"{e.entry} {e.availability}" for e in entries)
         return Trial("violated", result.agrees, f"after the trigger: {shown}")
     analysis = analyse(system)
     loaded = [s for s in analysis.services.values() if s.name != "front" and s.capacity]

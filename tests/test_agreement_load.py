@@ -285,3 +285,29 @@ def test_a_violation_beside_a_service_callers_may_eject_replays() -> None:
     assert verdict.status == "violated"
     findings = A.check_survives(system, prop, verdict, FAST)
     assert findings and all(f.agrees for f in findings), findings
+
+
+HASHED = """
+system: hashed
+services:
+  front:
+    replicas: 3
+    workers: 4
+    queue: 0
+    load_balancer: consistent_hash
+    endpoints:
+      home: {service_time: {exponential: 37ms}}
+workload:
+  - {entry: front.home, rate: 85/s}
+"""
+
+
+def test_a_hashed_services_rejections_are_its_busiest_instances() -> None:
+    # The counterexample's loss is the busiest ring owner's (over a third of the keys); the run
+    # counts the whole service, whose other instances lose less: at least that share of it.
+    system = _system(HASHED)
+    prop = P.Capacity(failures=0, utilization=1.0)
+    verdict = _verdict(system, prop)
+    assert verdict.status == "violated" and verdict.counterexample.numbers["share"] > 1 / 3
+    findings = A.check_capacity(system, prop, verdict, A.Settings(measure=60.0))
+    assert findings and all(f.agrees for f in findings), findings

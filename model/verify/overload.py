@@ -290,6 +290,33 @@ def trigger_faults(s: ServiceOverload, t: Trigger, *, at: float = 0.0) -> tuple[
                      factor=nice_up(factor)),)
 
 
+def drain_bound(system: System, trigger: tuple[Slowdown, ...]) -> float | None:
+    """How long after ``trigger`` ends every backlog of a system that ``holds`` has drained,
+    at most (None: the system does not hold).
+
+    Each service receives at most its storm load ``r`` (its nominal load when it sheds
+    orphaned work) and serves ``capacity > r``: a backlog left by the trigger, at most ``r``
+    per second of it (``r - capacity / factor`` for the slowed service), falls at ``capacity
+    - r`` at least. Callees drain before their callers' attempts succeed, so the bound is the
+    sum over the services."""
+    analysis = analyse(system)
+    if analysis.failing:
+        return None
+    slowed = {f.target.name: f for f in trigger if f.target.kind == "service"}
+    total = 0.0
+    for s in analysis.services.values():
+        rate = s.nominal_rate if s.shed is not None else s.storm_rate
+        cap = s.capacity_rate
+        if not math.isfinite(cap) or rate <= 0:
+            continue
+        fault = slowed.get(s.name)
+        longest = max((f.duration or 0.0) for f in trigger) if trigger else 0.0
+        left = (max(0.0, rate - cap / fault.factor) * (fault.duration or 0.0) if fault
+                else rate * longest)
+        total += left / (cap - rate)
+    return total
+
+
 def surge_trigger(ce: Counterexample) -> tuple[Surge, ...]:
     """The counterexample's other trigger, a surge of the loop's entry (``--replay`` runs it
     beside the slowdown): none when the verdict computed no surge."""
@@ -458,5 +485,5 @@ def with_service(system: System, name: str, **changes: object) -> System:
     return replace(system, services=FrozenMap(services))
 
 
-__all__ = ["Analysis", "ServiceOverload", "Trigger", "analyse", "check", "loop", "nice_up",
-           "surge_trigger", "trigger", "trigger_faults", "with_service"]
+__all__ = ["Analysis", "ServiceOverload", "Trigger", "analyse", "check", "drain_bound", "loop",
+           "nice_up", "surge_trigger", "trigger", "trigger_faults", "with_service"]
