@@ -21,9 +21,14 @@ disturbs less), peak memory and the mean sojourn (a sanity check: all three shou
 4.48 s) for each, and the ratios. ``--memory`` also runs faultmesh for 2 million
 requests and reports its peak memory (the target: under 300 MB with traces off).
 
+Beside the three stations it runs two 1,000-service topologies (issue 13), each request
+making 999 calls: a chain ``s0 -> s1 -> ... -> s999`` and a fan-out-3 tree (``s{i}`` calls
+``s{3i+1..3i+3}``), 3 replicas in 3 zones, 4 workers, exponential 1 ms service, 5 requests/s,
+through the whole CLI as above; it prints their requests and calls per CPU second.
+
 Usage: ``python bench/simulate.py [--requests N] [--memory] [--quick] [--dry-run]``
-(``--quick``: 20,000 requests). It says first how long it will take. Not a test: nothing is
-asserted.
+(``--quick``: 20,000 requests, 20 simulated seconds of the topologies instead of 100). It
+says first how long it will take. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ START_UP = 1.5
 ARRIVAL_RATE = 0.8
 SERVICE_RATES = (2.0, 1.5, 1.25)
 THEORY_MEAN = sum(1 / (mu - ARRIVAL_RATE) for mu in SERVICE_RATES)
+TOPOLOGY_SIZE = 1000
+TOPOLOGY_RATE = 5.0  # requests/s into s0
+CALLS_PER_CPU_SECOND = 60_000  # rough, for the estimate: each request makes 999 calls
 
 
 # --- the peers, run inside a child process -------------------------------------------------------
@@ -162,6 +170,29 @@ def run_faultmesh(horizon: float, seed: int, spec: Path = SPEC) -> dict[str, flo
             "mean_sojourn": entry["latency_s"]["mean"], "peak_mb": peak}
 
 
+def topology_yaml(kind: str, n: int = TOPOLOGY_SIZE) -> str:
+    """A ``chain`` or fan-out-3 ``tree`` of ``n`` services, every request calling each once."""
+    lines = [f"system: {kind}-{n}", "zones: [a, b, c]", "defaults:", "  call: {timeout: 30s}",
+             "  service: {replicas: 3, workers: 4, endpoint_defaults: "
+             "{service_time: {exponential: 1ms}}}", "services:"]
+    for i in range(n):
+        callees = [i + 1] if kind == "chain" else range(3 * i + 1, 3 * i + 4)
+        calls = ", ".join(f"s{j}.handle" for j in callees if j < n)
+        lines.append(f"  s{i}: {{endpoints: {{handle: {{calls: [{calls}]}}}}}}")
+    lines += ["workload:", f"  - {{entry: s0.handle, rate: {TOPOLOGY_RATE:g}/s}}"]
+    return "\n".join(lines) + "\n"
+
+
+def run_topology(kind: str, horizon: float, seed: int, directory: Path) -> dict[str, float]:
+    spec = directory / f"{kind}-{TOPOLOGY_SIZE}.yaml"
+    spec.write_text(topology_yaml(kind))
+    output, seconds, cpu, peak = child([*faultmesh_command(), "simulate", str(spec),
+                                        "--duration", f"{horizon:g}", "--seed", str(seed),
+                                        "--json"])
+    entry = json.loads(output)["entries"]["s0.handle"]
+    return {"seconds": seconds, "cpu": cpu, "requests": entry["requests"], "peak_mb": peak}
+
+
 def run_peer(name: str, horizon: float, seed: int) -> dict[str, float]:
     output, _, _, peak = child([sys.executable, __file__, "--peer", name, "--horizon",
                                 repr(horizon), "--seed", str(seed)])
@@ -192,8 +223,12 @@ def main() -> None:
                            + 1 / CPU_RATES["simpy"]) + 4 * START_UP
     if args.memory:
         cpu += 2_000_000 / CPU_RATES["faultmesh"] + START_UP
+    topology_horizon = 20.0 if args.quick else 100.0
+    cpu += 2 * (topology_horizon * TOPOLOGY_RATE * (TOPOLOGY_SIZE - 1) / CALLS_PER_CPU_SECOND
+                + START_UP)
     announce(f"about {spoken(cpu)} on a quiet machine (longer when the CPUs are shared)",
-             f"4 engine runs of about {args.requests:,} requests each"
+             f"4 engine runs of about {args.requests:,} requests each, then 2 topologies of "
+             f"{TOPOLOGY_SIZE:,} services"
              + (", then faultmesh for 2,000,000 (--memory)" if args.memory else ""),
              quick=args.quick)
     if args.dry_run:
@@ -224,6 +259,20 @@ def main() -> None:
         print(f"faultmesh / {peer}: {ours['rate'] / theirs['rate']:.2f}x speed "
               f"({ours['cpu_rate'] / theirs['cpu_rate']:.2f}x by CPU time), "
               f"{ours['peak_mb'] / theirs['peak_mb']:.2f}x memory   (target: >= {target} speed)")
+
+    print(f"\n{TOPOLOGY_SIZE:,} services, {topology_horizon:g} simulated seconds at "
+          f"{TOPOLOGY_RATE:g} requests/s, {TOPOLOGY_SIZE - 1} calls per request "
+          f"(whole CLI, start-up and loading included):")
+    print(f"{'topology':<24}{'requests':>10}{'seconds':>9}{'CPU s':>8}{'req/CPU s':>11}"
+          f"{'calls/CPU s':>13}{'peak MB':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("chain", "tree"):
+            r = run_topology(kind, topology_horizon, args.seed, Path(tmp))
+            print(f"{kind:<24}{r['requests']:>10,}{r['seconds']:>9.2f}{r['cpu']:>8.2f}"
+                  f"{r['requests'] / r['cpu']:>11,.1f}"
+                  f"{r['requests'] * (TOPOLOGY_SIZE - 1) / r['cpu']:>13,.0f}{r['peak_mb']:>9.0f}")
+    print(f"(the 3-station network above: {ours['cpu_rate']:,.0f} requests, "
+          f"{2 * ours['cpu_rate']:,.0f} calls per CPU second)")
 
     if args.memory:
         big = 2_000_000

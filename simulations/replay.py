@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 # the simulation of rates, and the gap absorbs requests in flight when the failure starts.
 DOWN_AT_MOST = 0.5
 UP_AT_LEAST = 0.95
+# An entry predicted back up after an overload may end this far below its fault-free level.
+LEVEL_TOLERANCE = 0.05
 # A degraded entry's measured share must lie within Z standard errors (99.9 %, two-sided) of
 # the predicted share, widened by SLACK for the requests in flight at the window's edges.
 DEGRADED_Z = 3.29
@@ -68,6 +70,9 @@ class EntryReplay:
     expected: float  # the share of requests predicted to succeed (0 down, 1 up)
     availability: float | None  # inside the failure window; None without requests there
     requests: int = 0
+    # ``up`` measured against a fault-free run of the same system over the same window (a
+    # system that sheds some requests at its nominal load recovers to that level, not 100 %).
+    level: float | None = None
 
     @property
     def predicted_down(self) -> bool:
@@ -80,6 +85,8 @@ class EntryReplay:
         if self.predicted == "down":
             return self.availability <= DOWN_AT_MOST
         if self.predicted == "up":
+            if self.level is not None:
+                return self.availability >= min(UP_AT_LEAST, self.level - LEVEL_TOLERANCE)
             return self.availability >= UP_AT_LEAST
         p = self.expected
         half = DEGRADED_Z * math.sqrt(p * (1 - p) / self.requests) + DEGRADED_SLACK
@@ -368,9 +375,14 @@ def _replay_overload(system: System, verdict: Verdict, *, at: float, after: floa
                 r_start = end_of_trigger + OVERLOAD_SETTLE + (drain or 0.0)
                 r_run = simulate(repaired, replace(scenario, duration=r_start + after),
                                  seed=seed)
+                plain = simulate(repaired, replace(scenario, faults=(),
+                                                   duration=r_start + after), seed=seed)
+                judged = tuple(
+                    replace(e, level=window_availability(plain, e.entry, r_start,
+                                                         r_start + after))
+                    for e in _judged(r_run, ce.down, r_start, after, "up"))
                 more.append((f"repaired ({verdict.repair.description})",
-                             (r_start, r_start + after),
-                             _judged(r_run, ce.down, r_start, after, "up")))
+                             (r_start, r_start + after), judged))
     # The ``recovers`` monitor watches each loop entry too: it says for how long the entry
     # stayed down and which edges' retries, hedges and orphaned work sustained it.
     watched = {p.entry for p in system.properties if isinstance(p, P.Recovers)}

@@ -27,7 +27,7 @@ from faultmesh.model.strategies import spec_documents
 from faultmesh.model.system import System
 from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.capacity import check
-from faultmesh.model.verify.thinning import Failing
+from faultmesh.model.verify.thinning import Failing, cut_off
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 OFS = [("instance", "zone"), ("instance",), ("zone",)]
@@ -66,12 +66,13 @@ def agrees_with_brute_force(system: System, budget: int, of: tuple[str, ...], li
     # a smaller failure set the oracle breaks only by that high bound need not be found.
     inexact = [name for name in limited_services(system) if not poisson_exact(system, name)]
     # A call on the way that can fail (a timeout within its callee's healthy worst case, a
-    # callee that refuses) thins the load behind it: the oracle's nominal load is then only
-    # an upper bound, and the checker says ``unknown`` (or breaks something else, later).
-    failing = Failing(system)
+    # callee that refuses), or one a breaker or ejection may cut off, thins the load behind
+    # it: the oracle's nominal load is then only an upper bound, and the checker says
+    # ``unknown`` (or breaks something else, later).
+    failing = Failing(system, saturable(system, budget, of))
     inexact += [f"{s.name}->{c.target}" for s in system.services.values()
                 for e in s.endpoints.values() for c in e.calls()
-                if failing.call_can_fail(s.name, c)]
+                if failing.call_can_fail(s.name, c) or cut_off(failing, s.name, c)]
     if verdict.status == "unknown":  # also where the oracle holds: bursts bound no loss
         assert inexact, verdict.explanation
         return
@@ -95,6 +96,23 @@ def agrees_with_brute_force(system: System, budget: int, of: tuple[str, ...], li
         assert cx.numbers["share"] == pytest.approx(float(share))
         assert cx.numbers["utilization"] == pytest.approx(float(demand[service] * share)
                                                           / workers)
+
+
+def saturable(system: System, budget: int, of: tuple[str, ...]) -> set[str]:
+    """Services whose busiest survivor may get more work than its workers can do within
+    ``budget`` failures (their callers' calls may then time out): a coarse over-estimate."""
+    _, demand = oracle_demand(system)
+    out = set()
+    for name, service in system.services.items():
+        removed = budget * max(zone_counts_of(service)) if "zone" in of else budget
+        left = service.replicas - removed
+        if demand.get(name, 0) > 0 and (left <= 0 or demand[name] >= service.workers):
+            out.add(name)  # one survivor may carry everything (consistent hashing)
+    return out
+
+
+def zone_counts_of(service: Any) -> list[int]:
+    return [service.zones.count(z) for z in set(service.zones)] or [0]
 
 
 def limited_services(system: System) -> list[str]:

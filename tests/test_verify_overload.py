@@ -133,12 +133,11 @@ def test_shedding_too_late_does_not_count() -> None:
     assert v.status == "unknown" and "bounded queue" in v.explanation
 
 
-def test_one_retry_reaching_capacity_exactly_is_undecided() -> None:
-    # A storm exactly at capacity does not hold, but a queue at capacity drains now and
-    # then by a fluctuation: ``violated`` needs the storm FLOOR_MARGIN above it.
+def test_one_retry_reaching_capacity_exactly_is_violated() -> None:
+    # At capacity the storm's backlog no longer falls: its floor is the storm itself here.
     assert storm(system(call={"retries": 1}), "back") == pytest.approx(400)
-    assert decide(system(call={"retries": 1})).status == "unknown"
-    assert decide(system(call={"retries": 1}, rate="240/s")).status == "violated"
+    assert analyse(system(call={"retries": 1})).services["back"].floor_rate == pytest.approx(400)
+    assert decide(system(call={"retries": 1})).status == "violated"
     assert decide(system(call={"retries": 1}, rate="190/s")).status == "holds"
 
 
@@ -250,7 +249,7 @@ def test_the_trigger_replays_as_non_recovery_and_the_repair_recovers() -> None:
 
     sys = system()
     v = decide(sys)
-    result = replay(sys, v, at=10.0, after=20.0)
+    result = replay(sys, v, at=10.0, after=20.0, others=False)
     (entry,) = result.entries
     assert entry.availability is not None and entry.availability <= 0.05
     assert result.agrees
@@ -334,3 +333,112 @@ def test_a_budget_caps_nothing_when_attempts_can_be_cut_short() -> None:
     assert storm(system(back=budget, call={"deadline": "130ms"}), "back") == pytest.approx(600)
     assert storm(system(back=budget, front={"propagate_deadline": True}),
                  "back") == pytest.approx(800)
+
+
+# --- hedging, the storm's lower bound, the replay of the surge and the repair -------------
+
+HEDGED: dict[str, Any] = {  # bench #674: back 2 x 1 worker exp 15 ms, 3 hedges 228 ms apart
+    "system": "hedged",
+    "services": {
+        "front": {"workers": 256, "endpoints": {"Get": {
+            "service_time": "1ms",
+            "calls": [{"call": "back.Get", "timeout": "583ms",
+                       "hedge": {"delay": "228ms", "max_attempts": 3}}]}}},
+        "back": {"workers": 1, "replicas": 2, "endpoints": {"Get": {
+            "service_time": {"exponential": "15ms"}}}},
+    },
+    "workload": [{"entry": "front.Get", "rate": "105/s"}],
+}
+
+
+def test_throttling_does_not_bound_hedges() -> None:
+    # A hedge that loses the race is cancelled, not failed: with every attempt slower than
+    # the hedge delay but inside its timeout, all three go out and the token count stays full.
+    # Counting throttling as a cap on hedges made this system "hold" while the simulator shows
+    # it overloaded without any fault.
+    throttled = system(HEDGED, back={"retry_throttling": {"max_tokens": 10,
+                                                          "token_ratio": 0.1}})
+    assert storm(throttled, "back") == pytest.approx(315)
+    assert decide(throttled).status != "holds"
+    assert decide(system(HEDGED)).status == "violated"
+    assert decide(system(HEDGED, rate="40/s")).status == "holds"  # 120/s < 133.3/s
+
+
+def test_hedges_sustain_an_overload_in_the_simulator_and_not_at_low_load() -> None:
+    from faultmesh.model.faults import Scenario
+    from faultmesh.simulations.engine.simulation import simulate
+    from faultmesh.simulations.replay import window_availability
+
+    # Hedging twice a mean response time late: at low load it serves everything and some
+    # hedges go out...
+    quick = system(HEDGED, call={"hedge": {"delay": "30ms", "max_attempts": 3}}, rate="20/s")
+    run = simulate(quick, Scenario("plain", (), 20.0, 0.0), seed=3)
+    assert run.summary["calls"]["front->back"]["hedges"] > 0
+    assert window_availability(run, "front.Get", 0.0, 20.0) == pytest.approx(1.0, abs=1e-3)
+    # ...while at 79 % utilization the hedges the tail sends add load that lengthens the tail:
+    # the overload builds with no fault at all.
+    run = simulate(system(HEDGED), Scenario("plain", (), 40.0, 0.0), seed=3)
+    assert (window_availability(run, "front.Get", 25.0, 40.0) or 0.0) < 0.5
+
+
+def test_violated_needs_the_storm_floor_above_capacity() -> None:
+    # front -> back with 2 retries and a repeated call: the upper bound counts both repetitions
+    # (405/s, over the 363.6/s capacity), but in the storm the first repetition fails and the
+    # second is never made: the storm certainly brings 202.5/s only (bench #122 recovered).
+    doc = copy.deepcopy(STORM)
+    doc["services"]["back"].update(endpoints={"Get": {"service_time": {"exponential": "11ms"}}})
+    sys = system(doc, call={"retries": 2, "timeout": "98ms", "repeat": 2}, rate="67.5/s")
+    s = analyse(sys).services["back"]
+    assert s.storm_rate == pytest.approx(405) and s.floor_rate == pytest.approx(202.5)
+    v = decide(sys)
+    assert v.status == "unknown" and "certainly brings it 202.5/s" in v.explanation
+    # Without the repetition the floor is the storm: 3 x 135/s is over capacity.
+    assert decide(system(doc, call={"retries": 2, "timeout": "98ms"},
+                         rate="135/s")).status == "violated"
+
+
+def test_a_saturated_caller_on_the_loop_is_a_certain_storm() -> None:
+    # front -> mid -> back: back's floor is low (mid's workers wait out back's timeouts), but
+    # front's two attempts per request need more of back than it has even with every call
+    # answered at once: mid completes no more than back lets through, its queue grows.
+    doc = {
+        "system": "tiers",
+        "services": {
+            "front": {"workers": 256, "endpoints": {"Get": {"service_time": "1ms", "calls": [
+                {"call": "mid.Get", "timeout": "198ms", "retries": 1}]}}},
+            "mid": {"workers": 4, "endpoints": {"Get": {
+                "service_time": {"exponential": "2ms"},
+                "calls": [{"call": "back.Get", "timeout": "212ms", "retries": 2}]}}},
+            "back": {"workers": 2, "endpoints": {"Get": {
+                "service_time": {"exponential": "20ms"}}}},
+        },
+        "workload": [{"entry": "front.Get", "rate": "60/s"}],
+    }
+    sys = from_document(doc, "<tiers>")
+    s = analyse(sys).services["back"]
+    assert s.floor_demand < s.capacity <= s.storm_demand
+    v = decide(sys)
+    assert v.status == "violated", v.explanation
+
+
+def test_replay_runs_the_surge_and_the_repair() -> None:
+    from faultmesh.simulations.replay import replay
+
+    v = decide(system())
+    assert v.counterexample is not None and v.repair is not None
+    result = replay(system(), v, at=5.0, after=10.0, seed=1)
+    kinds = [what.split(" ")[0] for what, _, _ in result.others]
+    assert kinds == ["surge", "repaired"], kinds
+    surge, repaired = result.others
+    assert all(e.availability is not None and e.availability <= 0.5 for e in surge[2])
+    assert all(e.availability is not None and e.availability >= 0.95 for e in repaired[2])
+    assert result.agrees
+
+
+def test_a_repaired_entry_is_judged_against_its_fault_free_level() -> None:
+    from faultmesh.simulations.replay import EntryReplay
+
+    # A repair that sheds a little live work at the nominal load recovers to that level.
+    assert EntryReplay("front.Get", "up", 1.0, 0.85, 900, level=0.87).agrees
+    assert not EntryReplay("front.Get", "up", 1.0, 0.85, 900, level=0.99).agrees
+    assert not EntryReplay("front.Get", "up", 1.0, 0.85, 900).agrees

@@ -31,6 +31,7 @@ EXPECTED = {  # spec -> status with the spec's own max (default 8)
     "chain": "holds", "dsb_hotel_reservation": "holds", "dsb_social_network": "holds",
     "mm1": "holds", "mmc": "holds", "online_boutique": "holds",
     "online_boutique_hardened": "holds", "sock_shop": "holds", "zone_outage_shop": "holds",
+    "retry_storm": "holds", "retry_storm_hardened": "holds",
 }
 
 

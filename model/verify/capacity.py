@@ -37,6 +37,7 @@ names is checked and replicas are added until it passes).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -45,7 +46,7 @@ from fractions import Fraction
 from faultmesh.model import properties as P
 from faultmesh.model.spec import from_document, to_document
 from faultmesh.model.spec.edit import apply_changes
-from faultmesh.model.system import System
+from faultmesh.model.system import Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import (
     REPAIR_OUT_OF_TIME,
@@ -55,7 +56,7 @@ from faultmesh.model.verify.deadline import (
 )
 from faultmesh.model.verify.failures import FailureKinds, FailureSet, zone_counts
 from faultmesh.model.verify.load import OfferedLoad, exact, offered_load
-from faultmesh.model.verify.pressure import CallTimes, Pressure, ServiceModel
+from faultmesh.model.verify.pressure import CallTimes, Pressure, ServiceModel, saturated
 from faultmesh.model.verify.repairs import (
     PlacementChange,
     PlacementSolver,
@@ -98,13 +99,14 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
         models[name] = model
         profiles[name] = model.profile(kinds, budget, deadline)
         worst.append(profiles[name][-1])
+    sure_loads = _CertainLoads(system, load, profiles, deadline)
     for at in profiles.values():
         deadline.check()
         breaking, unsure = None, None
         for p in at:
             if p.status(limit, rejected) != "violated":
                 continue
-            why = _thinned(system, load, times, profiles, p, limit, rejected)
+            why = _thinned(system, load, times, profiles, p, limit, rejected, sure_loads)
             if not why:
                 breaking = p
                 break
@@ -148,20 +150,32 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
 def _thinned(system: System, load: OfferedLoad, times: CallTimes,
              profiles: dict[str, list[Pressure]], p: Pressure, limit: Fraction,
-             rejected: float) -> str:
+             rejected: float, certain: _CertainLoads) -> str:
     """Why ``p``'s violation is not certain ("" when it is): the nominal load breaks the
     service, but the load sure to arrive (``thinning``: calls on the way that can fail stop
     their requests' later calls) does not."""
     if p.unbounded or p.surviving == 0:
         return ""
-    dead = FailureSet(p.units)
-    broken = {name for name, at in profiles.items() if name != p.service.name and (
-        at[p.failures].status(limit, rejected) == "violated")}
-    broken |= {name for name, s in system.services.items() if dead.surviving(s) == 0}
-    # Each service refuses at most its upper loss bound at its own worst failures this size.
-    accepts = {name: Fraction(1) - Fraction(at[p.failures].loss.high)
-               for name, at in profiles.items()}
-    sure = certain_load(system, load, broken, accepts)
+    name = p.service.name
+    # Calls fail into a service with nothing left or loaded past saturation (its queue grows
+    # until callers time out); one merely above the utilization target answers them all,
+    # and refusals are counted by share below. The service itself is not broken for its own
+    # certain load.
+    everyone, gone = certain.broken(p.failures, p.units)
+    broken = everyone
+    if name in everyone and name not in gone:
+        # With the service broken too, fewer calls are sure to succeed and its certain load
+        # is lower still (a lower bound of the one it needs, shared by every service at this
+        # failure count): when even that load breaks it, with the same endpoints loaded (so
+        # the same loss formulas apply, each rising with the load), the violation is certain.
+        less = certain.load(p.failures, everyone)
+        lower = ServiceModel(system, name, less, times)
+        if lower.rate == p.load or (_loaded_alike(p.service, less, load) and lower.pressure(
+                p.failures, p.units, [p.busiest] * p.surviving, p.share,
+                p.busiest).status(limit, rejected) == "violated"):
+            return ""
+        broken = everyone - {name}
+    sure = certain.load(p.failures, broken)
     model = ServiceModel(system, p.service.name, sure, times)
     if model.rate == p.load:
         return ""
@@ -178,14 +192,71 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
             f"targets")
 
 
+class _CertainLoads:
+    """The certain loads ``_thinned`` compares with, each found once: per failure count and
+    set of broken services (the services broken beside one service are those of its failure
+    count, itself left out), with the broken sets built once per failure set."""
+
+    def __init__(self, system: System, load: OfferedLoad, profiles: dict[str, list[Pressure]],
+                 deadline: Deadline) -> None:
+        self.system = system
+        self.nominal = load
+        self.profiles = profiles
+        self.deadline = deadline
+        self.saturated: dict[int, frozenset[str]] = {}
+        self.sets: dict[tuple[int, tuple[str, ...]], tuple[frozenset[str], frozenset[str]]] = {}
+        self.loads: dict[tuple[int, frozenset[str]], OfferedLoad] = {}
+
+    def broken(self, failures: int, units: tuple[str, ...]) -> tuple[frozenset[str],
+                                                                       frozenset[str]]:
+        """The services saturated at ``failures`` or left with nothing by ``units``, and
+        those left with nothing."""
+        key = (failures, units)
+        if key not in self.sets:
+            if failures not in self.saturated:
+                self.saturated[failures] = frozenset(
+                    name for name, at in self.profiles.items() if _saturated(at[failures]))
+            dead = FailureSet(units)
+            gone = frozenset(name for name, s in self.system.services.items()
+                             if dead.surviving(s) == 0)
+            self.sets[key] = (self.saturated[failures] | gone, gone)
+        return self.sets[key]
+
+    def load(self, failures: int, broken: frozenset[str]) -> OfferedLoad:
+        key = (failures, broken)
+        if key not in self.loads:
+            # Each service refuses at most its upper loss bound at its worst failures this size.
+            accepts = {name: Fraction(1) - Fraction(at[failures].loss.high)
+                       for name, at in self.profiles.items()}
+            self.loads[key] = certain_load(self.system, self.nominal, broken, accepts,
+                                           self.deadline)
+        return self.loads[key]
+
+
+def _loaded_alike(service: Service, load: OfferedLoad, nominal: OfferedLoad) -> bool:
+    """Does ``load`` reach the same endpoints of the service as the nominal load?"""
+    keys = [f"{service.name}.{ep}" for ep in service.endpoints]
+    return all((load.endpoints.get(k, 0) > 0) == (nominal.endpoints.get(k, 0) > 0)
+               for k in keys)
+
+
+def _saturated(p: Pressure) -> bool:
+    """Nothing left, an unbounded load, or more work than its workers can do."""
+    u = p.utilization
+    return u is None or u >= 1
+
+
 def _numbers(p: Pressure) -> dict[str, float]:
     if p.unbounded:
         return {}
-    numbers = {"load": float(p.load), "demand": float(p.demand), "capacity": float(p.capacity),
-               "surviving": float(p.surviving), "workers": float(p.service.workers),
-               "share": float(p.share)}
+    numbers = {"load": saturated(p.load), "demand": saturated(p.demand),
+               "capacity": float(p.capacity), "surviving": float(p.surviving),
+               "workers": float(p.service.workers), "share": float(p.share)}
     if p.utilization is not None:
-        numbers["utilization"] = float(p.utilization)
+        numbers["utilization"] = saturated(p.utilization)
+    # A load compounded past a float (10^308 requests/s) is left out of the JSON numbers (no
+    # JSON number holds it); the explanation writes it out.
+    numbers = {key: value for key, value in numbers.items() if math.isfinite(value)}
     if p.service.queue is not None or p.service.concurrency is not None:
         numbers["rejected"] = p.loss.high
         if not p.loss.exact:

@@ -9,7 +9,9 @@ the fluid model (``overload_fluid``: rates, not requests).
 times out: the entry rates at their peak times the attempts each call on the way makes, capped
 by deadlines, throttling, retry budgets, ``max_retries`` and each caller's own throughput. In
 *any* state of the system a service receives at most that many attempts per second (fewer
-attempts time out, fewer retries are sent), and each costs it at most its service time.
+attempts time out, fewer retries are sent; a hedged call sends all its hedges whenever its
+attempts are slower than the delay, throttled or not), and each costs it at most its service
+time.
 
 **Verdict.** ``holds`` iff for every service either
 
@@ -39,13 +41,20 @@ is back in its nominal regime. Soundness rests on every approximation over-estim
 ``L_s``; the storm assumes attempts end by timing out (a rejected attempt fails at once, but
 costs the callee nothing).
 
+**Violated or unknown.** ``L_s`` is an upper bound, so a service it puts over capacity is a
+candidate only. ``violated`` is claimed when the storm's *lower* bound certainly saturates a
+service on the loop and nothing there drops or reorders queued work
+(``overload_doubt.undecided``, ``overload_fluid.storm_floor``); otherwise the verdict is
+``unknown``, saying what could not be decided, with the repair that would make it hold.
+
 **Counterexample.** The loop (entry, the calls with their attempt factors, the saturated
 service), its figures (``back: 200/s nominal, 800/s when every attempt times out, capacity
 400/s``) and the smallest trigger: waits exceed the per-try timeout ``t`` once the backlog is
 ``B = capacity x (t - S)``; slowing s by ``d`` (capacity ``workers / (S + d)``) builds it in
 ``T = B / (rate - reduced capacity)``, a surge by factor f in ``T = B / (f x rate -
 capacity)``. The trigger ``--replay`` simulates is a ``Slowdown`` of s comfortably past the
-smallest (``trigger_faults``). With the nominal load already above capacity no
+smallest (``trigger_faults``), then the surge (``surge_trigger``) and the repaired system under
+the slowdown (judged after ``drain_bound``). With the nominal load already above capacity no
 trigger is needed. Repairs: ``overload_repair``.
 """
 

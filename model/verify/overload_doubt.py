@@ -25,9 +25,10 @@ def _rate(x: float) -> str:
     return f"{number(x)}/s"
 
 
-# ``violated`` needs the storm's lower bound this far above capacity: just above it, a queue
-# still drains now and then by a fluctuation and the storm can end on its own.
-FLOOR_MARGIN = 1.05
+# ``violated`` needs the storm's lower bound at least this far above capacity. At capacity
+# the fluid backlog no longer falls, and the queue's length is a walk without drift, which
+# takes unboundedly long to come back to empty: the storm does not end on its own.
+FLOOR_MARGIN = 1.0
 
 
 def undecided(system: System, floor: State, s: ServiceOverload,

@@ -137,10 +137,22 @@ def made_in_storm(system: System) -> set[tuple[str, int, int | None]]:
     return made
 
 
+def mean_backoff(call: Call, retry: int) -> float:
+    """The mean delay before retry ``retry``: full jitter draws uniformly below the step,
+    equal jitter in its upper half."""
+    delay = call.backoff.max_delay(retry)
+    if call.backoff.jitter == "full":
+        return delay / 2
+    if call.backoff.jitter == "equal":
+        return 0.75 * delay
+    return delay
+
+
 def hold_time(system: System, endpoint: str) -> float:
-    """The longest mean time one execution of ``endpoint`` holds a worker in the storm: its
-    service time plus every synchronous call's attempts to their timeouts with the longest
-    backoffs (cut at the call's deadline), summed even over parallel calls (an upper bound)."""
+    """An upper bound on the mean time one execution of ``endpoint`` holds a worker in the
+    storm (what Little's law divides its workers by): its service time plus every synchronous
+    call's attempts to their timeouts with their mean backoffs (cut at the call's deadline),
+    summed even over parallel calls."""
     from faultmesh.model.verify.sites import call_sites as sites
 
     total = system.endpoint(endpoint).service_time.mean
@@ -151,7 +163,7 @@ def hold_time(system: System, endpoint: str) -> float:
         if call.hedge is not None:
             worst = (call.hedge.max_attempts - 1) * call.hedge.delay + call.timeout
         else:
-            worst = call.attempts * call.timeout + sum(call.backoff.max_delay(i)
+            worst = call.attempts * call.timeout + sum(mean_backoff(call, i)
                                                        for i in range(1, call.attempts))
         worst = worst if call.deadline is None else min(worst, call.deadline)
         total += call.probability * call.repeat * worst
@@ -378,5 +390,5 @@ def service_sums(system: System, state: State,
 
 
 __all__ = ["Flow", "State", "attempts", "attempts_at_least", "hold_time", "made_in_storm",
-           "min_backoff", "nominal_state", "propagate", "retry_caps", "servers", "service_sums",
-           "storm_floor", "storm_state"]
+           "mean_backoff", "min_backoff", "nominal_state", "propagate", "retry_caps", "servers",
+           "service_sums", "storm_floor", "storm_state"]

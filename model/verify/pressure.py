@@ -25,13 +25,16 @@ add load to the survivors.
 from __future__ import annotations
 
 import itertools
+import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import comb
+from typing import Any
 
 from faultmesh.model.distributions import Exponential
-from faultmesh.model.system import Call, Service, System, step_calls
+from faultmesh.model.system import Call, Communication, FrozenMap, Service, System, step_calls
 from faultmesh.model.verify.blocking import (
     NONE,
     Loss,
@@ -55,6 +58,10 @@ from faultmesh.model.verify.thinning import simultaneous
 from faultmesh.model.verify.timeouts import call_worst
 
 ENUMERATION_LIMIT = 20_000  # failure sets tried per service under consistent hashing
+# Offered load (busy workers' worth) past which an instance is taken as saturated: it
+# rejects ``1 - servers / a`` of its requests or more, which is 1.0 in floating point well
+# before a float overflows (a call graph's fan-out compounds loads past 10^308 requests/s).
+SATURATED = 1e150
 FIXED_POINT_STEPS = 200
 
 
@@ -147,8 +154,11 @@ class CallTimes:
                                       self.budget)[-1]
             left = max(1, service.replicas - removed)
             station = model.station
-            a = float(model.rate) / left * station.mean
-            w = mmsl_wait(station.workers, station.room, a, station.mean) if a > 0 else 0.0
+            a = saturated(model.rate) / left * station.mean
+            if a > SATURATED:
+                w = math.inf  # the longest wait: only ever an upper bound's input
+            else:
+                w = mmsl_wait(station.workers, station.room, a, station.mean) if a > 0 else 0.0
             if not station.exponential:
                 w *= max(1.0, (1 + station.scv) / 2)
             self.waits[name] = w
@@ -157,15 +167,18 @@ class CallTimes:
     def of_endpoint(self, target: str) -> float:
         """Mean time a request to ``target`` spends on its calls (its response time minus its
         own wait and service)."""
-        service, _, name = target.partition(".")
-        endpoint = self.system.services[service].endpoints[name]
-        total = 0.0
-        for step in endpoint.steps:
-            members = step_calls(step)  # every form's calls, summed: an upper bound
-            total += sum(self.of_call(service, c) for c in members)
-        return total
+        return self._walk(target, respond=False)
 
     def of_call(self, caller: str, call: Call) -> float:
+        cost = self._cost(caller, call)
+        if cost is None:
+            self._walk(call.target, respond=True)
+            cost = self._cost(caller, call)
+            assert cost is not None
+        return cost
+
+    def _cost(self, caller: str, call: Call) -> float | None:
+        """A call's mean time, or None while its callee's response time is not known yet."""
         if call.asynchronous or call.probability <= 0:
             return 0.0
         cap = float(call_worst(call))
@@ -173,15 +186,50 @@ class CallTimes:
         if target in self.busy:
             return cap * call.probability  # a call cycle: charge the timeouts
         if target not in self.response:
-            self.busy.add(target)
-            callee = self.system.services[call.service]
-            own = callee.endpoints[call.endpoint].service_time.mean
-            self.response[target] = self.wait(call.service) + own + self.of_endpoint(target)
-            self.busy.discard(target)
+            return None
         trip = self.round_trip(caller, call.service)
         retries = sum(trip + call.backoff.max_delay(r) for r in range(1, call.retries + 1))
         once = trip + self.response[target] + retries
         return call.probability * call.repeat * min(cap / call.repeat, once)
+
+    def _walk(self, target: str, respond: bool) -> float:
+        """Depth first down the calls below ``target`` with a stack of its own (a chain can
+        be thousands deep), in the order, and with the same sums, a recursive walk would take:
+        each callee's response time (its wait, its own service and its calls) is found once,
+        and a callee being walked is charged its timeouts. ``respond``: walk ``target`` as a
+        callee (its response time is recorded) rather than only sum its calls."""
+        stack = [self._frame(target, respond)]
+        while True:
+            # A frame: [endpoint, service, steps' calls, step, member, step sum, total, callee?]
+            frame = stack[-1]
+            name, service, steps, i, j, part, total, callee = frame
+            if i < len(steps):
+                if j < len(steps[i]):
+                    cost = self._cost(service, steps[i][j])
+                    if cost is None:
+                        stack.append(self._frame(steps[i][j].target, True))
+                        continue
+                    frame[5] = part + cost
+                    frame[4] = j + 1
+                else:  # every member summed: an upper bound of the step, parallel or not
+                    frame[6] = total + part
+                    frame[3], frame[4], frame[5] = i + 1, 0, 0
+                continue
+            stack.pop()
+            if callee:
+                own = self.system.services[service].endpoints[
+                    name.partition(".")[2]].service_time.mean
+                self.response[name] = self.wait(service) + own + total
+                self.busy.discard(name)
+            if not stack:
+                return total
+
+    def _frame(self, target: str, callee: bool) -> list[Any]:
+        if callee:
+            self.busy.add(target)
+        service, _, name = target.partition(".")
+        steps = [step_calls(step) for step in self.system.services[service].endpoints[name].steps]
+        return [target, service, steps, 0, 0, 0, 0.0, callee]
 
 
 class ServiceModel:
@@ -196,13 +244,19 @@ class ServiceModel:
         self.rate, self.demand, self.unbounded = load.service(system, name)
         self.attempts = load.attempts.get(name, 1)
         self.called = name in load.called
-        self.bursty = self.called and name in _simultaneous(system, load)
-        loaded = [(float(r), ep, service.endpoints[ep]) for ep in service.endpoints
-                  if (r := load.endpoints.get(f"{name}.{ep}", Fraction(0))) > 0]
-        total = float(self.rate)
+        self.bursty = self.called and name in _simultaneous(system)
+        rates = [(r, ep, service.endpoints[ep]) for ep in service.endpoints
+                 if (r := load.endpoints.get(f"{name}.{ep}", Fraction(0))) > 0]
+        total = saturated(self.rate)
+        beyond = not (math.isfinite(total) and math.isfinite(saturated(self.demand)))
+        if beyond:  # past a float: weigh the endpoints by their shares of the load instead
+            loaded = [(float(r / self.rate), ep, e) for r, ep, e in rates]
+            total = 1.0
+        else:
+            loaded = [(float(r), ep, e) for r, ep, e in rates]
         mean = second = calls = 0.0
         if total > 0 and not self.unbounded:
-            mean = float(self.demand) / total
+            mean = float(self.demand / self.rate) if beyond else float(self.demand) / total
             second = sum(r * second_moment(e.service_time) for r, _, e in loaded) / total
             # Only a concurrency limit counts requests while they wait on their calls.
             if times is not None and service.concurrency is not None:
@@ -226,6 +280,11 @@ class ServiceModel:
         station = station or self.station
         if not station.limited or rate <= 0:
             return NONE
+        if rate * station.mean > SATURATED:
+            a = rate * station.mean
+            return Loss(max(0.0, 1.0 - station.servers / a), 1.0, False,
+                        f"an offered load of {a:.3g} workers' worth: every instance rejects "
+                        f"all but a vanishing share")
         first = self._loss(station, rate, survivors)
         if self.attempts <= 1:
             return first
@@ -288,7 +347,7 @@ class ServiceModel:
             share = Fraction(1, m) if m else Fraction(1)
             busiest = survivors[0] if survivors else ""
         rejected = NONE if m == 0 or self.unbounded else \
-            self.rejection(float(self.rate * share), survivors=m)
+            self.rejection(saturated(self.rate * share), survivors=m)
         return Pressure(self.service, self.rate, self.demand, self.unbounded, failures, units,
                         m, share, busiest, rejected)
 
@@ -343,17 +402,32 @@ class ServiceModel:
         return out
 
 
-_BURSTS: dict[int, tuple[OfferedLoad, frozenset[str]]] = {}
+# What ``thinning.simultaneous`` found, per system: it depends on the services and the
+# network alone, and every ``ServiceModel`` of a check (and of the certain loads beside it)
+# asks. Keyed by the services map (held weakly: a System has no weak references) and the
+# network it was found with.
+_BURSTS: dict[int, tuple[weakref.ref[FrozenMap], Communication, frozenset[str]]] = {}
 
 
-def _simultaneous(system: System, load: OfferedLoad) -> frozenset[str]:
-    """``thinning.simultaneous`` once per check (keyed by its load, kept alive here)."""
-    key = id(load)
-    if key not in _BURSTS or _BURSTS[key][0] is not load:
-        if len(_BURSTS) > 8:
-            _BURSTS.clear()
-        _BURSTS[key] = (load, simultaneous(system))
-    return _BURSTS[key][1]
+def _simultaneous(system: System) -> frozenset[str]:
+    """``thinning.simultaneous`` once per system."""
+    key = id(system.services)
+    hit = _BURSTS.get(key)
+    if hit is not None and hit[0]() is system.services and hit[1] is system.communication:
+        return hit[2]
+    if len(_BURSTS) > 8:
+        _BURSTS.clear()
+    found = simultaneous(system)
+    _BURSTS[key] = (weakref.ref(system.services), system.communication, found)
+    return found
+
+
+def saturated(x: Fraction) -> float:
+    """``x`` as a float, infinity when it is beyond one."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf
 
 
 def _no_check() -> None:
@@ -367,4 +441,5 @@ def _worse(a: Pressure, b: Pressure) -> bool:
     return (a.share, -a.failures) > (b.share, -b.failures)
 
 
-__all__ = ["ENUMERATION_LIMIT", "CallTimes", "Pressure", "ServiceModel", "exact"]
+__all__ = ["ENUMERATION_LIMIT", "SATURATED", "CallTimes", "Pressure", "ServiceModel", "exact",
+           "saturated"]

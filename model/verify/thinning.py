@@ -30,9 +30,8 @@ their calls (an entry's limits thin everything below it), and a fallback's calle
 to get nothing (it is called only when the primary fails). A call with a circuit breaker, or
 into a service whose callers' outlier detection may eject every host, is sure of nothing when
 its attempts can fail: the breaker opens, or no host is left to send them to. Every
-simplification lowers the bound: call cycles are walked a bounded number of times (each pass
-of ``x = b + M x`` from 0 is a lower bound of the solution), so the result stays a lower
-bound.
+simplification lowers the bound: the calls inside a call cycle are left out (one pass,
+callers first, linear in the call graph), so the result stays a lower bound.
 """
 
 from __future__ import annotations
@@ -40,7 +39,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from fractions import Fraction
+from typing import Any
 
+from faultmesh.model.graph import strongly_connected
 from faultmesh.model.system import (
     Call,
     Fallback,
@@ -51,6 +52,7 @@ from faultmesh.model.system import (
     System,
     step_calls,
 )
+from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.load import OfferedLoad, endpoint_shares, exact
 from faultmesh.model.verify.timeouts import (
     awaited,
@@ -83,34 +85,73 @@ class Failing:
         self.system = system
         self.broken = frozenset(broken)
         self.lossy = system.communication.loss > 0
-        self.hang = worst_cases(system)  # the charge around a call cycle
+        self._hang: dict[str, Fraction] | None = None
         self.healthy: dict[str, Fraction] = {}
         self.fails: dict[str, bool] = {}
         self.busy: set[str] = set()
 
+    @property
+    def hang(self) -> dict[str, Fraction]:
+        """The charge around a call cycle (``worst_cases``; found on first need: a system
+        without call cycles never needs it)."""
+        if self._hang is None:
+            self._hang = worst_cases(self.system)
+        return self._hang
+
     def healthy_worst(self, target: str) -> Fraction:
+        """The endpoint's healthy worst case (module docstring).
+
+        Depth first down the calls with a stack of its own (a chain can be thousands deep),
+        visiting calls in the order a recursive walk would, so that a call cycle is cut where
+        such a walk cuts it (the endpoint being walked charged its ``worst_cases`` figure)."""
         if target in self.healthy:
             return self.healthy[target]
         if target in self.busy:
             return self.hang[target]  # a call cycle: every attempt charged its timeout
+        # A frame: [endpoint, its service, its calls (every step's, in order), next, total].
+        # In parallel or not, the sum bounds a step (a coarse bound errs long, which only
+        # makes a caller's timeout look likelier to fire: a lower certain load).
+        stack = [self._healthy_frame(target)]
+        while True:
+            frame = stack[-1]
+            name, service, calls, i, total = frame
+            if i < len(calls):
+                call = calls[i]
+                if awaited(call):
+                    callee = call.target
+                    if callee in self.healthy:
+                        worst = self.healthy[callee]
+                    elif callee in self.busy:
+                        worst = self.hang[callee]
+                    else:
+                        stack.append(self._healthy_frame(callee))
+                        continue
+                    frame[4] = total + self._healthy_cost(service, call, worst)
+                frame[3] = i + 1
+                continue
+            stack.pop()
+            self.busy.discard(name)
+            self.healthy[name] = total
+            if not stack:
+                return total
+            parent = stack[-1]
+            parent[4] += self._healthy_cost(parent[1], parent[2][parent[3]], total)
+            parent[3] += 1
+
+    def _healthy_frame(self, target: str) -> list[Any]:
         self.busy.add(target)
-        service = target.partition(".")[0]
         endpoint = self.system.endpoint(target)
-        total = service_bound(endpoint.service_time)
-        for step in endpoint.steps:
-            costs = [self.call_healthy(service, c) for c in step_calls(step)]
-            # In parallel or not, the sum bounds the step (a coarse bound errs long, which
-            # only makes a caller's timeout look likelier to fire: a lower certain load).
-            total += sum(costs, Fraction(0))
-        self.busy.discard(target)
-        self.healthy[target] = total
-        return total
+        calls = [c for step in endpoint.steps for c in step_calls(step)]
+        return [target, target.partition(".")[0], calls, 0, service_bound(endpoint.service_time)]
+
+    def _healthy_cost(self, caller: str, call: Call, callee_worst: Fraction) -> Fraction:
+        once = callee_worst + round_trip(self.system, caller, call.service)
+        return min(call_worst(call), call.repeat * once)
 
     def call_healthy(self, caller: str, call: Call) -> Fraction:
         if not awaited(call):
             return Fraction(0)
-        once = self.healthy_worst(call.target) + round_trip(self.system, caller, call.service)
-        return min(call_worst(call), call.repeat * once)
+        return self._healthy_cost(caller, call, self.healthy_worst(call.target))
 
     def call_can_fail(self, caller: str, call: Call, *, refusals: bool = True) -> bool:
         """Can this call fail its caller's request (required, awaited, and some way to fail)?
@@ -122,6 +163,12 @@ class Failing:
 
     def attempt_can_fail(self, caller: str, call: Call, *, refusals: bool = True) -> bool:
         """Can an attempt of this call fail (whether or not its caller waits for it)?"""
+        here = self._attempt_here(caller, call, refusals)
+        return self.endpoint_can_fail(call.target) if here is None else here
+
+    def _attempt_here(self, caller: str, call: Call, refusals: bool) -> bool | None:
+        """``attempt_can_fail`` without looking below the callee (None: it fails exactly when
+        the callee's endpoint can)."""
         callee = self.system.services[call.service]
         if self.lossy or call.service in self.broken or sheds(callee):
             return True
@@ -130,17 +177,47 @@ class Failing:
         trip = round_trip(self.system, caller, call.service)
         if decimal(call.timeout) <= self.healthy_worst(call.target) + trip:
             return True
-        return self.endpoint_can_fail(call.target)
+        return None
 
     def endpoint_can_fail(self, target: str) -> bool:
+        """Can a request to the endpoint fail (one of its required calls can)?
+
+        Depth first with a stack of its own, in the order a recursive walk would take: an
+        endpoint being walked counts as able to fail (around a cycle the bound only drops)."""
         if target in self.fails:
             return self.fails[target]
-        self.fails[target] = True  # around a cycle: assume it can (the bound only drops)
-        service = target.partition(".")[0]
-        result = any(self.call_can_fail(service, c)
-                     for step in self.system.endpoint(target).steps for c in step_calls(step))
-        self.fails[target] = result
-        return result
+        self.fails[target] = True
+        stack = [self._fails_frame(target)]  # a frame: [endpoint, service, calls, next]
+        while stack:
+            frame = stack[-1]
+            name, service, calls, i = frame
+            result = False
+            while i < len(calls):
+                call = calls[i]
+                here: bool | None = False
+                if awaited(call) and call.required:
+                    here = self._attempt_here(service, call, True)
+                if here is None:
+                    if call.target not in self.fails:
+                        break  # walk the callee first, then look at this call again
+                    here = self.fails[call.target]
+                if here:
+                    result = True
+                    break
+                i += 1
+            frame[3] = i
+            if i < len(calls) and not result:
+                callee = calls[i].target
+                self.fails[callee] = True
+                stack.append(self._fails_frame(callee))
+                continue
+            stack.pop()
+            self.fails[name] = result
+        return self.fails[target]
+
+    def _fails_frame(self, target: str) -> list[Any]:
+        calls = [c for step in self.system.endpoint(target).steps for c in step_calls(step)]
+        return [target, target.partition(".")[0], calls, 0]
 
 
 def cut_off(failing: Failing, caller: str, call: Call) -> bool:
@@ -158,15 +235,19 @@ def _ejects_all(service: Service) -> bool:
 
 
 def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (),
-                 accepts: dict[str, Fraction] | None = None) -> OfferedLoad:
+                 accepts: dict[str, Fraction] | None = None,
+                 deadline: Deadline | None = None) -> OfferedLoad:
     """Requests/s sure to reach each endpoint when every call that can fail does (a lower
     bound), with ``broken`` services failing every call into them and each service accepting
     at least the share ``accepts`` gives of its requests (absent: all; ``capacity`` passes
-    one minus its upper loss bound)."""
+    one minus its upper loss bound). ``deadline`` is checked once per service and once per
+    component of the call graph (``OutOfTime`` when spent)."""
     failing = Failing(system, broken)
     accepts = accepts or {}
     weights: dict[str, dict[str, Fraction]] = {}
     for service_name, service in system.services.items():
+        if deadline is not None:
+            deadline.check()
         for ep_name, endpoint in service.endpoints.items():
             source = f"{service_name}.{ep_name}"
             out: dict[str, Fraction] = {}
@@ -194,17 +275,22 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
         for entry, rate in sessions.step_rates().items():
             if rate != float("inf"):
                 inflow[entry] = inflow.get(entry, Fraction(0)) + exact(rate)
-    # Jacobi passes from 0: each is a lower bound; as many as endpoints make a DAG exact.
-    load = dict.fromkeys(weights, Fraction(0))
-    for _ in range(len(weights)):
-        nxt = {name: inflow.get(name, Fraction(0)) for name in weights}
-        for source, out in weights.items():
+    # Callers first (Tarjan lists callees first), one pass: linear in the call graph. Calls
+    # inside a cycle's component are left out, which only lowers the bound.
+    names = list(weights)
+    index = {name: i for i, name in enumerate(names)}
+    succ = [[index[t] for t in weights[name]] for name in names]
+    load = {name: inflow.get(name, Fraction(0)) for name in names}
+    for component in reversed(strongly_connected(succ)):
+        if deadline is not None:
+            deadline.check()
+        inside = {names[v] for v in component}
+        for v in component:
+            source = names[v]
             if load[source]:
-                for target, weight in out.items():
-                    nxt[target] += load[source] * weight
-        if nxt == load:
-            break
-        load = nxt
+                for target, weight in weights[source].items():
+                    if target not in inside:
+                        load[target] += load[source] * weight
     # Everything else (attempts, which services are called) is the nominal load's.
     return replace(nominal, endpoints={k: v for k, v in load.items() if v},
                    unbounded=frozenset())
@@ -220,47 +306,98 @@ def simultaneous(system: System) -> frozenset[str]:
     of a parallel step reaching the same service, an asynchronous call's subtree meeting
     anything the endpoint does after it, hedged attempts, and a retry sent while the
     timed-out attempt it replaces still occupies the callee (a timeout within the callee's
-    healthy worst case)."""
+    healthy worst case).
+
+    What a call's subtree reaches (its cone) is needed only for the calls of endpoints with a
+    parallel step or an asynchronous call; it is found for those alone, once per strongly
+    connected component of the calls below them (every member of a call cycle reaches what
+    the others do), as bit sets over the services: linear in the calls walked, one bit set
+    per component."""
     failing = Failing(system)
-    reach: dict[str, frozenset[str]] = {}
-
-    def reached(target: str) -> frozenset[str]:
-        if target not in reach:
-            reach[target] = frozenset()  # around a cycle: what is found without going round
-            found: set[str] = set()
-            for step in system.endpoint(target).steps:
-                for c in step_calls(step):
-                    if c.probability > 0:
-                        found |= {c.service} | reached(c.target)
-            reach[target] = frozenset(found)
-        return reach[target]
-
+    order = {name: i for i, name in enumerate(system.services)}
     out: set[str] = set()
+    fanning: list[tuple[str, Service, list[list[Call]]]] = []
     for service in system.services.values():
-        for endpoint in service.endpoints.values():
+        for ep_name, endpoint in service.endpoints.items():
             steps = [[c for c in step_calls(step) if c.probability > 0]
                      for step in endpoint.steps]
-            cones = [[frozenset({c.service}) | reached(c.target) for c in members]
-                     for members in steps]
-            for i, (step, members) in enumerate(zip(endpoint.steps, steps, strict=True)):
-                if _parallel(step):
-                    seen: set[str] = set()
-                    for cone in cones[i]:
-                        out |= seen & cone
-                        seen |= cone
-                later = frozenset().union(*(c for cs in cones[i + 1:] for c in cs))
-                for k, c in enumerate(members):
+            for members in steps:
+                for c in members:
                     if c.hedge is not None:
                         out.add(c.service)
                     trip = round_trip(system, service.name, c.service)
                     if c.retries > 0 and not c.asynchronous and decimal(
                             c.timeout) <= failing.healthy_worst(c.target) + trip:
                         out.add(c.service)
-                    if c.asynchronous:
-                        others = frozenset().union(
-                            *(cone for j, cone in enumerate(cones[i]) if j != k))
-                        out |= cones[i][k] & (later | others)
+            if any(_parallel(step) for step in endpoint.steps) or any(
+                    c.asynchronous for members in steps for c in members):
+                fanning.append((ep_name, service, steps))
+    if not fanning:
+        return frozenset(out)
+    reach = _reach_bits(system, [c.target for _, _, steps in fanning
+                                 for members in steps for c in members], order)
+    names = list(system.services)
+    found = 0
+    for ep_name, service, steps in fanning:
+        endpoint = service.endpoints[ep_name]
+        cones = [[(1 << order[c.service]) | reach[c.target] for c in members]
+                 for members in steps]
+        later = 0  # what the steps after step i reach, built from the last step back
+        after: list[int] = [0] * len(steps)
+        for i in range(len(steps) - 1, -1, -1):
+            after[i] = later
+            for cone in cones[i]:
+                later |= cone
+        for i, (step, members) in enumerate(zip(endpoint.steps, steps, strict=True)):
+            if _parallel(step):
+                seen = 0
+                for cone in cones[i]:
+                    found |= seen & cone
+                    seen |= cone
+            for k, c in enumerate(members):
+                if c.asynchronous:
+                    others = 0
+                    for j, cone in enumerate(cones[i]):
+                        if j != k:
+                            others |= cone
+                    found |= cones[i][k] & (after[i] | others)
+    out.update(names[i] for i in range(found.bit_length()) if found >> i & 1)
     return frozenset(out)
+
+
+def _reach_bits(system: System, starts: list[str], order: dict[str, int]) -> dict[str, int]:
+    """For each endpoint reachable from ``starts`` (themselves included), the services its
+    calls of positive probability reach, as a bit set (bit ``order[service]``)."""
+    index: dict[str, int] = {}
+    nodes: list[str] = []
+    for start in starts:
+        if start not in index:
+            index[start] = len(nodes)
+            nodes.append(start)
+    succ: list[list[int]] = []
+    edges: list[list[Call]] = []
+    k = 0
+    while k < len(nodes):  # breadth first: every endpoint below the starts, once
+        calls = [c for c in system.endpoint(nodes[k]).calls() if c.probability > 0]
+        for c in calls:
+            if c.target not in index:
+                index[c.target] = len(nodes)
+                nodes.append(c.target)
+        succ.append([index[c.target] for c in calls])
+        edges.append(calls)
+        k += 1
+    bits = [0] * len(nodes)
+    for component in strongly_connected(succ):  # callees' components first
+        inside = set(component)
+        total = 0
+        for v in component:
+            for w, c in zip(succ[v], edges[v], strict=True):
+                total |= 1 << order[c.service]
+                if w not in inside:
+                    total |= bits[w]
+        for v in component:
+            bits[v] = total
+    return {name: bits[i] for i, name in enumerate(nodes)}
 
 
 __all__ = ["Failing", "certain_load", "cut_off", "refuses", "sheds", "simultaneous"]

@@ -32,7 +32,11 @@ def arrow(chain: Sequence[str]) -> str:
 
 
 def number(x: Fraction | float) -> str:
-    return f"{float(x):.4g}"
+    try:
+        return f"{float(x):.4g}"
+    except OverflowError:  # a Fraction past a float (loads compound down a fan-out)
+        digits = len(str(int(x))) - 1
+        return f"{float(Fraction(x) / 10 ** digits):.4g}e+{digits}"
 
 
 def percent(x: Fraction | float | None) -> str:

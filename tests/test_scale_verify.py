@@ -1,0 +1,138 @@
+"""The capacity analyses at size (issue 13): call chains deeper than Python's recursion limit,
+loads beyond a float, and the deadline inside the certain-load passes.
+
+Chains here are a few thousand services deep: each walk used to recurse once per call and
+raised RecursionError near a thousand. Every test asserts results, never wall-clock times.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from faultmesh.model import properties as P
+from faultmesh.model.distributions import Constant
+from faultmesh.model.spec import loads
+from faultmesh.model.system import (
+    Call,
+    Endpoint,
+    FrozenMap,
+    ParallelCalls,
+    Service,
+    System,
+    Workload,
+)
+from faultmesh.model.verify import Deadline, OutOfTime, verify
+from faultmesh.model.verify.failures import FailureKinds
+from faultmesh.model.verify.load import offered_load
+from faultmesh.model.verify.pressure import CallTimes
+from faultmesh.model.verify.thinning import Failing, certain_load, simultaneous
+
+DEEP = 3000  # three times the default recursion limit
+
+
+def chain(n: int, *, first: tuple[object, ...] | None = None, last: Service | None = None,
+          concurrency: int | None = None) -> System:
+    """s0 -> s1 -> ... -> s{n-1}: 1 ms each, 10 s timeouts; ``first`` replaces s0's steps,
+    ``last`` replaces s{n-1}."""
+    services = {}
+    for i in range(n):
+        steps = (Call(f"s{i + 1}", "handle", timeout=10.0),) if i + 1 < n else ()
+        if i == 0 and first is not None:
+            steps = first  # type: ignore[assignment]
+        endpoint = Endpoint("handle", Constant(0.001), steps=steps)
+        services[f"s{i}"] = Service(f"s{i}", FrozenMap({"handle": endpoint}),
+                                    zones=("a", "b", "c"), workers=4, concurrency=concurrency)
+    if last is not None:
+        services[last.name] = last
+    return System(FrozenMap(services), name=f"chain-{n}", zones=("a", "b", "c"),
+                  workload=(Workload("s0", "handle", 10.0),))
+
+
+def test_the_healthy_worst_case_and_failures_are_found_down_a_very_deep_chain() -> None:
+    system = chain(DEEP)
+    failing = Failing(system)
+    assert failing.healthy_worst("s0.handle") == Fraction(DEEP, 1000)  # 1 ms a level
+    assert not failing.endpoint_can_fail("s0.handle")
+    # A queue limit at the bottom can refuse: every call above it can then fail.
+    bottom = system.services[f"s{DEEP - 1}"]
+    limited = Service(bottom.name, bottom.endpoints, zones=bottom.zones, workers=4, queue=2)
+    failing = Failing(chain(DEEP, last=limited))
+    assert failing.endpoint_can_fail("s0.handle")
+    assert failing.endpoint_can_fail(f"s{DEEP // 2}.handle")
+
+
+def test_a_service_shared_deep_below_parallel_calls_is_found_bursty() -> None:
+    # s0 calls z (through "side") and s1 at once; z is also the bottom of s1's deep chain, so
+    # one request can have two calls to z in flight. The chain's services are reached once.
+    z = Service("z", FrozenMap({"handle": Endpoint("handle", Constant(0.001))}),
+                zones=("a", "b", "c"))
+    side = Service("side", FrozenMap({"handle": Endpoint(
+        "handle", Constant(0.001), steps=(Call("z", "handle", timeout=10.0),))}),
+        zones=("a", "b", "c"))
+    fan = (ParallelCalls((Call("side", "handle", timeout=10.0),
+                          Call("s1", "handle", timeout=10.0))),)
+    base = chain(DEEP, first=fan)
+    bottom = base.services[f"s{DEEP - 1}"]
+    last = Service(bottom.name, FrozenMap({"handle": Endpoint(
+        "handle", Constant(0.001), steps=(Call("z", "handle", timeout=10.0),))}),
+        zones=("a", "b", "c"))
+    system = chain(DEEP, first=fan, last=last)
+    system = System(FrozenMap({**system.services, "z": z, "side": side}), name=system.name,
+                    zones=system.zones, workload=system.workload)
+    assert simultaneous(system) == frozenset({"z"})
+
+
+def test_call_times_are_found_down_a_very_deep_chain_with_concurrency_limits() -> None:
+    system = chain(DEEP, concurrency=8)
+    load = offered_load(system)
+    times = CallTimes(system, load, FailureKinds.of(("instance",)), 1)
+    # s0 waits on the 1 ms service of every level below it (queueing adds a little).
+    assert (DEEP - 1) / 1000 <= times.of_endpoint("s0.handle") < DEEP / 1000 * 1.5
+    verdict = verify(system, [P.Capacity(failures=1)], timeout=600).verdicts[0]
+    assert "ran out of time" not in verdict.explanation  # decided (concurrency held while
+    assert verdict.status in ("holds", "unknown")  # waiting on 10 s timeouts may be unproved)
+
+
+def astronomical(n: int = 700) -> System:
+    """Each service calls the next three times: s{n-1} receives 100 x 3^(n-1) requests/s,
+    beyond the largest float (3^700 is about 10^334)."""
+    lines = ["system: astronomical", "zones: [a, b, c]", "services:"]
+    for i in range(n):
+        calls = f", calls: [{{call: s{i + 1}.handle, repeat: 3}}]" if i + 1 < n else ""
+        lines.append(f"  s{i}: {{replicas: 3, workers: 4, queue: 10, endpoints: "
+                     f"{{handle: {{service_time: 1ms{calls}}}}}}}")
+    lines += ["workload:", "  - {entry: s0.handle, rate: 100/s}"]
+    return loads("\n".join(lines) + "\n")
+
+
+def test_a_load_beyond_any_float_is_a_violation_with_a_readable_number() -> None:
+    verdict = verify(astronomical(), [P.Capacity(failures=1)], timeout=600).verdicts[0]
+    assert verdict.status == "violated", verdict.explanation
+    assert verdict.counterexample is not None
+    json.dumps(verdict.counterexample.numbers, allow_nan=False)  # no inf or nan in the JSON
+    assert "e+" in verdict.explanation  # the load, written in powers of ten
+
+
+class Countdown(Deadline):
+    """Time left for the first ``reads`` clock readings, then none."""
+
+    def __init__(self, reads: int) -> None:
+        super().__init__(3600.0)
+        self.reads = reads
+        self.read = 0
+
+    def left(self) -> float:
+        self.read += 1
+        return 3600.0 if self.read <= self.reads else 0.0
+
+
+def test_the_certain_load_looks_at_its_deadline_inside_its_passes() -> None:
+    system = chain(200)
+    load = offered_load(system)
+    sure = certain_load(system, load, deadline=Countdown(10**9))
+    assert sure.endpoints[f"s{199}.handle"] == 10
+    with pytest.raises(OutOfTime):
+        certain_load(system, load, deadline=Countdown(2))
