@@ -44,6 +44,7 @@ from dataclasses import replace
 from fractions import Fraction
 
 from faultmesh.model import properties as P
+from faultmesh.model.graph import components
 from faultmesh.model.spec import from_document, to_document
 from faultmesh.model.spec.edit import apply_changes
 from faultmesh.model.system import Service, System
@@ -125,6 +126,9 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
     if first is None and open_:
         p = min(open_, key=Pressure.rank)
+        if p.undecided == _NOT_CERTAIN:  # its explanation, found only now it is shown
+            p = replace(p, undecided=_thinned(system, load, times, profiles, p, limit,
+                                              rejected, sure_loads, explain=True))
         more = f" (and {plural(len(open_) - 1, 'more service')})" if len(open_) > 1 else ""
         return Verdict(prop.name, prop.kind, "unknown", _unknown_text(p, rejected) + more)
     if first is None:
@@ -150,10 +154,12 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
 def _thinned(system: System, load: OfferedLoad, times: CallTimes,
              profiles: dict[str, list[Pressure]], p: Pressure, limit: Fraction,
-             rejected: float, certain: _CertainLoads) -> str:
+             rejected: float, certain: _CertainLoads, explain: bool = False) -> str:
     """Why ``p``'s violation is not certain ("" when it is): the nominal load breaks the
     service, but the load sure to arrive (``thinning``: calls on the way that can fail stop
-    their requests' later calls) does not."""
+    their requests' later calls) does not. Without ``explain`` the answer may be
+    ``_NOT_CERTAIN`` instead of the explanation (which needs the service's own certain
+    load)."""
     if p.unbounded or p.surviving == 0:
         return ""
     name = p.service.name
@@ -162,20 +168,35 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
     # and refusals are counted by share below. The service itself is not broken for its own
     # certain load.
     everyone, gone = certain.broken(p.failures, p.units)
-    broken = everyone
-    if name in everyone and name not in gone:
-        # With the service broken too, fewer calls are sure to succeed and its certain load
-        # is lower still (a lower bound of the one it needs, shared by every service at this
-        # failure count): when even that load breaks it, with the same endpoints loaded (so
-        # the same loss formulas apply, each rising with the load), the violation is certain.
+    sure = None
+    if name in everyone and name not in gone and certain.acyclic:
+        # Its own certain load (every saturated service broken but itself) lies between two
+        # shared by every service of this failure set: with itself broken too (fewer calls
+        # sure to succeed), and with only the services left with nothing broken. When even
+        # the lower one breaks it, with the same endpoints loaded (so the same loss formulas
+        # apply, each rising with the load), the violation is certain; when the two agree on
+        # its endpoints, its own is that. (Only without call cycles: the certain load leaves
+        # a cycle's calls out, and a broken callee can split a cycle, so it is monotone in
+        # the broken services only on an acyclic call graph.)
         less = certain.load(p.failures, everyone)
         lower = ServiceModel(system, name, less, times)
         if lower.rate == p.load or (_loaded_alike(p.service, less, load) and lower.pressure(
                 p.failures, p.units, [p.busiest] * p.surviving, p.share,
                 p.busiest).status(limit, rejected) == "violated"):
             return ""
-        broken = everyone - {name}
-    sure = certain.load(p.failures, broken)
+        more = certain.load(p.failures, gone)
+        if all(less.endpoints.get(k, 0) == more.endpoints.get(k, 0)
+               for k in (f"{name}.{ep}" for ep in p.service.endpoints)):
+            sure = less
+        elif not explain and _loaded_alike(p.service, less, more) and ServiceModel(
+                system, name, more, times).pressure(
+                p.failures, p.units, [p.busiest] * p.surviving, p.share,
+                p.busiest).status(limit, rejected) != "violated":
+            return _NOT_CERTAIN  # not even the upper one breaks it, nor then its own
+        else:
+            sure = certain.load(p.failures, everyone - {name})
+    if sure is None:
+        sure = certain.load(p.failures, everyone)
     model = ServiceModel(system, p.service.name, sure, times)
     if model.rate == p.load:
         return ""
@@ -192,6 +213,10 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
             f"targets")
 
 
+# ``_thinned``'s answer for a violation proved uncertain before its explanation is written.
+_NOT_CERTAIN = "not certain"
+
+
 class _CertainLoads:
     """The certain loads ``_thinned`` compares with, each found once: per failure count and
     set of broken services (the services broken beside one service are those of its failure
@@ -206,6 +231,18 @@ class _CertainLoads:
         self.saturated: dict[int, frozenset[str]] = {}
         self.sets: dict[tuple[int, tuple[str, ...]], tuple[frozenset[str], frozenset[str]]] = {}
         self.loads: dict[tuple[int, frozenset[str]], OfferedLoad] = {}
+        self._acyclic: bool | None = None
+        self.zone_gone: dict[frozenset[str], frozenset[str]] = {}
+
+    @property
+    def acyclic(self) -> bool:
+        """Has the call graph no cycle (no endpoint reaches itself)?"""
+        if self._acyclic is None:
+            succ = {f"{s.name}.{ep}": [c.target for c in e.calls()]
+                    for s in self.system.services.values() for ep, e in s.endpoints.items()}
+            self._acyclic = all(len(c) == 1 and c[0] not in succ.get(c[0], ())
+                                for c in components(succ))
+        return self._acyclic
 
     def broken(self, failures: int, units: tuple[str, ...]) -> tuple[frozenset[str],
                                                                        frozenset[str]]:
@@ -217,9 +254,15 @@ class _CertainLoads:
                 self.saturated[failures] = frozenset(
                     name for name, at in self.profiles.items() if _saturated(at[failures]))
             dead = FailureSet(units)
-            gone = frozenset(name for name, s in self.system.services.items()
-                             if dead.surviving(s) == 0)
-            self.sets[key] = (self.saturated[failures] | gone, gone)
+            services = self.system.services
+            if dead.zones not in self.zone_gone:  # every instance in a failed zone
+                self.zone_gone[dead.zones] = frozenset(
+                    name for name, s in services.items() if all(z in dead.zones for z in s.zones))
+            named = {i.rpartition("-")[0] for i in dead.instances}
+            gone = self.zone_gone[dead.zones] | {
+                name for name in named if name in services and dead.surviving(services[name]) == 0}
+            saturated = self.saturated[failures]
+            self.sets[key] = (saturated | gone if gone else saturated, gone)
         return self.sets[key]
 
     def load(self, failures: int, broken: frozenset[str]) -> OfferedLoad:

@@ -40,7 +40,12 @@ def number(x: Fraction | float) -> str:
 
 
 def percent(x: Fraction | float | None) -> str:
-    return "∞%" if x is None else f"{float(x) * 100:.4g}%"
+    if x is None:
+        return "∞%"
+    try:
+        return f"{float(x) * 100:.4g}%"
+    except OverflowError:  # a Fraction past a float
+        return f"{number(Fraction(x) * 100)}%"
 
 
 # The one zone of a spec that declares none: an artefact of the model, never named to people.
