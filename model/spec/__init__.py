@@ -7,7 +7,9 @@ schema (the largest part of start-up).
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,3 +49,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
+
+
+class _SpecPackage(ModuleType):
+    """Keeps ``load`` and ``dump`` the functions when their submodules are imported.
+
+    Importing ``faultmesh.model.spec.load`` makes Python bind the submodule as this package's
+    ``load`` attribute; a function and its module share the name, so the function is bound
+    in its place (the submodule stays reachable through ``sys.modules``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, ModuleType) and value.__name__ == f"{__name__}.{name}"
+                and _EXPORTS.get(name) == name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _SpecPackage
