@@ -174,7 +174,11 @@ def _print_table(report: Report, console: Console, *, full: bool = False) -> Non
         wide = Console(file=console.file, width=max(console.width, natural), highlight=False,
                        soft_wrap=True, no_color=console.no_color,
                        color_system=console.color_system)  # type: ignore[arg-type]
-        wide.print(table)
+        with wide.capture() as captured:
+            wide.print(table)
+        # Rich pads every line to the table's width; a log or a diff wants no trailing blanks.
+        console.file.write("".join(line.rstrip() + "\n"
+                                   for line in captured.get().splitlines()))
 
 
 def _print_details(v: Verdict, out: Console, *, full: bool = False) -> bool:

@@ -24,7 +24,7 @@ from faultmesh.model.policies import RetryBudget
 from faultmesh.model.system import Call, FrozenMap, ParallelCalls, System
 from faultmesh.model.units import spec_duration
 from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, OutOfTime
-from faultmesh.model.verify.overload import Analysis, analyse, loop, with_service
+from faultmesh.model.verify.overload import Analysis, analyse, loop, nice_up, with_service
 from faultmesh.model.verify.overload_queue import network_round_trip
 from faultmesh.model.verify.sites import CallSite
 from faultmesh.model.verify.verdict import Repair
@@ -116,11 +116,10 @@ def candidates(system: System, analysis: Analysis, service: str,
     if s.sustains != "nominal" and s.timeout is not None:
         room = s.timeout - s.mean - network_round_trip(system)
         if room > 0:
-            # As long as it still sheds before the caller gives up: a tighter one also sheds
-            # live work at the nominal load (an M/M/c queue's waits have an exponential
-            # tail), which costs availability the repair should not.
-            step = 10 ** (math.floor(math.log10(0.9 * room)) - 1)
-            wait = math.floor(0.9 * room / step) * step
+            # Half the room: the rest leaves the service time's tail time to finish before
+            # the caller gives up (work served just under a longer queue timeout often ends
+            # after the per-try timeout, orphaned all the same).
+            wait = nice_up(room / 2) if nice_up(room / 2) < room else room / 2
             c = Candidate({f"services.{service}.queue_timeout": spec_duration(wait)},
                           _edit_service(service, queue_discipline=replace(
                               target.queue_discipline, timeout=wait)),
