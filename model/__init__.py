@@ -19,7 +19,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from faultmesh.model.spec import SpecError, SpecErrors, dump, json_schema, load, loads
+    from faultmesh.model.spec.dump import dump
+    from faultmesh.model.spec.errors import SpecError, SpecErrors
+    from faultmesh.model.spec.load import load, loads
+    from faultmesh.model.spec.schema import json_schema
     from faultmesh.model.system import System
     from faultmesh.model.verify import Report, Verdict, verify
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from faultmesh.cli import main
-from faultmesh.model.spec import SpecErrors, load, loads
-from faultmesh.model.spec import yaml_source
+from faultmesh.model.spec import SpecErrors, load, loads, yaml_source
 from faultmesh.model.spec.yaml_source import MAX_DEPTH
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

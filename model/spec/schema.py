@@ -1,8 +1,9 @@
 """The spec language as pydantic models: shape, types and units of every key.
 
 The field types (units, names, bounded counts) are in ``fields``; properties and scenarios in
-``schema_checks``; this module holds the system M = (S, C, D, O), the document ``Spec`` and
-its JSON Schema, and re-exports the rest so ``schema`` is the one name to import.
+``schema_checks``; the workload in ``schema_workload``; this module holds the system
+M = (S, C, D, O), the document ``Spec`` and its JSON Schema, and re-exports the rest so
+``schema`` is the one name to import.
 
 These models mirror the YAML one to one (``extra="forbid"``: an unknown key is an error) and
 give the JSON Schema for editors. They check what can be checked locally (types, units, ranges);
@@ -39,7 +40,6 @@ from faultmesh.model.spec.fields import (
     Period,
     ProbeFailures,
     QueueLength,
-    Rate,
     Ratio,
     Ref,
     Repeat,
@@ -63,6 +63,13 @@ from faultmesh.model.spec.schema_checks import (
     FaultSpec,
     PropertyItem,
     ScenarioSpec,
+)
+from faultmesh.model.spec.schema_workload import (
+    RatePointSpec,
+    SessionsSpec,
+    Weight,
+    WorkloadRate,
+    WorkloadSpec,
 )
 from faultmesh.model.units import (
     parse_rate,
@@ -282,9 +289,6 @@ class ParallelSpec(SpecModel):
     parallel: Annotated[list[SimpleCall], Field(min_length=1)]
 
 
-Weight = Annotated[float, Field(gt=0, le=1e9)]
-
-
 class BranchSpec(CallSpec):
     """A ``one_of`` branch: a call and its weight (its share is weight / total)."""
 
@@ -410,53 +414,6 @@ class DefaultsSpec(SpecModel):
     service: ServiceTemplateSpec | None = None  # type: ignore[valid-type]
 
 
-class RatePointSpec(SpecModel):
-    """A point of a rate profile: the rate from ``at`` on (``ramp``: reached linearly)."""
-
-    at: Duration
-    rate: Rate
-    ramp: bool = False
-
-
-# A number, or a profile list: told apart by type, so a bad point gets only its own error.
-WorkloadRate = Annotated[
-    Annotated[Rate, Tag("~rate")]
-    | Annotated[list[RatePointSpec], Field(min_length=1), Tag("~profile")],
-    Discriminator(lambda v: "~profile" if isinstance(v, list) else "~rate")]
-
-
-class SessionsSpec(SpecModel):
-    """A closed workload: ``users`` each run ``steps`` in order, thinking between requests,
-    then start again."""
-
-    users: Annotated[int, Field(ge=1, le=1_000_000, strict=True)]
-    think: Dist
-    steps: Annotated[list[Ref], Field(min_length=1)]
-
-
-class WorkloadSpec(SpecModel):
-    # One of: an entry with its rate; a rate split over entries by weight (``mix``); sessions.
-    entry: Ref | None = None
-    mix: Annotated[dict[Ref, Weight], Field(min_length=1)] | None = None
-    sessions: SessionsSpec | None = None
-    rate: WorkloadRate | None = None  # required with entry or mix
-    arrivals: Literal["poisson", "constant"] = "poisson"
-    timeout: Duration | None = None
-    source: Name = "client"
-
-    @model_validator(mode="after")
-    def _one_form(self) -> WorkloadSpec:
-        forms = [k for k in ("entry", "mix", "sessions") if getattr(self, k) is not None]
-        if len(forms) != 1:
-            raise ValueError("a workload item takes exactly one of 'entry' (with its rate), "
-                             "'mix' (a rate split over entries by weight) or 'sessions'")
-        if self.sessions is None and self.rate is None:
-            raise ValueError(f"a workload item with '{forms[0]}' needs a 'rate'")
-        if self.sessions is not None and self.rate is not None:
-            raise ValueError("sessions set their own pace (users and think time); drop 'rate'")
-        return self
-
-
 # --- the document -----------------------------------------------------------------------------
 
 
@@ -523,5 +480,5 @@ def json_schema() -> dict[str, Any]:
 
 # ``schema`` is the one name the loader imports (``schema as S``): the names it uses from the
 # other two modules are re-exported here.
-__all__ = ["MAX_REPLICAS", "PROPERTY_MODELS", "REF_PATTERN", "FaultSpec", "Spec", "all_keys",
-           "json_schema"]
+__all__ = ["MAX_REPLICAS", "PROPERTY_MODELS", "REF_PATTERN", "FaultSpec", "RatePointSpec",
+           "SessionsSpec", "Spec", "WorkloadRate", "WorkloadSpec", "all_keys", "json_schema"]

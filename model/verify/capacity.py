@@ -233,6 +233,7 @@ class _CertainLoads:
         self.loads: dict[tuple[int, frozenset[str]], OfferedLoad] = {}
         self._acyclic: bool | None = None
         self.zone_gone: dict[frozenset[str], frozenset[str]] = {}
+        self.healthy: dict[str, Fraction] = {}  # healthy worst cases, shared when acyclic
 
     @property
     def acyclic(self) -> bool:
@@ -272,7 +273,7 @@ class _CertainLoads:
             accepts = {name: Fraction(1) - Fraction(at[failures].loss.high)
                        for name, at in self.profiles.items()}
             self.loads[key] = certain_load(self.system, self.nominal, broken, accepts,
-                                           self.deadline)
+                                           self.deadline, self.healthy if self.acyclic else None)
         return self.loads[key]
 
 

@@ -158,6 +158,10 @@ def analyse(system: System) -> Analysis:
                                         for e in (f"{name}.{x}" for x in service.endpoints)
                                         if storm.arrivals.get(e)):
             shed = None  # it sheds for callers that themselves work for nobody
+        if shed is not None and any(f.site.call.hedge is not None for f in into):
+            # Every hedge of a call is live until one succeeds: shedding only orphaned work,
+            # it still executes up to max_attempts per hedged call, not the nominal load.
+            shed = None
         sustains: str | None = None
         queueing = None
         endpoints = {f"{name}.{e}" for e in service.endpoints}
@@ -485,14 +489,5 @@ def _holds_text(analysis: Analysis) -> str:
             f"({share:.0%} of capacity {_rate(busiest.capacity_rate)}){tail}")
 
 
-def with_service(system: System, name: str, **changes: object) -> System:
-    """The system with one service's fields replaced (a repair candidate, in the model)."""
-    from faultmesh.model.system import FrozenMap
-
-    services = dict(system.services)
-    services[name] = replace(services[name], **changes)
-    return replace(system, services=FrozenMap(services))
-
-
 __all__ = ["Analysis", "ServiceOverload", "Trigger", "analyse", "check", "drain_bound", "loop",
-           "nice_up", "surge_trigger", "trigger", "trigger_faults", "with_service"]
+           "nice_up", "surge_trigger", "trigger", "trigger_faults"]

@@ -24,13 +24,20 @@ from faultmesh.model.policies import RetryBudget
 from faultmesh.model.system import Call, FrozenMap, ParallelCalls, System
 from faultmesh.model.units import spec_duration
 from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, OutOfTime
-from faultmesh.model.verify.overload import Analysis, analyse, loop, nice_up, with_service
+from faultmesh.model.verify.overload import Analysis, analyse, loop, nice_up
 from faultmesh.model.verify.overload_queue import network_round_trip
 from faultmesh.model.verify.sites import CallSite
 from faultmesh.model.verify.verdict import Repair
 
 ROUNDS = 3
 MAX_REPLICAS = 1000
+
+
+def with_service(system: System, name: str, **changes: object) -> System:
+    """The system with one service's fields replaced (a repair candidate, in the model)."""
+    services = dict(system.services)
+    services[name] = replace(services[name], **changes)
+    return replace(system, services=FrozenMap(services))
 
 
 @dataclass(frozen=True)
@@ -201,4 +208,4 @@ def repair(system: System, analysis: Analysis, deadline: Deadline) -> tuple[Repa
     return Repair("; ".join(c.words for c in chosen), changes), ""
 
 
-__all__ = ["Candidate", "candidates", "choose", "repair", "with_call"]
+__all__ = ["Candidate", "candidates", "choose", "repair", "with_call", "with_service"]

@@ -81,12 +81,16 @@ def refuses(service: Service) -> bool:
 class Failing:
     """Which calls can fail, for one system and a set of broken services."""
 
-    def __init__(self, system: System, broken: Iterable[str] = ()) -> None:
+    def __init__(self, system: System, broken: Iterable[str] = (),
+                 healthy: dict[str, Fraction] | None = None) -> None:
+        """``healthy``: healthy worst cases already found for this system, shared (they do
+        not depend on ``broken``; share them only without call cycles, where a walk's order
+        decides where a cycle is cut)."""
         self.system = system
         self.broken = frozenset(broken)
         self.lossy = system.communication.loss > 0
         self._hang: dict[str, Fraction] | None = None
-        self.healthy: dict[str, Fraction] = {}
+        self.healthy: dict[str, Fraction] = {} if healthy is None else healthy
         self.fails: dict[str, bool] = {}
         self.busy: set[str] = set()
 
@@ -236,13 +240,14 @@ def _ejects_all(service: Service) -> bool:
 
 def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (),
                  accepts: dict[str, Fraction] | None = None,
-                 deadline: Deadline | None = None) -> OfferedLoad:
+                 deadline: Deadline | None = None,
+                 healthy: dict[str, Fraction] | None = None) -> OfferedLoad:
     """Requests/s sure to reach each endpoint when every call that can fail does (a lower
     bound), with ``broken`` services failing every call into them and each service accepting
     at least the share ``accepts`` gives of its requests (absent: all; ``capacity`` passes
     one minus its upper loss bound). ``deadline`` is checked once per service and once per
-    component of the call graph (``OutOfTime`` when spent)."""
-    failing = Failing(system, broken)
+    component of the call graph (``OutOfTime`` when spent); ``healthy`` as for ``Failing``."""
+    failing = Failing(system, broken, healthy)
     accepts = accepts or {}
     weights: dict[str, dict[str, Fraction]] = {}
     for service_name, service in system.services.items():

@@ -14,7 +14,6 @@ needs no balancer, a network without latency, loss or partitions is skipped.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import os
@@ -28,7 +27,6 @@ from typing import Any, TypeVar, cast
 import simpy
 from simpy.events import Timeout
 
-from faultmesh import model
 from faultmesh.model.collector import quiet_collector
 from faultmesh.model.faults import Crash, Fault, RollingRestart, Scenario
 from faultmesh.model.properties import Availability, BreakerReaction, Latency, Recovers, Staleness
@@ -36,6 +34,8 @@ from faultmesh.model.system import Call, System
 from faultmesh.model.units import format_durations, parse_duration
 from faultmesh.simulations.balancers import Balancer, make_balancer
 from faultmesh.simulations.breakers import CircuitBreaker
+from faultmesh.simulations.engine.admission import UnknownScenario as UnknownScenario
+from faultmesh.simulations.engine.admission import check_cost, resolve_scenario
 from faultmesh.simulations.engine.breaker_groups import BreakerGroup, breakers_summary
 from faultmesh.simulations.engine.calls import ActiveRequests, CallSite, EdgeStats
 from faultmesh.simulations.engine.discovery import Discovery
@@ -77,26 +77,6 @@ Edge = tuple[str, str]
 T = TypeVar("T")
 Progress = Callable[[float, float], None]
 """Called as ``progress(simulated_seconds, total_seconds)`` as the run goes."""
-
-
-class UnknownScenario(ValueError):
-    """The spec has no scenario of that name."""
-
-    def __init__(self, name: str, known: list[str]) -> None:
-        self.name = name
-        self.known = known
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        listing = ", ".join(known) if known else "none"
-        super().__init__(f"unknown scenario {name!r}{hint} (scenarios: {listing})")
-
-
-def resolve_scenario(system: System, scenario: str | Scenario | None) -> Scenario | None:
-    if scenario is None or isinstance(scenario, Scenario):
-        return scenario
-    if scenario not in system.scenarios:
-        raise UnknownScenario(scenario, list(system.scenarios))
-    return system.scenarios[scenario]
 
 
 class Simulation:
@@ -487,7 +467,9 @@ def simulate(system: System | str | os.PathLike[str], scenario: str | Scenario |
     ``WARN_RATE`` up warns too.
     """
     if not isinstance(system, System):
-        system = model.load(Path(system))
+        from faultmesh.model.spec.load import load as load_spec
+
+        system = load_spec(Path(system))
     chosen = resolve_scenario(system, scenario)
     if duration is not None:
         seconds = parse_duration(duration)
@@ -497,24 +479,7 @@ def simulate(system: System | str | os.PathLike[str], scenario: str | Scenario |
         seconds = DEFAULT_DURATION
     if seconds <= 0:
         raise ValueError("the duration must be positive")
-    _check_cost(system, chosen, seconds)
+    check_cost(system, chosen, seconds)
     simulation = Simulation(system, chosen, duration=seconds, seed=seed, trace=trace,
                             cold_start=cold_start)
     return simulation.run(progress)
-
-
-def _check_cost(system: System, scenario: Scenario | None, seconds: float) -> None:
-    """Refuse a run that cannot finish; warn before a long one (see ``model.cost``)."""
-    import warnings
-
-    from faultmesh.model.cost import LongRun, estimate, long_run, refusal, too_fast
-
-    cost = estimate(system, scenario, seconds)
-    refused = refusal(cost)
-    if refused is not None:
-        raise refused
-    for _, message in too_fast(system):
-        warnings.warn(message, LongRun, stacklevel=3)
-    said = long_run(cost)
-    if said is not None:
-        warnings.warn(said, LongRun, stacklevel=3)

@@ -35,6 +35,7 @@ from faultmesh.simulations.presentation.topology import NODE_PREFIX as NODE_PREF
 from faultmesh.simulations.presentation.topology import (
     layered_layout as layered_layout,
 )
+from faultmesh.simulations.presentation.topology import _text_points
 from faultmesh.simulations.presentation.topology import topology as topology
 
 if TYPE_CHECKING:
@@ -92,6 +93,31 @@ def _legend_title(shown: list[str], rest: list[str], basis: str) -> str | None:
     return f"top {len(shown)} of {len(shown) + len(rest)} entries by {basis}"
 
 
+# Manual placement, in inches. The report's figures place their axes by hand: constrained
+# layout measured every tick label and legend entry in an extra draw before the real one, most
+# of the cost of saving these figures. Margins: the y label and tick labels left, the x label
+# and ticks below, the title above.
+LEFT_IN, BOTTOM_IN, TOP_IN, GAP_IN = 0.75, 0.5, 0.45, 0.15
+
+
+def _legend_inches(labels: Collection[str], title: str | None, fontsize: float) -> float:
+    """How wide a legend of ``labels`` (with line handles) is, in inches, by its texts' widths
+    (measured without a renderer) and matplotlib's default legend spacings (in em)."""
+    widest = max((_text_points(label, fontsize, False) for label in labels), default=0.0)
+    # handle 2.0 em + its gap 0.8 em, border padding 0.4 em and frame each side.
+    width = widest + fontsize * (2.0 + 0.8 + 2 * 0.4) + 2
+    if title:
+        width = max(width, _text_points(title, fontsize, False) + fontsize * 0.8 + 2)
+    return width / 72
+
+
+def _box(fig: Any, left: float, bottom: float, width: float, height: float) -> tuple[
+        float, float, float, float]:
+    """An axes rectangle given in inches, as figure fractions."""
+    fig_w, fig_h = fig.get_size_inches()
+    return (left / fig_w, bottom / fig_h, width / fig_w, height / fig_h)
+
+
 def _pooled_timeline(frame: Any, rest: list[str]) -> Any:
     """The pooled entries per time window: availability over all their requests, and the
     worst p99 and p50 among them (percentiles do not add up; the worst is an upper bound)."""
@@ -114,14 +140,20 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
     frame = run.timeline
     summary = run.summary
     shown, rest, basis = ranked_entries(run, entries, top)
-    fig = Figure(figsize=(11, 6), layout="constrained")
-    upper, lower = fig.subplots(2, 1, sharex=True)
     series: list[tuple[str, Any, Any]] = []
     for name, colour in zip(shown, _colours(len(shown)), strict=True):
         series.append((name, colour, frame[frame["entry"] == name]))
     if rest:
         series.append((f"other ({len(rest)} entries)", OTHER_COLOUR,
                        _pooled_timeline(frame, rest)))
+    title = _legend_title(shown, rest, basis)
+    legend_w = _legend_inches([label for label, _, _ in series], title, 7) + 2 * GAP_IN
+    fig = Figure(figsize=(max(11.0, LEFT_IN + 5 + legend_w), 6))
+    plot_w = fig.get_size_inches()[0] - LEFT_IN - legend_w
+    panel = (6 - BOTTOM_IN - TOP_IN - GAP_IN) / 2
+    upper = fig.add_axes(_box(fig, LEFT_IN, BOTTOM_IN + panel + GAP_IN, plot_w, panel))
+    lower = fig.add_axes(_box(fig, LEFT_IN, BOTTOM_IN, plot_w, panel), sharex=upper)
+    upper.tick_params(labelbottom=False)
     handles: list[Any] = []
     for label, colour, rows in series:
         if rows.empty:
@@ -141,14 +173,15 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
     upper.set_ylim(bottom=low, top=100 + max(1.0, 0.04 * (100 - low)))
     lower.set_ylabel("latency (ms)")
     if _positive(lower):
-        lower.set_yscale("log")
+        _log_axis(lower, "y")
     lower.set_xlabel("time (s)")
     if handles:
         handles += [Line2D([], [], color="#333333", lw=1.2, label="p99"),
                     Line2D([], [], color="#333333", lw=0.8, ls="--", label="p50")]
         # Outside the axes, right of both panels: inside, 84 entries covered both.
-        fig.legend(handles=handles, loc="outside right upper", fontsize=7,
-                   title=_legend_title(shown, rest, basis), title_fontsize=7)
+        fig.legend(handles=handles, loc="upper left", fontsize=7, title=title,
+                   title_fontsize=7, borderaxespad=0,
+                   bbox_to_anchor=_box(fig, LEFT_IN + plot_w + GAP_IN, 6 - TOP_IN, 0, 0)[:2])
     scenario = summary.get("scenario") or "no faults"
     fig.suptitle(f"{summary['system']} — {scenario} (seed {summary['seed']})")
     return fig
@@ -164,8 +197,13 @@ def breaker_states(run: Run) -> Figure:
     end = run.summary["duration_s"]
     summaries = run.summary.get("breakers", {})
     edges = sorted(summaries)
-    fig = Figure(figsize=(10, 1 + 0.4 * max(1, len(edges))), layout="constrained")
-    ax = fig.subplots()
+    height = 1 + 0.4 * max(1, len(edges))
+    fig = Figure(figsize=(10, height + 0.4))  # and a strip for the legend below
+    # Left: the widest lane label (8 pt) and its tick; below: ticks, x label, the legend.
+    left = max((_text_points(edge, 8, False) for edge in edges), default=0.0) / 72 + 0.2
+    left = min(max(left, 0.5), 6.0)
+    ax = fig.add_axes(_box(fig, left, BOTTOM_IN + 0.4, 10 - left - 0.3,
+                           height - BOTTOM_IN - 0.35))
     for lane, edge in enumerate(edges):
         rows = frame[frame["edge"] == edge]
         labels = sorted(summaries[edge].get("instances") or set(rows["instance"])) or [""]
@@ -191,8 +229,9 @@ def breaker_states(run: Run) -> Figure:
                 transform=ax.transAxes)
     # Below the axes, not on them: inside, the legend covered the lanes' bars.
     fig.legend(handles=[Patch(color=c, label=s.replace("_", "-"))
-                        for s, c in STATE_COLOURS.items()], loc="outside lower center",
-               fontsize=8, ncol=3, frameon=False)
+                        for s, c in STATE_COLOURS.items()], loc="lower center",
+               fontsize=8, ncol=3, frameon=False, borderaxespad=0.2,
+               bbox_to_anchor=(0.5, 0.0))
     ax.set_title("circuit breaker states")
     return fig
 
@@ -206,8 +245,6 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
     Entries beyond the ``top`` (as ``timeline`` ranks them) are pooled as "other (N entries)".
     """
     shown, rest, basis = ranked_entries(run, entries, top)
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    hist_ax, cdf_ax = fig.subplots(1, 2)
     series: list[tuple[str, Any, list[float], list[float]]] = []
     for name, colour in zip(shown, _colours(len(shown)), strict=True):
         series.append((name, colour, *_latency_sample(run, name)))
@@ -219,6 +256,13 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
             values += more
             weights += heavy
         series.append((f"other ({len(rest)} entries)", OTHER_COLOUR, values, weights))
+    title = _legend_title(shown, rest, basis)
+    legend_w = _legend_inches([name for name, _, _, _ in series], title, 7) + 2 * GAP_IN
+    fig = Figure(figsize=(max(11.0, 2 * LEFT_IN + 6 + legend_w), 4))
+    panel = (fig.get_size_inches()[0] - 2 * LEFT_IN - legend_w) / 2  # each y label its margin
+    height = 4 - BOTTOM_IN - TOP_IN
+    hist_ax = fig.add_axes(_box(fig, LEFT_IN, BOTTOM_IN, panel - GAP_IN, height))
+    cdf_ax = fig.add_axes(_box(fig, 2 * LEFT_IN + panel - GAP_IN, BOTTOM_IN, panel, height))
     for name, colour, values, weights in series:
         if not len(values):
             continue
@@ -237,15 +281,16 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
             ys.append(acc / total)
         cdf_ax.step(xs, ys, where="post", color=colour, label=name)
     for ax in (hist_ax, cdf_ax):
-        ax.set_xscale("log")
+        _log_axis(ax, "x")
         ax.set_xlabel("latency (ms)")
         ax.grid(alpha=0.3)
     hist_ax.set_ylabel("requests")
     cdf_ax.set_ylabel("fraction of requests ≤ x")
     cdf_ax.axhline(0.99, color="#888888", lw=0.8, ls=":")
     if series:
-        fig.legend(handles=hist_ax.get_legend_handles_labels()[0], loc="outside right upper",
-                   fontsize=7, title=_legend_title(shown, rest, basis), title_fontsize=7)
+        fig.legend(handles=hist_ax.get_legend_handles_labels()[0], loc="upper left",
+                   fontsize=7, title=title, title_fontsize=7, borderaxespad=0,
+                   bbox_to_anchor=_box(fig, 2 * LEFT_IN + 2 * panel, 4 - TOP_IN, 0, 0)[:2])
     fig.suptitle("latency distribution (successful requests)")
     return fig
 
@@ -270,6 +315,29 @@ def _colours(count: int) -> list[Any]:
         return [cmap(i if i < 7 else i + 1) for i in range(count)]
     cmap = colormaps["tab20"]
     return [cmap(i % cmap.N) for i in range(count)]
+
+
+def _log_axis(ax: Any, which: str) -> None:
+    """A log scale labelled in plain numbers (``0.1``, ``1``, ``10``, ``100``): the default
+    ``10^x`` labels are mathtext, parsed and laid out glyph by glyph, which cost more than the
+    rest of the axis. Across less than a decade the 2s and 5s are labelled too."""
+    from matplotlib.ticker import FuncFormatter
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+
+    def major(value: float, _: int) -> str:
+        return f"{value:g}"
+
+    def minor(value: float, _: int) -> str:
+        low, high = sorted(axis.get_view_interval())
+        if low <= 0 or high / low >= 10:
+            return ""
+        mantissa = round(value / 10 ** math.floor(math.log10(value) + 1e-9), 6)
+        return f"{value:g}" if mantissa in (2.0, 5.0) else ""
+
+    axis.set_major_formatter(FuncFormatter(major))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _lowest(ax: Any) -> float:

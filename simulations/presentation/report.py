@@ -52,7 +52,9 @@ def figures(run: Run, system: System) -> dict[str, Figure]:
 
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    # zlib level 3 instead of Pillow's 6: a third less encoding time for files no larger on
+    # these figures (flat colours, where the higher levels find nothing more).
+    fig.savefig(buffer, format="png", dpi=110, pil_kwargs={"compress_level": 3})
     return buffer.getvalue()
 
 

@@ -20,8 +20,9 @@ from faultmesh.model.system import DEFAULT_ZONE as IMPLICIT_ZONE
 from faultmesh.model.units import format_percent
 
 with requires("data", "faultmesh.plots"):
+    from matplotlib.artist import Artist
     from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
+    from matplotlib.patches import FancyArrowPatch, Patch
 
 if TYPE_CHECKING:
     from faultmesh.model.system import System
@@ -84,17 +85,20 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
             colour = "#aed6f1"
         service = system.services.get(node) if data["kind"] != "source" else None
         _node_box(ax, node, layout[node], colour, service, zoned, zone_colours, set(failed),
-                  None if utilization is None else utilization.get(node))
+                  None if utilization is None else utilization.get(node), sizes[node])
     for u, v, d in graph.edges(data=True):
         if u == v:
             continue  # a service calling itself: its box says it all
         loose = d["info"].optional or d["info"].asynchronous
         start, end = _between(layout[u], sizes[u], layout[v], sizes[v])
         # Curved, so that a call that skips a layer does not hide behind the boxes it passes.
-        ax.annotate("", xy=end, xytext=start, zorder=1, arrowprops=dict(
-            arrowstyle="-|>", color="#7f8c8d" if loose else "#34495e",
+        # A bare arrow patch, not an annotation: an annotation is also a (here empty) text,
+        # laid out and hit-tested on every draw, which cost more than the arrow itself.
+        colour = "#7f8c8d" if loose else "#34495e"
+        ax.add_patch(FancyArrowPatch(
+            start, end, arrowstyle="-|>", mutation_scale=10, color=colour,
             linestyle="--" if loose else "-", lw=1.0, shrinkA=0, shrinkB=0,
-            connectionstyle="arc3,rad=0.12"))
+            connectionstyle="arc3,rad=0.12", zorder=1))
     ax.set_title(heading, fontsize=10)
     handles: list[Any] = []
     if zoned:
@@ -137,54 +141,111 @@ def _between(u: tuple[float, float], u_size: tuple[float, float], v: tuple[float
 
 NODE_PREFIX = "node:"  # gid of each service's box (tests and tools find nodes by it)
 
+# The rows of a node, top to bottom: the name, the detail, the zone chips (sizes in points).
+NAME_SIZE, DETAIL_SIZE, ZONE_SIZE, CHIP, CHIP_GAP, ROW_GAP, GROUP_GAP = 8, 7, 6, 7.0, 2.0, 2, 6
+ROUND_PAD = 3.5  # the round box style's own padding, in points (part of BOX_PAD)
+
+
+class NodeBox(Artist):
+    """One node: its box (``patch``), its texts and its zone chips, placed in points around
+    the node's centre. The sizes come from ``_box_size``, so nothing is measured while
+    drawing (an offset box measured every text twice per draw, the figure's largest cost)."""
+
+    def __init__(self, patch: Any, texts: list[Any], chips: list[Any]) -> None:
+        super().__init__()
+        self.patch = patch
+        self.texts = texts
+        self.chips = chips
+
+    def get_children(self) -> list[Any]:
+        return [self.patch, *self.texts, *self.chips]
+
+    def set_figure(self, fig: Any) -> None:
+        super().set_figure(fig)
+        for child in self.get_children():
+            child.set_figure(fig)
+
+    def get_window_extent(self, renderer: Any = None) -> Any:
+        return self.patch.get_window_extent(renderer)
+
+    def draw(self, renderer: Any) -> None:
+        if not self.get_visible():
+            return
+        for child in self.get_children():
+            child.draw(renderer)
+        self.stale = False
+
 
 def _node_box(ax: Any, name: str, at: tuple[float, float], colour: Any, service: Any,
               zoned: bool, zone_colours: Mapping[str, Any], failed: set[str],
-              utilization: float | None) -> Any:
-    """One node: a box sized to its contents (an AnnotationBbox), so no label spills out."""
+              utilization: float | None, size: tuple[float, float]) -> NodeBox:
+    """One node: a box sized to its contents (``size``, from ``_box_size``), so no label
+    spills out; its rows as ``_box_size`` measures them."""
     from matplotlib.colors import to_rgb
-    from matplotlib.offsetbox import AnnotationBbox, TextArea, VPacker
+    from matplotlib.patches import FancyBboxPatch, Rectangle
+    from matplotlib.text import Text
+    from matplotlib.transforms import Affine2D, ScaledTranslation
 
+    fig = ax.figure
+    # Points from the node's centre: scale points to inches, then move to the centre.
+    place = (Affine2D().scale(1 / 72) + fig.dpi_scale_trans
+             + ScaledTranslation(at[0], at[1], ax.transData))
     red, green, blue = to_rgb(colour)
     ink = "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
-    rows: list[Any] = [TextArea(name, textprops={"fontsize": 8, "fontweight": "bold",
-                                                 "color": ink})]
-    if service is not None:
-        rows.append(TextArea(_detail(service, utilization),
-                             textprops={"fontsize": 7, "color": ink}))
-        if zoned:
-            rows.append(_zone_chips(service, zone_colours, failed))
-    content = VPacker(children=rows, align="center", pad=0, sep=2)
+    half_w, half_h = size[0] * 72, size[1] * 72
     outline = "#c0392b" if service is not None and f"service:{name}" in failed else "#34495e"
-    box = AnnotationBbox(content, at, xycoords="data", frameon=True, pad=0.35, zorder=3,
-                         bboxprops={"boxstyle": "round,pad=0.35", "facecolor": colour,
-                                    "edgecolor": outline})
+    patch = FancyBboxPatch((-half_w + ROUND_PAD, -half_h + ROUND_PAD),
+                           2 * (half_w - ROUND_PAD), 2 * (half_h - ROUND_PAD),
+                           boxstyle=f"round,pad={ROUND_PAD}", facecolor=colour,
+                           edgecolor=outline, transform=place)
+    top = half_h - BOX_PAD
+    texts = [Text(0, top, name, fontsize=NAME_SIZE, fontweight="bold", color=ink,
+                  ha="center", va="top", transform=place)]
+    chips: list[Any] = []
+    if service is not None:
+        top -= NAME_SIZE * 1.2 + ROW_GAP
+        texts.append(Text(0, top, _detail(service, utilization), fontsize=DETAIL_SIZE,
+                          color=ink, ha="center", va="top", transform=place))
+        if zoned:
+            top -= DETAIL_SIZE * 1.2 + ROW_GAP
+            groups = _zone_groups(service, zone_colours)
+            x = -_chips_width(groups) / 2
+            middle = top - CHIP / 2
+            for zone, indices in groups:
+                texts.append(Text(x, middle, zone, fontsize=ZONE_SIZE, ha="left",
+                                  va="center_baseline", transform=place))
+                x += _text_points(zone, ZONE_SIZE, False) + 2
+                for index in indices:
+                    down = f"zone:{zone}" in failed or f"instance:{service.name}-{index}" in failed
+                    chips.append(Rectangle((x, middle - CHIP / 2), CHIP, CHIP,
+                                           facecolor=zone_colours[zone],
+                                           edgecolor="#c0392b" if down else "#34495e",
+                                           lw=1.6 if down else 0.6, transform=place))
+                    x += CHIP + CHIP_GAP
+                x += GROUP_GAP - CHIP_GAP
+    box = NodeBox(patch, texts, chips)
+    box.set_zorder(3)
     box.set_gid(NODE_PREFIX + name)
     ax.add_artist(box)
+    box.set_clip_on(False)
     return box
 
 
-def _zone_chips(service: Any, zone_colours: Mapping[str, Any], failed: set[str]) -> Any:
-    """The service's instances grouped by zone: ``a ■■  b ■``, one square per instance."""
-    from matplotlib.offsetbox import DrawingArea, HPacker, TextArea
-    from matplotlib.patches import Rectangle
-
-    groups: list[Any] = []
+def _zone_groups(service: Any, zone_colours: Mapping[str, Any]) -> list[tuple[str, list[int]]]:
+    """The service's instances grouped by zone (``a ■■  b ■``): (zone, instance indices)."""
+    groups = []
     for zone in zone_colours:
         indices = [i for i, z in enumerate(service.zones) if z == zone]
-        if not indices:
-            continue
-        size, gap = 7.0, 2.0
-        chips = DrawingArea(len(indices) * (size + gap) - gap, size)
-        for slot, index in enumerate(indices):
-            down = f"zone:{zone}" in failed or f"instance:{service.name}-{index}" in failed
-            chips.add_artist(Rectangle((slot * (size + gap), 0), size, size,
-                                       facecolor=zone_colours[zone],
-                                       edgecolor="#c0392b" if down else "#34495e",
-                                       lw=1.6 if down else 0.6))
-        groups.append(HPacker(children=[TextArea(zone, textprops={"fontsize": 6}), chips],
-                              align="center", pad=0, sep=2))
-    return HPacker(children=groups, align="center", pad=0, sep=6)
+        if indices:
+            groups.append((zone, indices))
+    return groups
+
+
+def _chips_width(groups: list[tuple[str, list[int]]]) -> float:
+    """The zone chips' row across, in points: per zone its name, 2 pt, its squares."""
+    return (sum(_text_points(zone, ZONE_SIZE, False) + 2 + (CHIP + CHIP_GAP) * len(indices)
+                - CHIP_GAP for zone, indices in groups)
+            + GROUP_GAP * (len(groups) - 1))
 
 
 def _zone_colours(count: int) -> list[Any]:
@@ -201,13 +262,16 @@ LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.8, 1.0, 0.75
 
 @functools.lru_cache(maxsize=4096)
 def _text_points(text: str, size: float, bold: bool) -> float:
-    """How wide ``text`` is set at ``size`` points, in points (no renderer needed)."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
+    """How wide ``text`` is set at ``size`` points, in points (no renderer needed): the
+    font's own advance and kerning, as the Agg renderer lays the text out. (Measuring the
+    outline of a TextPath instead took a second per hundred labels: every glyph's Bézier
+    extrema.)"""
+    from matplotlib.font_manager import FontProperties, findfont, get_font
 
-    weight = "bold" if bold else "normal"
-    return float(TextPath((0, 0), text, size=size,
-                          prop=FontProperties(weight=weight)).get_extents().width)
+    font = get_font(findfont(FontProperties(weight="bold" if bold else "normal")))
+    font.set_size(size, 72)  # at 72 dpi a pixel is a point
+    font.set_text(text, 0.0)
+    return float(font.get_width_height()[0]) / 64  # 26.6 fixed point
 
 
 # Padding between a node's label and its box's outline (the AnnotationBbox's pad and the
@@ -226,10 +290,8 @@ def _box_size(system: System, node: str, utilization: float | None,
         widths.append(_text_points(_detail(service, utilization), 7, False))
         height += 2 + 7 * 1.2
         if zoned:
-            counts = [n for n in (service.zones.count(z) for z in system.zones) if n]
-            widths.append(sum(_text_points("m", 6, False) + 2 + 9 * n - 2 for n in counts)
-                          + 6 * (len(counts) - 1))
-            height += 2 + 7
+            widths.append(_chips_width(_zone_groups(service, dict.fromkeys(system.zones))))
+            height += ROW_GAP + CHIP
     return (max(widths) / 2 + BOX_PAD) / 72, (height / 2 + BOX_PAD) / 72
 
 

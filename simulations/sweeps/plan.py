@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from faultmesh import model
 from faultmesh.model.spec import SpecErrors, from_document, to_document
 from faultmesh.model.spec.edit import EditError, apply_changes, check_key
 from faultmesh.model.system import System
@@ -129,7 +128,9 @@ def run_id_for(params: Mapping[str, Any], scenario: str | None, replication: int
 def load_system(system_or_path: System | str | os.PathLike[str]) -> System:
     if isinstance(system_or_path, System):
         return system_or_path
-    return model.load(system_or_path)
+    from faultmesh.model.spec.load import load as load_spec
+
+    return load_spec(system_or_path)
 
 
 def _scenarios(system: System, scenario: str | Iterable[str] | None) -> tuple[str | None, ...]:
