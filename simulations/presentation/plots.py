@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any
 from faultmesh.model.extras import requires
 
 with requires("data", "faultmesh.plots"):
+    import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
 # The topology figure lives in its own module; it is one of this module's pictures.
 from faultmesh.simulations.presentation.topology import NODE_PREFIX as NODE_PREFIX
+from faultmesh.simulations.presentation.topology import _text_points
 from faultmesh.simulations.presentation.topology import (
     layered_layout as layered_layout,
 )
-from faultmesh.simulations.presentation.topology import _text_points
 from faultmesh.simulations.presentation.topology import topology as topology
 
 if TYPE_CHECKING:
@@ -266,19 +267,18 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
     for name, colour, values, weights in series:
         if not len(values):
             continue
-        millis = [v * 1000 for v in values]
-        low = max(min(m for m in millis if m > 0) if any(m > 0 for m in millis) else 1e-3, 1e-3)
-        high = max(max(millis), low * 10)
-        bins = [low * (high / low) ** (i / 60) for i in range(61)]
-        hist_ax.hist(millis, bins=bins, weights=weights, color=colour, alpha=0.5, label=name,
-                     histtype="stepfilled")
-        order = sorted(zip(millis, weights, strict=True))
-        total = sum(w for _, w in order)
-        acc, xs, ys = 0.0, [], []
-        for value, weight in order:
-            acc += weight
-            xs.append(value)
-            ys.append(acc / total)
+        # In arrays: the pooled "other" series holds every bucket of 76 entries.
+        millis = np.asarray(values, dtype=float) * 1000
+        weight = np.asarray(weights, dtype=float)
+        positive = millis[millis > 0]
+        low = max(float(positive.min()) if positive.size else 1e-3, 1e-3)
+        high = max(float(millis.max()), low * 10)
+        bins = np.geomspace(low, high, 61)
+        counts, _ = np.histogram(millis, bins=bins, weights=weight)
+        hist_ax.stairs(counts, bins, fill=True, color=colour, alpha=0.5, label=name)
+        order = np.argsort(millis, kind="stable")
+        xs = millis[order]
+        ys = np.cumsum(weight[order]) / weight.sum()
         cdf_ax.step(xs, ys, where="post", color=colour, label=name)
     for ax in (hist_ax, cdf_ax):
         _log_axis(ax, "x")

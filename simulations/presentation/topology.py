@@ -22,7 +22,7 @@ from faultmesh.model.units import format_percent
 with requires("data", "faultmesh.plots"):
     from matplotlib.artist import Artist
     from matplotlib.figure import Figure
-    from matplotlib.patches import FancyArrowPatch, Patch
+    from matplotlib.patches import Patch
 
 if TYPE_CHECKING:
     from faultmesh.model.system import System
@@ -86,19 +86,9 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
         service = system.services.get(node) if data["kind"] != "source" else None
         _node_box(ax, node, layout[node], colour, service, zoned, zone_colours, set(failed),
                   None if utilization is None else utilization.get(node), sizes[node])
-    for u, v, d in graph.edges(data=True):
-        if u == v:
-            continue  # a service calling itself: its box says it all
-        loose = d["info"].optional or d["info"].asynchronous
-        start, end = _between(layout[u], sizes[u], layout[v], sizes[v])
-        # Curved, so that a call that skips a layer does not hide behind the boxes it passes.
-        # A bare arrow patch, not an annotation: an annotation is also a (here empty) text,
-        # laid out and hit-tested on every draw, which cost more than the arrow itself.
-        colour = "#7f8c8d" if loose else "#34495e"
-        ax.add_patch(FancyArrowPatch(
-            start, end, arrowstyle="-|>", mutation_scale=10, color=colour,
-            linestyle="--" if loose else "-", lw=1.0, shrinkA=0, shrinkB=0,
-            connectionstyle="arc3,rad=0.12", zorder=1))
+    _arrows(ax, [(layout[u], sizes[u], layout[v], sizes[v],
+                  d["info"].optional or d["info"].asynchronous)
+                 for u, v, d in graph.edges(data=True) if u != v])  # a self-call: the box says it
     ax.set_title(heading, fontsize=10)
     handles: list[Any] = []
     if zoned:
@@ -121,6 +111,48 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
         fig.legend(handles=handles, loc="lower left", ncol=min(len(handles), 6), fontsize=8,
                    frameon=False, bbox_to_anchor=(0.0, 0.0))
     return fig
+
+
+ARC = 0.12  # an arrow's bend: its control point off the chord by this share of its length
+HEAD_LENGTH, HEAD_HALF_WIDTH = 4 / 72, 2 / 72  # inches
+
+
+def _arrows(ax: Any, edges: list[tuple[tuple[float, float], tuple[float, float],
+                                       tuple[float, float], tuple[float, float], bool]]) -> None:
+    """Every call as an arrow, box side to box side, in two collections (shafts, heads).
+
+    Curved (a quadratic Bézier bent by ARC, as matplotlib's ``arc3`` connection), so that a
+    call that skips a layer does not hide behind the boxes it passes; dashed when optional or
+    asynchronous. One collection for all, not an arrow patch each: a hundred arrow patches
+    recomputed their paths on every draw, a tenth of a second at TrainTicket's size.
+    """
+    from matplotlib.collections import PathCollection, PolyCollection
+    from matplotlib.path import Path
+
+    shafts, heads, colours, styles = [], [], [], []
+    for u, u_size, v, v_size, loose in edges:
+        start, end = _between(u, u_size, v, v_size)
+        # In inches (one data unit is an inch across, NODE_HEIGHT inches down), where the
+        # bend and the head keep their shape.
+        x1, y1, x2, y2 = start[0], start[1] * NODE_HEIGHT, end[0], end[1] * NODE_HEIGHT
+        cx, cy = (x1 + x2) / 2 + ARC * (y2 - y1), (y1 + y2) / 2 - ARC * (x2 - x1)
+        shafts.append(Path([start, (cx, cy / NODE_HEIGHT), end],
+                           [Path.MOVETO, Path.CURVE3, Path.CURVE3]))
+        along = math.hypot(x2 - cx, y2 - cy) or 1.0
+        ux, uy = (x2 - cx) / along, (y2 - cy) / along
+        bx, by = x2 - HEAD_LENGTH * ux, y2 - HEAD_LENGTH * uy
+        heads.append([(x2, y2 / NODE_HEIGHT),
+                      (bx - HEAD_HALF_WIDTH * uy, (by + HEAD_HALF_WIDTH * ux) / NODE_HEIGHT),
+                      (bx + HEAD_HALF_WIDTH * uy, (by - HEAD_HALF_WIDTH * ux) / NODE_HEIGHT)])
+        colours.append("#7f8c8d" if loose else "#34495e")
+        styles.append("--" if loose else "-")
+    if not edges:
+        return
+    ax.add_collection(PathCollection(shafts, facecolors="none", edgecolors=colours,
+                                     linestyles=styles, linewidths=1.0, zorder=1),
+                      autolim=False)
+    ax.add_collection(PolyCollection(heads, facecolors=colours, edgecolors=colours,
+                                     linewidths=1.0, zorder=1), autolim=False)
 
 
 def _between(u: tuple[float, float], u_size: tuple[float, float], v: tuple[float, float],
@@ -260,18 +292,25 @@ def _zone_colours(count: int) -> list[Any]:
 LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.8, 1.0, 0.75
 
 
+# Texts are measured as they are set at this resolution: report.py's PNG dpi. (Hinting makes
+# a text's width in points depend a little on the pixel size.)
+MEASURE_DPI = 110
+
+
 @functools.lru_cache(maxsize=4096)
 def _text_points(text: str, size: float, bold: bool) -> float:
-    """How wide ``text`` is set at ``size`` points, in points (no renderer needed): the
-    font's own advance and kerning, as the Agg renderer lays the text out. (Measuring the
-    outline of a TextPath instead took a second per hundred labels: every glyph's Bézier
-    extrema.)"""
+    """How wide ``text`` is set at ``size`` points, in points, measured as the Agg renderer
+    measures it (the same font, size, resolution and hinting) but without a figure. (The
+    outline of a TextPath, measured before, took a second per hundred labels: every glyph's
+    Bézier extrema.)"""
+    from matplotlib.backends.backend_agg import get_hinting_flag
     from matplotlib.font_manager import FontProperties, findfont, get_font
 
     font = get_font(findfont(FontProperties(weight="bold" if bold else "normal")))
-    font.set_size(size, 72)  # at 72 dpi a pixel is a point
-    font.set_text(text, 0.0)
-    return float(font.get_width_height()[0]) / 64  # 26.6 fixed point
+    font.clear()  # the font object is shared: no state from whoever used it last
+    font.set_size(size, MEASURE_DPI)
+    font.set_text(text, 0.0, flags=get_hinting_flag())
+    return float(font.get_width_height()[0]) / 64 * 72 / MEASURE_DPI  # 26.6 fixed point
 
 
 # Padding between a node's label and its box's outline (the AnnotationBbox's pad and the
