@@ -233,7 +233,9 @@ def breaker_states(run: Run) -> Figure:
                         for s, c in STATE_COLOURS.items()], loc="lower center",
                fontsize=8, ncol=3, frameon=False, borderaxespad=0.2,
                bbox_to_anchor=(0.5, 0.0))
-    ax.set_title("circuit breaker states")
+    # At a fixed height (no ticks on top to clear): else the title's place is found by
+    # measuring the tick labels' boxes once more on every draw.
+    ax.set_title("circuit breaker states", y=1.0)
     return fig
 
 

@@ -89,7 +89,7 @@ def topology(system: System, *, down: Collection[str] = (), failed: Collection[s
     _arrows(ax, [(layout[u], sizes[u], layout[v], sizes[v],
                   d["info"].optional or d["info"].asynchronous)
                  for u, v, d in graph.edges(data=True) if u != v])  # a self-call: the box says it
-    ax.set_title(heading, fontsize=10)
+    ax.set_title(heading, fontsize=10, y=1.0)  # fixed: the axes have no ticks to clear
     handles: list[Any] = []
     if zoned:
         handles += [Patch(facecolor=c, edgecolor="#34495e", label=f"zone {z}")
