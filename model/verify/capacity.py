@@ -47,7 +47,7 @@ from faultmesh.model import properties as P
 from faultmesh.model.graph import components
 from faultmesh.model.spec import from_document, to_document
 from faultmesh.model.spec.edit import apply_changes
-from faultmesh.model.system import Service, System
+from faultmesh.model.system import Call, Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import (
     REPAIR_OUT_OF_TIME,
@@ -234,6 +234,7 @@ class _CertainLoads:
         self._acyclic: bool | None = None
         self.zone_gone: dict[frozenset[str], frozenset[str]] = {}
         self.healthy: dict[str, Fraction] = {}  # healthy worst cases, shared when acyclic
+        self.bases: dict[str, list[list[tuple[Call, float]]]] = {}  # certain_load's
 
     @property
     def acyclic(self) -> bool:
@@ -270,11 +271,18 @@ class _CertainLoads:
         key = (failures, broken)
         if key not in self.loads:
             # Each service refuses at most its upper loss bound at its worst failures this size.
-            accepts = {name: Fraction(1) - Fraction(at[failures].loss.high)
+            accepts = {name: _accepted(at[failures].loss.high)
                        for name, at in self.profiles.items()}
             self.loads[key] = certain_load(self.system, self.nominal, broken, accepts,
-                                           self.deadline, self.healthy if self.acyclic else None)
+                                           self.deadline, self.healthy if self.acyclic else None,
+                                           self.bases)
         return self.loads[key]
+
+
+def _accepted(refused: float) -> float:
+    """At most one minus ``refused`` (a share): the float difference, stepped toward zero
+    unless nothing is refused (so the certain load below stays a lower bound)."""
+    return 1.0 if refused <= 0 else max(0.0, math.nextafter(1.0 - refused, 0.0))
 
 
 def _loaded_alike(service: Service, load: OfferedLoad, nominal: OfferedLoad) -> bool:

@@ -36,7 +36,10 @@ callers first, linear in the call graph), so the result stays a lower bound.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import math
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from fractions import Fraction
 from typing import Any
@@ -44,6 +47,7 @@ from typing import Any
 from faultmesh.model.graph import strongly_connected
 from faultmesh.model.system import (
     Call,
+    Endpoint,
     Fallback,
     Group,
     ParallelCalls,
@@ -239,53 +243,66 @@ def _ejects_all(service: Service) -> bool:
 
 
 def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (),
-                 accepts: dict[str, Fraction] | None = None,
+                 accepts: Mapping[str, Fraction | float] | None = None,
                  deadline: Deadline | None = None,
-                 healthy: dict[str, Fraction] | None = None) -> OfferedLoad:
+                 healthy: dict[str, Fraction] | None = None,
+                 bases: dict[str, list[list[tuple[Call, float]]]] | None = None) -> OfferedLoad:
     """Requests/s sure to reach each endpoint when every call that can fail does (a lower
     bound), with ``broken`` services failing every call into them and each service accepting
     at least the share ``accepts`` gives of its requests (absent: all; ``capacity`` passes
     one minus its upper loss bound). ``deadline`` is checked once per service and once per
-    component of the call graph (``OutOfTime`` when spent); ``healthy`` as for ``Failing``."""
+    component of the call graph (``OutOfTime`` when spent); ``healthy`` as for ``Failing``;
+    ``bases``: each endpoint's calls per step with probability x repeat x share already found
+    for this system (they do not depend on ``broken`` or ``accepts``), filled on first need.
+
+    The sums are floats, each inexact result rounded toward zero (``_below``, ``_times``,
+    ``_plus``), so every figure stays at most the exact one: a lower bound, as cheap on a deep
+    call graph as on a shallow one (exact fractions there grow to thousands of digits). A sum
+    past the largest float stays at the largest float, still below the exact figure."""
     failing = Failing(system, broken, healthy)
-    accepts = accepts or {}
-    weights: dict[str, dict[str, Fraction]] = {}
+    accept = {name: _below(share) for name, share in (accepts or {}).items()}
+    weights: dict[str, dict[str, float]] = {}
     for service_name, service in system.services.items():
         if deadline is not None:
             deadline.check()
         for ep_name, endpoint in service.endpoints.items():
             source = f"{service_name}.{ep_name}"
-            out: dict[str, Fraction] = {}
-            shares = iter(endpoint_shares(endpoint))
-            reach = accepts.get(service_name, Fraction(1))  # the requests it serves
-            for step in endpoint.steps:
+            out: dict[str, float] = {}
+            if bases is None or source not in bases:
+                found = _bases(endpoint)
+                if bases is not None:
+                    bases[source] = found
+            else:
+                found = bases[source]
+            reach = accept.get(service_name, 1.0)  # the requests it serves
+            for step, based in zip(endpoint.steps, found, strict=True):
                 members = step_calls(step)
-                for call, share in (next(shares) for _ in members):
+                for call, base in based:
                     fallback = isinstance(step, Fallback) and call is step.fallback
-                    weight = exact(call.probability) * call.repeat * share * reach
+                    weight = _times(base, reach)
                     if weight > 0 and not fallback and not cut_off(failing, service_name, call):
-                        out[call.target] = out.get(call.target, Fraction(0)) + weight
+                        out[call.target] = _plus(out.get(call.target, 0.0), weight)
                 # Later steps are reached only by the requests this one lets through.
                 if any(failing.call_can_fail(service_name, c, refusals=False)
                        for c in members):
                     break
                 for c in members:
                     if failing.call_can_fail(service_name, c):  # by its callee's limits
-                        reach *= accepts.get(c.service, Fraction(1))
+                        reach = _times(reach, accept.get(c.service, 1.0))
             weights[source] = out
-    inflow: dict[str, Fraction] = {}
+    inflow: dict[str, float] = {}
     for w in system.workload:
-        inflow[w.entry] = inflow.get(w.entry, Fraction(0)) + exact(w.rate)
+        inflow[w.entry] = _plus(inflow.get(w.entry, 0.0), _below(w.rate))
     for sessions in system.sessions:
         for entry, rate in sessions.step_rates().items():
             if rate != float("inf"):
-                inflow[entry] = inflow.get(entry, Fraction(0)) + exact(rate)
+                inflow[entry] = _plus(inflow.get(entry, 0.0), _below(rate))
     # Callers first (Tarjan lists callees first), one pass: linear in the call graph. Calls
     # inside a cycle's component are left out, which only lowers the bound.
     names = list(weights)
     index = {name: i for i, name in enumerate(names)}
     succ = [[index[t] for t in weights[name]] for name in names]
-    load = {name: inflow.get(name, Fraction(0)) for name in names}
+    load = {name: inflow.get(name, 0.0) for name in names}
     for component in reversed(strongly_connected(succ)):
         if deadline is not None:
             deadline.check()
@@ -295,10 +312,75 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
             if load[source]:
                 for target, weight in weights[source].items():
                     if target not in inside:
-                        load[target] += load[source] * weight
+                        load[target] = _plus(load[target], _times(load[source], weight))
     # Everything else (attempts, which services are called) is the nominal load's.
-    return replace(nominal, endpoints={k: v for k, v in load.items() if v},
+    return replace(nominal, endpoints={k: Fraction(v) for k, v in load.items() if v},
                    unbounded=frozenset())
+
+
+def _bases(endpoint: Endpoint) -> list[list[tuple[Call, float]]]:
+    """Per step, each call with at most probability x repeat x share (``endpoint_shares``)."""
+    shares = iter(endpoint_shares(endpoint))
+    return [[(call, _times(_times(_below(call.probability), float(call.repeat)),
+                           _below(share)))
+             for call, share in (next(shares) for _ in step_calls(step))]
+            for step in endpoint.steps]
+
+
+_LARGEST = sys.float_info.max
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # 0.1 (a decimal) is no Fraction(0.1)
+def _below(x: Fraction | float) -> float:
+    """A float at most ``x`` (>= 0; a float stands for the decimal it prints as, as
+    ``load.exact`` reads it): the nearest one when it is ``x`` exactly, otherwise stepped
+    toward zero. (Few distinct values: probabilities, shares, rates; hence the cache.)"""
+    value = exact(x) if isinstance(x, float) else x
+    try:
+        near = float(value)
+    except OverflowError:  # a fraction past the largest float
+        return _LARGEST
+    return near if Fraction(near) == value else math.nextafter(near, 0.0)
+
+
+# Veltkamp's splitting constant (2^27 + 1) for Dekker's exact product error; a product this
+# (or a factor) far from 1 is stepped down untested (its splitting could overflow or underflow).
+_SPLIT = 134217729.0
+_TESTED = 1e290
+_TINY = 1 / _TESTED
+
+
+def _times(a: float, b: float) -> float:
+    """At most a x b (both >= 0): the float product, stepped toward zero when it rounded up
+    (its error, found exactly by Dekker's two-product, is negative) or overflowed."""
+    if a == 1.0 or b == 0.0:
+        return b
+    if b == 1.0 or a == 0.0:
+        return a
+    p = a * b
+    if not (_TINY < a < _TESTED and _TINY < b < _TESTED and _TINY < p < _TESTED):
+        return math.nextafter(p, 0.0)  # infinity steps back to the largest float
+    c = _SPLIT * a
+    ah = c - (c - a)
+    al = a - ah
+    c = _SPLIT * b
+    bh = c - (c - b)
+    bl = b - bh
+    if ((ah * bh - p) + ah * bl + al * bh) + al * bl < 0:
+        return math.nextafter(p, 0.0)
+    return p
+
+
+def _plus(a: float, b: float) -> float:
+    """At most a + b (both >= 0): the float sum, stepped toward zero when it rounded up (its
+    error, found exactly by Knuth's two-sum, is negative) or overflowed."""
+    s = a + b
+    if s == math.inf:
+        return _LARGEST
+    back = s - a
+    if (a - (s - back)) + (b - back) < 0:
+        return math.nextafter(s, 0.0)
+    return s
 
 
 def _parallel(step: Step) -> bool:
