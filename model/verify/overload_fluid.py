@@ -67,8 +67,9 @@ def min_backoff(call: Call, retry: int) -> float:
     return delay
 
 
-def attempts(call: Call, callee: Service) -> tuple[float, str]:
-    """Attempts one call makes when every attempt times out, and what bounds them."""
+def _attempts_started(call: Call, backoff: Callable[[Call, int], float]) -> tuple[int, str]:
+    """Attempts of one call that start within its deadline when every attempt times out,
+    with ``backoff(call, retry)`` the delay assumed before each retry; and what bounds them."""
     if call.hedge is not None:
         k, why = call.hedge.max_attempts, f"{call.hedge.max_attempts} hedged attempts"
         starts = [i * call.hedge.delay for i in range(k)]
@@ -77,11 +78,18 @@ def attempts(call: Call, callee: Service) -> tuple[float, str]:
         starts, at = [], 0.0
         for i in range(k):
             starts.append(at)
-            at += call.timeout + min_backoff(call, i + 1)
+            at += call.timeout + backoff(call, i + 1)
     if call.deadline is not None:
         fit = sum(1 for s in starts if s < call.deadline)
         if fit < k:
             k, why = max(1, fit), f"{max(1, fit)} attempts within the {call.deadline:g}s deadline"
+    return k, why
+
+
+def attempts(call: Call, callee: Service) -> tuple[float, str]:
+    """Attempts one call makes when every attempt times out, and what bounds them (the
+    shortest backoffs: the most attempts that fit in the deadline)."""
+    k, why = _attempts_started(call, min_backoff)
     value = float(k)
     # Throttling counts failed attempts; a hedge that loses the race is cancelled, not failed.
     # When every attempt is slower than the hedge delay but none times out, all hedges go out
@@ -98,19 +106,7 @@ def attempts_at_least(call: Call, callee: Service) -> tuple[float, str]:
     ``violated`` needs): the attempts that start within the deadline even with the longest
     backoffs, and one attempt under gRPC throttling (nothing succeeds in the storm, the token
     count falls below half and retries and hedges stop)."""
-    if call.hedge is not None:
-        k, why = call.hedge.max_attempts, f"{call.hedge.max_attempts} hedged attempts"
-        starts = [i * call.hedge.delay for i in range(k)]
-    else:
-        k, why = call.retries + 1, f"{call.retries} retries"
-        starts, at = [], 0.0
-        for i in range(k):
-            starts.append(at)
-            at += call.timeout + call.backoff.max_delay(i + 1)
-    if call.deadline is not None:
-        fit = sum(1 for s in starts if s < call.deadline)
-        if fit < k:
-            k, why = max(1, fit), f"{max(1, fit)} attempts within the {call.deadline:g}s deadline"
+    k, why = _attempts_started(call, lambda c, retry: c.backoff.max_delay(retry))
     if callee.retry_throttling is not None and k > 1:
         return 1.0, "gRPC retry throttling"
     return float(k), why
