@@ -136,3 +136,43 @@ def test_the_certain_load_looks_at_its_deadline_inside_its_passes() -> None:
     assert sure.endpoints[f"s{199}.handle"] == 10
     with pytest.raises(OutOfTime):
         certain_load(system, load, deadline=Countdown(2))
+
+
+def test_a_repair_s_system_built_directly_is_the_spec_round_trip() -> None:
+    """``with_call_fields`` (staleness builds its repaired System with it, without dumping
+    and reloading 100,000 services) gives what writing the same keys into the spec and
+    loading it again gives, on generated systems with every step form."""
+    from hypothesis import HealthCheck, given, settings
+
+    from faultmesh.model.spec import from_document, to_document
+    from faultmesh.model.spec.edit import apply_changes
+    from faultmesh.model.strategies import spec_documents
+    from faultmesh.model.verify.sites import call_sites, with_call_fields
+
+    forms = {"step": 0, "member": 0}
+
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(spec_documents(min_services=2, max_services=4, max_calls=3, call_forms=True,
+                          probabilities=True, scenarios=False))
+    def one(document: dict[str, object]) -> None:
+        system = from_document(document)
+        changes: dict[str, object] = {}
+        fields: dict[object, dict[str, object]] = {}
+        for i, site in enumerate(call_sites(system, include_never=True)):
+            forms["member" if site.member is not None else "step"] += 1
+            mine = fields.setdefault(site, {})
+            if i % 2 == 0:
+                changes[site.key("retries")] = mine["retries"] = site.call.retries + 1
+            changes[site.key("retry_other_instance")] = True
+            mine["retry_other_instance"] = True
+            if i % 3 == 0:
+                changes[site.key("timeout")] = mine["timeout"] = site.call.timeout + 0.25
+            if site.call.circuit_breaker is not None:
+                changes[site.key("circuit_breaker")] = "none"
+                mine["circuit_breaker"] = None
+        slow = from_document(apply_changes(to_document(system), changes))
+        assert with_call_fields(system, fields) == slow  # type: ignore[arg-type]
+
+    one()
+    assert forms["step"] > 10 and forms["member"] > 10, forms

@@ -6,7 +6,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -129,6 +129,16 @@ def _announce_cost(spec: str | Path, system: System, scenario: Scenario | None,
         err.print(f"note: {said}", markup=False)
 
 
+def _with_labels(summary: Any, labels: dict[str, str]) -> Any:
+    """The summary with each labelled entry's ``label`` beside the contract's keys (the JSON
+    contract's objects take added keys, as ``root_causes``); unlabelled entries unchanged."""
+    if not labels:
+        return summary
+    entries = {name: {**body, "label": labels[name]} if name in labels else body
+               for name, body in summary["entries"].items()}
+    return {**summary, "entries": entries}
+
+
 def _interrupted(system: str, scenario: str | None, seed: int, reached: Reached,
                  as_json: bool) -> NoReturn:
     """Ctrl-C: say how far the run got (one JSON object under --json), exit 130."""
@@ -223,7 +233,7 @@ def simulate(
 
         write_atomic(otlp, otlp_json(run.spans, system.name))
         (err if as_json else out).print(f"wrote {len(run.spans)} spans to {otlp}", markup=False)
-    from faultmesh.simulations.presentation.terminal import not_fired
+    from faultmesh.simulations.presentation.terminal import endpoint_labels, not_fired
 
     unfired = not_fired(run.summary)
     if unfired:  # the summary says so too (faults_not_fired); this reaches --json users
@@ -237,10 +247,11 @@ def simulate(
             bad_input(f"cannot write to {out_dir}: {exc.strerror or exc}")
         names_written = ", ".join(path.name for path in written)
         (err if as_json else out).print(f"wrote {names_written} to {out_dir}", markup=False)
+    labels = endpoint_labels(system, run.summary["entries"])
     if as_json:
-        print(json.dumps(run.summary, indent=2, allow_nan=False))
+        print(json.dumps(_with_labels(run.summary, labels), indent=2, allow_nan=False))
     else:
         from faultmesh.simulations.presentation.terminal import render
 
-        render(run.summary, out, elapsed, full=full)
+        render(run.summary, out, elapsed, full=full, labels=labels)
     raise typer.Exit(EXIT_OK if run.ok else EXIT_VIOLATED)

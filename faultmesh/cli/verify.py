@@ -42,7 +42,12 @@ from faultmesh.model.verify.wording import (
     grouped_names,
     numbers_text,
 )
-from faultmesh.simulations.presentation.terminal import UNBOUNDED, print_table
+from faultmesh.simulations.presentation.terminal import (
+    UNBOUNDED,
+    endpoint_labels,
+    labelled,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from faultmesh.simulations.replay import Replay
@@ -181,9 +186,19 @@ def _print_table(report: Report, console: Console, *, full: bool = False) -> Non
                                    for line in captured.get().splitlines()))
 
 
-def _print_details(v: Verdict, out: Console, *, full: bool = False) -> bool:
+def _reported(v: Verdict) -> list[str]:
+    """The endpoints a counterexample names (chain, down, degraded), in order, once each."""
+    ce = v.counterexample
+    if ce is None:
+        return []
+    return list(dict.fromkeys([*ce.chain, *ce.down, *ce.degraded]))
+
+
+def _print_details(v: Verdict, out: Console, *, full: bool = False,
+                   labels: dict[str, str] | None = None) -> bool:
     """A property's counterexample and repair; long lists (down entries, repair changes) are
-    grouped and counted unless ``full``. True if anything was left out."""
+    grouped and counted unless ``full``. True if anything was left out. The chain's labelled
+    endpoints carry their label (``nginx.composePost (POST /wrk2-api/post/compose)``)."""
     ce = v.counterexample
     if ce is None and v.repair is None:
         return False
@@ -203,7 +218,8 @@ def _print_details(v: Verdict, out: Console, *, full: bool = False) -> bool:
             cut |= not full and len(names) > SUMMARY_LIMIT
             out.print(f"  degraded: {shown}", markup=False)
         if ce.chain:
-            chain = " -> ".join(ce.chain) if full else arrow(ce.chain)
+            steps = [labelled(step, labels or {}) for step in ce.chain]
+            chain = " -> ".join(steps) if full else arrow(steps)
             cut |= not full and len(ce.chain) > 6
             out.print(f"  chain:    {chain}", markup=False)
         if ce.numbers:
@@ -307,6 +323,7 @@ def verify_command(
             body["checked_by_simulation"] = simulated_json(spec, system, by_simulation)
         if replay_runs:
             body["replays"] = [r.to_json() for r in replays]
+        _add_labels(system, report, body)
         print(json.dumps(body, indent=2))
         raise typer.Exit(VERDICT_EXIT[report.verdict])
     # With --graph, stdout carries the drawings alone (`... --graph dot | dot -Tsvg`).
@@ -314,9 +331,10 @@ def verify_command(
     if report.verdicts:
         _print_table(report, people, full=full)
     cut = False
+    labels = endpoint_labels(system)
     for v in report.verdicts:
         if v.status != "holds":
-            cut |= _print_details(v, people, full=full)
+            cut |= _print_details(v, people, full=full, labels=labels)
     if cut:
         people.print("(long lists grouped and counted: `--full` or `--json` for all)",
                      markup=False)
@@ -330,6 +348,15 @@ def verify_command(
     for result in replays:
         _print_replay(result, people)
     raise typer.Exit(VERDICT_EXIT[report.verdict])
+
+
+def _add_labels(system: System, report: Report, body: dict[str, Any]) -> None:
+    """Beside a counterexample's contract keys, ``labels``: the label of each labelled endpoint
+    it names; only when there is one, so unlabelled specs print what they always did."""
+    for v, prop in zip(report.verdicts, body["properties"], strict=True):
+        labels = endpoint_labels(system, _reported(v))
+        if labels and prop.get("counterexample") is not None:
+            prop["counterexample"]["labels"] = labels
 
 
 def _print_graphs(system: System, report: Report, fmt: str, *, everything: bool) -> None:

@@ -30,9 +30,10 @@ Decision procedure:
   calls) breaks it as well; otherwise that service is ``unknown`` and the search goes on.
 
 An unbounded load (a call cycle that never ends) overloads its services with no failure at
-all. The repair (``repairs``) adds the fewest worker slots that bring both measures within
-their targets (fewest under even balancing; under consistent hashing the ring of the new
-names is checked and replicas are added until it passes).
+all. The repair (``repairs``) changes the fewest spec keys of each broken service (its
+replicas, or its workers, rather than both), then adds the fewest worker slots that bring both
+measures within their targets (fewest under even balancing; under consistent hashing the ring
+of the new names is checked and survivors are added until it passes).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from faultmesh.model import properties as P
 from faultmesh.model.graph import components
 from faultmesh.model.spec import from_document, to_document
 from faultmesh.model.spec.edit import apply_changes
+from faultmesh.model.spec.fields import MAX_REPLICAS, MAX_WORKERS
 from faultmesh.model.system import Call, Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import (
@@ -362,7 +364,9 @@ def _numbers_text(p: Pressure) -> str:
 def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressure],
             kinds: FailureKinds, budget: int, limit: Fraction, rejected: float,
             deadline: Deadline) -> tuple[Repair | None, str]:
-    """Fewest added worker slots so that no service breaks after ``budget`` failures.
+    """Fewest changed spec keys, then fewest added worker slots, so that no service breaks
+    after ``budget`` failures (``_fewest_keys``, service by service: keys and slots both add
+    up over services).
 
     With zone failures allowed and no more zones than failures nothing would survive, so the
     fewest new zones are added first (``zones`` in the changes). Limits add a second need per
@@ -381,25 +385,45 @@ def _repair(system: System, models: dict[str, ServiceModel], broken: list[Pressu
         for p in broken:
             deadline.check()
             model = models[p.service.name]
-            change = None
             # Without queue or concurrency limits nothing is rejected at any worker count:
             # no second need, and the search may skip the worker counts that change nothing.
             losses = _losses_need(model, rejected, deadline) if model.station.limited else None
-            for extra in range(REPAIR_ROUNDS):
-                change = solver.for_capacity(p.service.name, zone_counts(p.service),
-                                             p.service.workers, p.demand, limit, kinds,
-                                             budget, losses, extra)
-                if change is None or _passes(system, zones, model, change, kinds, budget,
-                                             limit, rejected, deadline):
-                    break
-            else:
-                change = None
+            change = _fewest_keys(system, solver, zones, model, p, kinds, budget, limit,
+                                  rejected, losses, deadline)
             if change is None:
-                return None, "no repair by adding replicas or workers exists"
+                return None, ("no repair by adding replicas or workers exists within the "
+                              f"spec's limits ({MAX_REPLICAS:,} replicas, {MAX_WORKERS:,} "
+                              "workers)")
             plan.append(change)
         return as_repair(plan, system.zones, zones, deadline), ""
     except (RepairTimeout, OutOfTime):
         return None, REPAIR_OUT_OF_TIME
+
+
+def _fewest_keys(system: System, solver: PlacementSolver, zones: tuple[str, ...],
+                 model: ServiceModel, p: Pressure, kinds: FailureKinds, budget: int,
+                 limit: Fraction, rejected: float, losses: Callable[[int], int | None] | None,
+                 deadline: Deadline) -> PlacementChange | None:
+    """The service's repair changing the fewest spec keys, then adding the fewest worker
+    slots: a one-key change (replicas, or workers) when one passes, else the cheapest change
+    of both. Under consistent hashing the solver's sizing is checked on the ring of the new
+    names (``_passes``) and, where it falls short, asked for more survivors, round by round;
+    even balancing passes at once."""
+    counts = zone_counts(p.service)
+    args = (p.service.name, counts, p.service.workers, p.demand, limit, kinds, budget, losses)
+    for extra in range(REPAIR_ROUNDS):
+        options = solver.one_key_capacity(*args, extra)
+        if not options:
+            break  # more survivors asked of the same placement or workers cannot help
+        for change in options:
+            if _passes(system, zones, model, change, kinds, budget, limit, rejected, deadline):
+                return change
+    for extra in range(REPAIR_ROUNDS):
+        both = solver.for_capacity(*args, extra)
+        if both is None or _passes(system, zones, model, both, kinds, budget, limit,
+                                   rejected, deadline):
+            return both
+    return None
 
 
 def _losses_need(model: ServiceModel, rejected: float,

@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 from faultmesh.model.graph import strongly_connected
 from faultmesh.model.system import Call, Endpoint, OneOf, System, step_calls, step_shares
@@ -37,7 +38,14 @@ from faultmesh.model.system import Call, Endpoint, OneOf, System, step_calls, st
 
 def exact(x: float) -> Fraction:
     """The decimal a float prints as, exactly (``10ms`` -> 1/100, ``80%`` -> 4/5)."""
-    return Fraction(repr(float(x)))
+    return _exact(float(x))
+
+
+# A spec has few distinct numbers (rates, probabilities, service times) and a 100,000-service
+# check reads them hundreds of thousands of times; parsing the decimal is the costly part.
+@lru_cache(maxsize=4096)
+def _exact(x: float) -> Fraction:
+    return Fraction(repr(x))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,16 @@ keeps a 10,000-service repair to a handful of solver calls.
 Objectives, lexicographic:
   survives  1. fewest added replicas  2. in the zones with the fewest replicas system-wide
             3. earlier zones first (determinism);
-  capacity  1. fewest added worker slots (replicas x workers: the CPU actually paid for)
-            2. fewest edits (added replicas + added workers per instance), then as above.
+  capacity  1. fewest changed spec keys (a service's replicas, or its workers, or both)
+            2. fewest added worker slots (replicas x workers: the CPU actually paid for)
+            3. fewest edits (added replicas + added workers per instance), then as above.
+
+A service's new replica count is one spec key: ``services.S.replicas`` when the spec editor's
+rule for a new count (``model.spec.edit``: each new replica to the zone with the fewest)
+places them as chosen, else ``services.S.placement`` (the replicas follow from it). Keys are
+counted per service and every broken service must change, so the fewest keys over the system
+is the sum of each service's fewest (for survives one key each: fewest replicas is fewest
+keys). No repair goes past the spec's limits (``MAX_REPLICAS``, ``MAX_WORKERS``).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from fractions import Fraction
 
 import z3
 
+from faultmesh.model.spec.edit import apply_changes
+from faultmesh.model.spec.fields import MAX_REPLICAS, MAX_WORKERS
 from faultmesh.model.system import System
 from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.failures import FailureKinds
@@ -62,19 +72,28 @@ class PlacementChange:
         return sum(self.new.values())
 
     def changes(self) -> dict[str, object]:
-        """Spec key paths to their new values (replicas and placement must agree).
+        """Spec key paths to their new values, one key per thing changed.
 
-        With a single zone (the implicit one of a spec without zones) a placement says
-        nothing that ``replicas`` does not, and would name a zone the spec never declared."""
+        New replicas are ``replicas`` alone when the spec editor puts them where this change
+        does (always with a single zone, the implicit one of a spec without zones included:
+        there a placement would name a zone the spec never declared), else ``placement`` alone
+        (the editor sets ``replicas`` to what it places)."""
         out: dict[str, object] = {}
         if self.new != self.old:
-            out[f"services.{self.service}.replicas"] = self.replicas
-            if len(self.new) > 1:
-                out[f"services.{self.service}.placement"] = {z: n for z, n in self.new.items()
-                                                              if n}
+            placed = {z: n for z, n in self.new.items() if n}
+            if len(self.new) == 1 or scaled_placement(self.old, tuple(self.new),
+                                                      self.replicas) == placed:
+                out[f"services.{self.service}.replicas"] = self.replicas
+            else:
+                out[f"services.{self.service}.placement"] = placed
         if self.new_workers != self.old_workers:
             out[f"services.{self.service}.workers"] = self.new_workers
         return out
+
+    @property
+    def keys(self) -> int:
+        """How many spec keys the change writes (its repair objective's first term)."""
+        return (self.new != self.old) + (self.new_workers != self.old_workers)
 
     def describe(self, single_zone: bool) -> str:
         parts = []
@@ -93,6 +112,18 @@ class PlacementChange:
             whose = "its" if parts else f"{self.service}'s"
             parts.append(f"raise {whose} workers from {self.old_workers} to {self.new_workers}")
         return " and ".join(parts)
+
+
+def scaled_placement(old: dict[str, int], zones: tuple[str, ...],
+                     replicas: int) -> dict[str, int]:
+    """Where the spec editor puts ``replicas`` replicas of a service placed as ``old`` when
+    only ``replicas`` changes (``apply_changes`` itself, on a one-service document, so a
+    repair written as ``replicas`` alone means exactly what it was checked as)."""
+    placement = {z: n for z, n in old.items() if n}
+    document = {"zones": list(zones),
+                "services": {"s": {"replicas": sum(placement.values()), "placement": placement}}}
+    edited = apply_changes(document, {"services.s.replicas": replicas})
+    return dict(edited["services"]["s"].get("placement", {}))  # none past MAX_REPLICAS
 
 
 def extra_zones(zones: tuple[str, ...], count: int) -> tuple[str, ...]:
@@ -219,7 +250,9 @@ class PlacementSolver:
                      survivors: Callable[[int], int | None] | None = None,
                      extra: int = 0) -> PlacementChange | None:
         """Fewest added worker slots so that ``demand / capacity < utilization`` after any
-        ``failures`` failures. Tries workers per instance ``w`` upward; for each, the fewest
+        ``failures`` failures, whatever keys change (the repair asks ``one_key_capacity``
+        first and comes here when no one-key change passes). Tries workers per instance ``w``
+        upward; for each, the fewest
         replicas is counted (``fewest_added``), and they are placed in zones for the best ``w``
         (``surviving_at_least``).
 
@@ -249,8 +282,10 @@ class PlacementSolver:
         added = adder(vector, kinds.zones, failures)
         w = workers
         tried = 0
-        while best is None or (w * replicas <= best[0] and least + failures * w <= best[0]
-                               and tried < CAPACITY_CANDIDATES):
+        # With every candidate so far past the spec's limits the search goes on while w helps.
+        while (best is None and (survivors is None or w <= workers + CAPACITY_CANDIDATES)) \
+                or (best is not None and w * replicas <= best[0]
+                    and least + failures * w <= best[0] and tried < CAPACITY_CANDIDATES):
             self.deadline.check()
             tried += 1
             block = p // (q * w)  # floor(ratio / w)
@@ -266,7 +301,8 @@ class PlacementSolver:
             need += extra
             total = replicas + added(need)
             candidate = (w * total, total - replicas + (w - workers), need, w)
-            if best is None or candidate[:2] < best[:2]:
+            if (best is None or candidate[:2] < best[:2]) and total <= MAX_REPLICAS \
+                    and w <= MAX_WORKERS:  # past the spec's limits is no repair
                 best = candidate
             if total == replicas:
                 break  # the placement already suffices: more workers only cost more
@@ -276,13 +312,78 @@ class PlacementSolver:
                 break  # one survivor is enough for this w and every larger one, which costs more
             else:
                 w = p // (q * block) + 1  # the first w of the next run
-        assert best is not None
+        if best is None:
+            return None
         # Where the replicas go (the zone objectives) is decided for the chosen w alone.
         answer = self.surviving_at_least(vector, kinds, failures, best[2])
         if answer is None:
             return None
         return PlacementChange(service, dict(zip(self.zones, vector, strict=True)),
                                dict(zip(self.zones, answer, strict=True)), workers, best[3])
+
+    def one_key_capacity(self, service: str, counts: dict[str, int], workers: int,
+                         demand: Fraction, utilization: Fraction, kinds: FailureKinds,
+                         failures: int, survivors: Callable[[int], int | None] | None = None,
+                         extra: int = 0) -> list[PlacementChange]:
+        """``for_capacity``'s repairs that change one key of the service, best first (fewest
+        added slots, then edits): the fewest replicas at the current workers (placed by
+        ``surviving_at_least``), and the fewest workers on the current placement (with
+        ``survivors``, ``CAPACITY_CANDIDATES`` counts from the first that carries the load:
+        losses need not fall monotonically with workers). Empty when neither exists."""
+        vector = self._vector(counts)
+        replicas = sum(vector)
+        if kinds.zones and failures >= len(self.zones):
+            return []
+        ratio = demand / utilization
+        p, q = ratio.numerator, ratio.denominator
+        options: list[tuple[tuple[int, int], PlacementChange]] = []
+        old = dict(zip(self.zones, vector, strict=True))
+
+        def need_at(w: int) -> int | None:
+            need = p // (q * w) + 1
+            if survivors is not None:
+                losses = survivors(w)
+                if losses is None:
+                    return None
+                need = max(need, losses)
+            return need + extra
+
+        self.deadline.check()
+        need = need_at(workers)
+        if need is not None:
+            answer = self.surviving_at_least(vector, kinds, failures, need)
+            if answer is not None and answer != vector and sum(answer) <= MAX_REPLICAS:
+                added = sum(answer) - replicas
+                options.append(((workers * sum(answer), added), PlacementChange(
+                    service, old, dict(zip(self.zones, answer, strict=True)), workers,
+                    workers)))
+        have = surviving(vector, kinds.zones, failures) - extra
+        if have > 0:
+            # The fewest workers each of ``have`` survivors needs for the load alone: the
+            # least w with floor(ratio / w) + 1 <= have.
+            w = max(workers + 1, p // (q * have) + 1)
+            for _ in range(CAPACITY_CANDIDATES if survivors is not None else 1):
+                self.deadline.check()
+                need = need_at(w)
+                if w > MAX_WORKERS:
+                    break
+                if need is not None and need <= have + extra:
+                    options.append(((w * replicas, w - workers), PlacementChange(
+                        service, old, dict(old), workers, w)))
+                    break
+                w += 1
+        options.sort(key=lambda option: option[0])
+        return [change for _, change in options]
+
+
+def surviving(counts: tuple[int, ...], zones: bool, failures: int) -> int:
+    """Instances of a placement left after its worst ``failures`` failures (the largest need
+    ``fewest_added`` meets with nothing added): ``failures`` fewer instances, or with zones
+    the ``Z - failures`` least-populated zones' instances."""
+    if not zones:
+        return max(0, sum(counts) - failures)
+    m = len(counts) - failures
+    return sum(sorted(counts)[:m]) if m > 0 else 0
 
 
 def fewest_added(counts: tuple[int, ...], zones: bool, failures: int, need: int) -> int:
@@ -408,4 +509,5 @@ def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
 
 
 __all__ = ["CAPACITY_CANDIDATES", "PlacementChange", "PlacementSolver", "RepairTimeout",
-           "adder", "as_repair", "extra_zones", "fewest_added", "fewest_surviving"]
+           "adder", "as_repair", "extra_zones", "fewest_added", "fewest_surviving",
+           "scaled_placement", "surviving"]

@@ -24,9 +24,12 @@ so a call that finds the limit free can still make all its retries.
 Violated when some service's amplification exceeds ``max``, or when a call cycle containing a
 retrying call is reachable from an entry (going round it multiplies without bound).
 Counterexample: the worst path, with ``{"attempts", "max"}`` (for a cycle: the path into it and
-round it). Repair: the smallest total reduction of ``retries`` that brings every path within
-``max`` -- and so takes every retry off a reachable cycle -- found with z3 Optimize (one integer
-per retrying call; a path product becomes linear by case-splitting each retry count). Beyond
+round it). Repair: the fewest calls whose ``retries`` change (each one spec key), then among
+those the smallest total reduction, that brings every path within ``max`` -- and so takes
+every retry off a reachable cycle -- found with z3 Optimize (one integer per retrying call; a
+path product becomes linear by case-splitting each retry count; the two objectives
+lexicographic). Cutting a shared call upstream often does with one key what trimming every
+branch below it would do with several. Beyond
 2,000 retrying calls no repair is searched for: the optimisation is hard in general and a
 topology that size needs a retry policy, not a list of edits.
 """
@@ -140,7 +143,8 @@ def worst_paths(entries: list[str], out: dict[str, list[CallSite]],
 
 def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]],
                    limit: float, deadline: Deadline) -> dict[CallSite, int] | None:
-    """Fewest retries removed in total so that every path product is within ``limit``.
+    """Fewest calls whose retries change, then fewest retries removed in total, so that every
+    path product is within ``limit``.
 
     ``most[v]`` bounds the product of every path into ``v`` from above; the constraints
     ``most[v] >= most[u] * attempts(c)`` for each call ``c: u -> v`` have a solution with
@@ -167,6 +171,8 @@ def repair_retries(nodes: set[str], entries: list[str], out: dict[str, list[Call
             tries[site] = r
             product = z3.Sum([z3.If(r == k, (k + 1) * most[node], 0) for k in range(top + 1)])
             opt.add(most[site.callee] >= product)
+    # Fewest calls changed first (each is one spec key), then the smallest total reduction.
+    opt.minimize(z3.Sum([z3.If(r == site.call.retries, 0, 1) for site, r in tries.items()]))
     opt.minimize(z3.Sum([site.call.retries - r for site, r in tries.items()]))
     if opt.check() != z3.sat:
         return None

@@ -19,12 +19,24 @@ A call made with probability 0 never happens; ``call_sites`` leaves such calls o
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from faultmesh.model.graph import components
-from faultmesh.model.system import Call, Fallback, Group, OneOf, Step, System, step_calls
+from faultmesh.model.system import (
+    Call,
+    Fallback,
+    FrozenMap,
+    Group,
+    OneOf,
+    ParallelCalls,
+    Step,
+    System,
+    step_calls,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,27 @@ class CallSite:
 
 
 def call_sites(system: System, *, include_never: bool = False) -> Iterator[CallSite]:
-    """Every call of every endpoint, in spec order (probability-0 calls only if asked)."""
+    """Every call of every endpoint, in spec order (probability-0 calls only if asked).
+
+    Found once per services map (the checks of one ``verify`` walk them a dozen times, and at
+    100,000 services each walk builds 300,000 sites): a System is immutable, so its sites
+    are too."""
+    key = (id(system.services), include_never)
+    hit = _SITES.get(key)
+    if hit is None or hit[0]() is not system.services:
+        if len(_SITES) > 8:
+            _SITES.clear()
+        hit = (weakref.ref(system.services), tuple(_walk_sites(system, include_never)))
+        _SITES[key] = hit
+    return iter(hit[1])
+
+
+# The sites of the last few services maps, keyed by the map's id and ``include_never`` (held
+# weakly: a map whose id is reused is told apart by its reference).
+_SITES: dict[tuple[int, bool], tuple[weakref.ref[FrozenMap], tuple[CallSite, ...]]] = {}
+
+
+def _walk_sites(system: System, include_never: bool) -> Iterator[CallSite]:
     for service_name, service in system.services.items():
         for endpoint_name, endpoint in service.endpoints.items():
             caller = f"{service_name}.{endpoint_name}"
@@ -86,6 +118,44 @@ def member_suffix(step: Step, index: int) -> str | None:
     if isinstance(step, Fallback):
         return ".fallback" if index else ""
     return None
+
+
+def with_call_fields(system: System,
+                     fields: Mapping[CallSite, Mapping[str, Any]]) -> System:
+    """The System with each site's call given new field values (``Call`` fields, e.g.
+    ``{"retries": 1, "circuit_breaker": None}``): what writing the same changes into the spec
+    and loading it again gives, without the round trip (at 100,000 services a repair touches
+    hundreds of thousands of keys, and dumping, editing and reloading the whole spec costs
+    more than the check)."""
+    by_endpoint: dict[str, dict[int, dict[int, Mapping[str, Any]]]] = {}
+    for site, values in fields.items():
+        member = 0 if site.member is None else site.member
+        by_endpoint.setdefault(site.caller, {}).setdefault(site.step, {})[member] = values
+    services = dict(system.services)
+    for caller, steps in by_endpoint.items():
+        service_name, _, endpoint_name = caller.partition(".")
+        service = services[service_name]
+        endpoint = service.endpoints[endpoint_name]
+        new_steps = list(endpoint.steps)
+        for index, members in steps.items():
+            new_steps[index] = _step_with(new_steps[index], members)
+        endpoints = FrozenMap({**service.endpoints,
+                               endpoint_name: replace(endpoint, steps=tuple(new_steps))})
+        services[service_name] = replace(service, endpoints=endpoints)
+    return replace(system, services=FrozenMap(services))
+
+
+def _step_with(step: Step, members: Mapping[int, Mapping[str, Any]]) -> Step:
+    """One step with its members ``{index: field values}`` changed."""
+    if isinstance(step, Call):
+        return replace(step, **members[0])
+    if isinstance(step, Fallback):
+        return replace(step, primary=replace(step.primary, **members.get(0, {})),
+                       fallback=replace(step.fallback, **members.get(1, {})))
+    calls = tuple(replace(c, **members[i]) if i in members else c
+                  for i, c in enumerate(step.calls))
+    assert isinstance(step, ParallelCalls | OneOf | Group)
+    return replace(step, calls=calls)
 
 
 def endpoints(system: System) -> list[str]:

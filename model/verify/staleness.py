@@ -55,23 +55,30 @@ policies, and are not checked.
 Violated with the chain to the first uncovered call and ``{"window_s", "replicas",
 "failure_probability"}`` (the share of that call's requests that fail while one of the
 callee's instances is dead and still in view: exact for ``random``, an upper bound for the
-other balancers). Repair: ``retries: 1`` where there is none and ``retry_other_instance: true``
-on every uncovered call.
+other balancers). Repair, in the fewest keys: ``retries: 1`` where there is none,
+``retry_other_instance: true`` where it is not set and the callee's outlier detection does not
+already eject at the first failure, the call's circuit breaker off, the callee's
+``max_retries`` lifted; then the least timeout raises that nest them again.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from faultmesh.model import properties as P
 from faultmesh.model.detection import stale_window
-from faultmesh.model.spec import from_document, to_document
-from faultmesh.model.spec.edit import apply_changes
-from faultmesh.model.system import System
+from faultmesh.model.system import FrozenMap, System
 from faultmesh.model.units import format_duration
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline, out_of_time
-from faultmesh.model.verify.sites import CallSite, call_sites, path_from_entries, successors_of
+from faultmesh.model.verify.sites import (
+    CallSite,
+    call_sites,
+    path_from_entries,
+    successors_of,
+    with_call_fields,
+)
 from faultmesh.model.verify.timeouts import decimal, least_timeouts, site_network, worst_cases
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
@@ -231,22 +238,18 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
     explanation = (f"{lasting}; {first.describe()} fails when it is routed there, {exactly} "
                    f"{chance:.4g} of its requests while one of {callee.replicas} instances is "
                    f"dead: {why}{tail}")
-    changes: dict[str, object] = {}
-    for site in uncovered:
-        if site.call.retries < 1:
-            changes[site.key("retries")] = 1
-        changes[site.key("retry_other_instance")] = True
-        if site.call.circuit_breaker is not None:
-            changes[site.key("circuit_breaker")] = "none"
+    changes, retried = _cover(system, uncovered)
     # A retry lengthens its caller's worst case, so the timeouts are nested last, over the
     # system with the retries added (the least raises; none exist around a call cycle).
-    retried = from_document(apply_changes(to_document(system), changes))
     raised = least_timeouts(retried)
     words = ("retry " + first.describe() + " on another instance"
              + (" (one retry, retry_other_instance)" if not first.call.retries
                 else " (retry_other_instance)"))
     if more:
         words += f" (and {more} more call{'s' if more > 1 else ''})"
+    lifted = [key.split(".")[1] for key in changes if key.endswith(".max_retries")]
+    if lifted:
+        words += f"; lift the max_retries of {', '.join(lifted)}"
     return Verdict(
         prop.name, prop.kind, "violated", explanation,
         Counterexample(chain=(*prefix, first.callee),
@@ -256,6 +259,38 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
                                 **({} if bound is None
                                    else {"failed_attempts_per_caller_instance": bound})}),
         None if raised is None else Repair(words, {**changes, **raised}))
+
+
+def _cover(system: System, uncovered: list[CallSite]) -> tuple[dict[str, object], System]:
+    """The fewest keys that make each uncovered call redirect its retry: ``retries: 1`` where
+    it has none; ``retry_other_instance: true`` unless it is already set or the callee's
+    outlier detection ejects at the first failure; the call's breaker off (``gaps``); and the
+    callee's ``max_retries`` lifted, since Envoy may refuse the retry at that limit
+    (``redirects``). (Timeouts are raised after, over the system with these changes.)
+
+    Returns the changes as spec keys and the System they give, built directly (the same
+    System as writing them into the spec and loading it again, without the round trip)."""
+    changes: dict[str, object] = {}
+    fields: dict[CallSite, dict[str, object]] = {}  # the same changes, as Call fields
+    lifted: set[str] = set()
+    for site in uncovered:
+        mine = fields.setdefault(site, {})
+        if site.call.retries < 1:
+            changes[site.key("retries")] = mine["retries"] = 1
+        if not site.call.retry_other_instance and ejection_threshold(system, site) != 1:
+            changes[site.key("retry_other_instance")] = mine["retry_other_instance"] = True
+        if site.call.circuit_breaker is not None:
+            changes[site.key("circuit_breaker")] = "none"
+            mine["circuit_breaker"] = None
+        if system.services[site.call.service].max_retries is not None:
+            changes[f"services.{site.call.service}.max_retries"] = "unlimited"
+            lifted.add(site.call.service)
+    retried = with_call_fields(system, {site: f for site, f in fields.items() if f})
+    if lifted:
+        retried = replace(retried, services=FrozenMap({
+            name: replace(s, max_retries=None) if name in lifted else s
+            for name, s in retried.services.items()}))
+    return changes, retried
 
 
 __all__ = ["check_staleness", "covers", "ejection_threshold", "exact", "exposed",

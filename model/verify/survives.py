@@ -45,9 +45,10 @@ all, as often as those timeouts fire: no bound on that is derived, so the verdic
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from faultmesh.model import properties as P
-from faultmesh.model.system import Service, System
+from faultmesh.model.system import Call, Service, System
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.cones import RequiredGraph, availability
 from faultmesh.model.verify.deadline import (
@@ -167,10 +168,12 @@ def check(system: System, prop: P.Property, deadline: Deadline) -> Verdict:
 
 
 def ejectable(system: System, service: Service, kinds: FailureKinds, budget: int,
-              failing: Failing) -> str:
+              failing: Failing, callers: Sequence[tuple[str, Call]] | None = None) -> str:
     """Why the callers' outlier detection may eject every live host of ``service`` within
     ``budget`` failures ("" when it cannot): it may eject as many hosts as survive, and a live
-    host can produce a detection (a gateway error: a timeout or a refusal; or a 5xx)."""
+    host can produce a detection (a gateway error: a timeout or a refusal; or a 5xx).
+    ``callers``: the calls into ``service`` as ``callers_of`` lists them (found here if not
+    given; a caller checking many services builds that index once)."""
     policy = service.outlier_detection
     if policy is None:
         return ""
@@ -179,8 +182,8 @@ def ejectable(system: System, service: Service, kinds: FailureKinds, budget: int
     allowed = policy.ejectable(service.replicas)
     if survivors <= 0 or allowed < survivors:
         return ""
-    callers = [(s.name, c) for s in system.services.values() for e in s.endpoints.values()
-               for c in e.calls() if c.service == service.name and c.probability > 0]
+    if callers is None:
+        callers = callers_of(system).get(service.name, [])
     gateway = failing.lossy or refuses(service) or any(
         not c.asynchronous and decimal(c.timeout) <= failing.healthy_worst(c.target)
         + round_trip(system, caller, c.service) for caller, c in callers)
@@ -195,16 +198,40 @@ def ejectable(system: System, service: Service, kinds: FailureKinds, budget: int
             f"{plural(service.replicas, 'replica')}, and calls to it can time out or fail")
 
 
+def callers_of(system: System) -> dict[str, list[tuple[str, Call]]]:
+    """Per callee service, every call into it that is ever made (probability > 0), with the
+    calling service's name, in spec order."""
+    callers: dict[str, list[tuple[str, Call]]] = {}
+    for s in system.services.values():
+        for e in s.endpoints.values():
+            for c in e.calls():
+                if c.probability > 0:
+                    callers.setdefault(c.service, []).append((s.name, c))
+    return callers
+
+
 def _ejectable_needed(system: System, graph: RequiredGraph, entry_nodes: list[int],
                       kinds: FailureKinds, budget: int, deadline: Deadline
                       ) -> tuple[str, str] | None:
     """The first service some entry needs whose live hosts may all be ejected (see
-    ``ejectable``), with why; None when there is none."""
+    ``ejectable``), with why; None when there is none.
+
+    Linear in the system, not quadratic: the calls into each service are indexed once, and
+    the walk finding what a service takes down runs only for services in the entries' cone
+    (a service down takes down only endpoints that reach it over required calls, so one
+    outside the cone never takes an entry down). ``ejectable`` still asks ``failing`` about
+    every service in spec order: its answers are cached, and round a call cycle the order of
+    the questions decides where the cycle is cut.
+    """
+    if all(service.outlier_detection is None for service in system.services.values()):
+        return None
     failing = Failing(system)
     entries = set(entry_nodes)
+    cone = {graph.service[v] for v in graph.cone(entry_nodes, deadline)}
+    callers = callers_of(system)
     for name, service in system.services.items():
-        why = ejectable(system, service, kinds, budget, failing)
-        if why and graph.unavailable({name}, deadline) & entries:
+        why = ejectable(system, service, kinds, budget, failing, callers.get(name, []))
+        if why and name in cone and graph.unavailable({name}, deadline) & entries:
             return name, why
     return None
 

@@ -132,12 +132,21 @@ def round_trip(system: System, caller: str, callee: str) -> Fraction:
     (same-zone if some pair of their replicas shares a zone, cross-zone if some pair does not).
     """
     net = system.communication
-    here, there = set(system.services[caller].zones), set(system.services[callee].zones)
+    return _round_trip(system.services[caller].zones, system.services[callee].zones,
+                       net.same_zone_latency, net.cross_zone_latency)
+
+
+# Placements repeat (most services of a large system share a few zone lists), and the
+# certain-load and timeout walks ask once per call: hundreds of thousands of times.
+@lru_cache(maxsize=4096)
+def _round_trip(caller_zones: tuple[str, ...], callee_zones: tuple[str, ...],
+                same_zone: Distribution, cross_zone: Distribution) -> Fraction:
+    here, there = set(caller_zones), set(callee_zones)
     hop = Fraction(0)
     if here & there:
-        hop = max(hop, service_bound(net.same_zone_latency))
+        hop = max(hop, service_bound(same_zone))
     if any(a != b for a in here for b in there):
-        hop = max(hop, service_bound(net.cross_zone_latency))
+        hop = max(hop, service_bound(cross_zone))
     return 2 * hop
 
 

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 import simpy
@@ -199,10 +200,10 @@ class CallSite:
     """One call of one endpoint, with its policies resolved and its edge's shared parts."""
 
     __slots__ = ("active", "asynchronous", "attempts", "backoff", "balancers", "breakers",
-                 "budget", "callee", "callee_service", "deadline", "deadlines", "edge",
-                 "endpoint", "env", "hedge", "network", "optional", "other_instance",
-                 "outliers", "probability", "propagates", "repeat", "retry_limit", "rng",
-                 "sometimes", "throttle", "timed", "timeout")
+                 "budget", "callee", "callee_service", "deadline", "deadlines", "direct",
+                 "edge", "endpoint", "env", "hedge", "network", "optional", "other_instance",
+                 "outliers", "plain", "probability", "propagates", "repeat", "retry_limit",
+                 "rng", "send", "sometimes", "throttle", "timed", "timeout")
 
     def __init__(self, call: Call, *, env: simpy.Environment, network: Network,
                  endpoint: EndpointRuntime, callee_service: ServiceRuntime,
@@ -249,6 +250,15 @@ class CallSite:
         self.rng = rng  # draws the probability and the backoff jitter
         self.repeat = call.repeat
         self.other_instance = call.retry_other_instance
+        # Decided once here, not per attempt: a site with none of the per-attempt mechanisms
+        # (breaker, outlier detection, retry limit or budget, throttling, least-request counts,
+        # retry_other_instance, a deadline) sends and settles its attempts on a lean path;
+        # a site without a deadline or hedging starts its calls directly.
+        self.plain = (breakers is None and outliers is None and retry_limit is None
+                      and throttle is None and active is None and not self.other_instance
+                      and not self.timed)
+        self.direct = not self.timed and self.hedge is None
+        self.send: Callable[[CallRun], None] = self._send_plain if self.plain else self._send
 
     def __repr__(self) -> str:
         return f"<CallSite -> {self.endpoint.target}>"
@@ -267,6 +277,9 @@ class CallSite:
 
     def call(self, caller: Instance, parent: Job | None, key: int) -> None:
         """Start the call from ``caller`` on behalf of ``parent`` (None: asynchronous)."""
+        if self.direct:
+            self.send(CallRun(self, caller, parent, key))
+            return
         expires = self.expiry(parent) if self.timed else None
         if self.hedge is not None:
             from faultmesh.simulations.engine.hedges import HedgeRun
@@ -320,8 +333,38 @@ class CallSite:
                 return
         target.receive(self.endpoint, waiter, token, key, caller, deadline, kind)
 
-    def send(self, run: CallRun) -> None:
-        """Make the next attempt of ``run``."""
+    def _send_plain(self, run: CallRun) -> None:
+        """``send`` for a plain site: ``_send`` less the mechanisms the site does not use."""
+        run.attempt += 1
+        edge = self.edge
+        edge.attempts += 1
+        if run.attempt > 1:
+            self.callee_service.retries += 1
+            edge.retries += 1
+            kind = RETRY
+        else:
+            edge.first_attempts += 1
+            kind = FIRST
+        caller = run.caller
+        view = caller.view[self.callee]
+        n = len(view)
+        if n == 0:
+            self.failed(run, NO_INSTANCE, NO_INSTANCE)
+            return
+        target = view[0] if n == 1 else self.balancers[caller.index].choose(view, run.key)
+        token = run.token = run.awaiting = run.token + 1
+        now = self.env.now
+        run.sent_at = now
+        run.target = target
+        run.lost = None
+        self.deadlines.add(run, token, now)
+        if self.network.active:
+            self.transmit(run, token, run.key, caller, target, now + self.timeout, kind)
+        else:
+            target.receive(self.endpoint, run, token, run.key, caller, now + self.timeout, kind)
+
+    def _send(self, run: CallRun) -> None:
+        """Make the next attempt of ``run`` (``send`` of a site that is not plain)."""
         now = self.env.now
         index = run.caller.index
         breakers = self.breakers
@@ -385,7 +428,7 @@ class CallSite:
                 lambda _event: run.expire_capped(token))
         else:
             run.capped = False
-            self.deadlines.add(run, token)
+            self.deadlines.add(run, token, now)
         if self.network.active:
             self.transmit(run, token, run.key, caller, target, deadline, kind)
         else:
@@ -393,6 +436,21 @@ class CallSite:
 
     def settle(self, run: CallRun, ok: bool, cause: str | None, root: str | None) -> None:
         """The current attempt of ``run`` got its response, or timed out."""
+        if not self.plain:
+            self._account(run, ok, cause)
+        if not ok:
+            self.failed(run, cause, root)  # type: ignore[arg-type]
+        elif run.repeats > 1:
+            run.repeats -= 1
+            run.attempt = 0
+            self.send(run)
+        else:
+            self.edge.calls += 1
+            if run.parent is not None:
+                run.parent.call_done(True, None)
+
+    def _account(self, run: CallRun, ok: bool, cause: str | None) -> None:
+        """A settled attempt's bookkeeping in the mechanisms its site uses."""
         if run.reserved:
             self.release(run)
         index = run.caller.index
@@ -409,16 +467,6 @@ class CallSite:
         if self.outliers is not None:
             self.outliers[index].record(
                 run.target.name, self.env.now, classify(ok, cause))  # type: ignore[union-attr]
-        if not ok:
-            self.failed(run, cause, root)  # type: ignore[arg-type]
-        elif run.repeats > 1:
-            run.repeats -= 1
-            run.attempt = 0
-            self.send(run)
-        else:
-            self.edge.calls += 1
-            if run.parent is not None:
-                run.parent.call_done(True, None)
 
     def failed(self, run: CallRun, cause: str, root: str) -> None:
         """An attempt failed: retry after the backoff, or fail the call."""

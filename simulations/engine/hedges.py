@@ -167,7 +167,7 @@ class HedgeRun:
             deadline = expires  # type: ignore[assignment]
             Timeout(env, deadline - now).callbacks.append(attempt.expire_capped)
         else:
-            site.deadlines.add(attempt, 1)
+            site.deadlines.add(attempt, 1, now)
         site.transmit(attempt, 1, self.key, self.caller, target, deadline, kind)
 
     def timer(self, sent: int, round_: int, _event: object) -> None:

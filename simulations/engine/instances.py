@@ -75,8 +75,8 @@ class Instance:
         "errors", "expired", "fault_rng", "finished", "free", "generation", "holds",
         "in_flight", "in_transit", "index", "injected", "last_empty", "limited", "limits",
         "name", "network", "orphaned", "orphaned_by", "propagate", "queue", "queue_limit",
-        "queued", "rate_limited", "ready", "refused", "registered", "rejected", "served",
-        "service", "shed", "shedding", "slowdown", "slowdowns", "uid", "up", "up_since",
+        "queued", "rate_limited", "ready", "refused", "registered", "rejected", "screens",
+        "served", "service", "shed", "shedding", "slowdown", "slowdowns", "uid", "up", "up_since",
         "up_time", "view", "waited", "workers", "zone",
     )
 
@@ -112,6 +112,9 @@ class Instance:
         self.endpoint_buckets: dict[str, TokenBucket] = {}
         self._fill_buckets()
         self.limited = self.bucket is not None or bool(self.endpoint_buckets)
+        # Whether an arriving request is screened (token buckets, expired deadline) at all:
+        # decided once here, so an instance with neither pays one test per request.
+        self.screens = self.limited or propagate_deadline
         self.in_flight = 0
         # Jobs in flight, in arrival order (a dict, not a set: iteration order is reproducible).
         self.active: dict[Job, None] = {}
@@ -185,15 +188,16 @@ class Instance:
             self.refused += 1
             self.reply(caller, waiter, token, False, INSTANCE_DOWN, INSTANCE_DOWN)
             return
-        if self.limited and not self._admit(endpoint.name):
-            self.rate_limited += 1
-            self.rejected += 1
-            self.reply(caller, waiter, token, False, RATE_LIMITED, RATE_LIMITED)
-            return
-        if self.propagate and deadline is not None and self.env.now > deadline:
-            self.expired += 1
-            self.reply(caller, waiter, token, False, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
-            return
+        if self.screens:
+            if self.limited and not self._admit(endpoint.name):
+                self.rate_limited += 1
+                self.rejected += 1
+                self.reply(caller, waiter, token, False, RATE_LIMITED, RATE_LIMITED)
+                return
+            if self.propagate and deadline is not None and self.env.now > deadline:
+                self.expired += 1
+                self.reply(caller, waiter, token, False, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
+                return
         if self.errors:
             rate = self.errors.get(endpoint.name, 0.0) or self.errors.get(None, 0.0)
             if rate and self.fault_rng.random() < rate:
@@ -218,7 +222,7 @@ class Instance:
             self.busy_area += (self.workers - self.free) * (now - self.busy_since)
             self.busy_since = now
             self.free -= 1
-            self.serve(job)
+            self.serve(job, now)
         else:
             job.queued_at = now = self.env.now
             self.queued += 1
@@ -227,11 +231,12 @@ class Instance:
                 self.last_empty = now  # it was empty until this job came
             queue.append(job)
 
-    def serve(self, job: Job) -> None:
-        """Give ``job`` a worker for its service time (the worker is already taken)."""
+    def serve(self, job: Job, now: float) -> None:
+        """Give ``job`` a worker for its service time (the worker is already taken); ``now``
+        is the simulated time, which every caller has at hand."""
         self.served += 1
         deadline = job.deadline
-        if deadline is not None and self.env.now > deadline:
+        if deadline is not None and now > deadline:
             # Its caller gave up already: the work is done for nobody (orphaned).
             self.orphaned += 1
             caller = job.caller.service if job.caller is not None else None
@@ -248,7 +253,7 @@ class Instance:
             job = self._next_job(now) if self.shedding else self.queue.popleft()
             if job is not None:
                 self.waited += now - job.queued_at
-                self.serve(job)
+                self.serve(job, now)
                 return
         self.busy_area += (self.workers - self.free) * (now - self.busy_since)
         self.busy_since = now
@@ -327,14 +332,15 @@ class Instance:
         order of deliveries is the order the recursion had."""
         network = self.network
         if network.delivering:
-            network.immediate.append(lambda: waiter.respond(token, ok, cause, root))
+            network.immediate.append((waiter, token, ok, cause, root))
             return
         network.delivering = True
         try:
             waiter.respond(token, ok, cause, root)
             queue = network.immediate
             while queue:
-                queue.popleft()()
+                later, token, ok, cause, root = queue.popleft()
+                later.respond(token, ok, cause, root)
         finally:
             network.delivering = False
             network.immediate.clear()

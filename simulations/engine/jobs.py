@@ -162,19 +162,16 @@ class Job:
             elif kind is FallbackRuntime:
                 self.fallen = False
                 step = step.primary
-            if self._single(step):
-                return
+            # One call site, inline (the engine's hottest step): not made this time, made
+            # without waiting (asynchronous), or made and waited for.
+            if step.sometimes and not step.chosen():
+                continue
+            if step.asynchronous:
+                step.call(self.instance, None, self.key)
+                continue
+            step.call(self.instance, self, self.key)
+            return
         self.instance.finish(self, True, None, None)
-
-    def _single(self, site: CallSite) -> bool:
-        """Make one call; False if it is not waited for (not made, or asynchronous)."""
-        if site.sometimes and not site.chosen():
-            return False
-        if site.asynchronous:
-            site.call(self.instance, None, self.key)
-            return False
-        site.call(self.instance, self, self.key)
-        return True
 
     def _fan_out(self, group: tuple[CallSite, ...]) -> bool:
         """Start a parallel group; False if none of its calls is waited for."""

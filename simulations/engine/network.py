@@ -16,11 +16,14 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from faultmesh.model.distributions import Constant, Distribution
 from faultmesh.model.system import Communication
 from faultmesh.simulations.outcomes import MESSAGE_LOST, PARTITION
+
+if TYPE_CHECKING:
+    from faultmesh.simulations.engine.instances import Waiter
 
 
 class Host(Protocol):
@@ -54,7 +57,8 @@ class Network:
         # Responses that arrive at once (zero latency) while another is being delivered wait
         # here and are delivered in order by the outermost delivery (Instance.reply): a chain
         # of 200 zero-latency hops otherwise answered 200 frames deep and overflowed the stack.
-        self.immediate: deque[Callable[[], None]] = deque()
+        # Each is (waiter, token, ok, cause, root): the arguments of ``waiter.respond``.
+        self.immediate: deque[tuple[Waiter, int, bool, str | None, str | None]] = deque()
         self.delivering = False
         self._update()
 

@@ -192,8 +192,13 @@ class Arrivals:
         request = EntryRequest(self, ident, env.now)
         self.open[ident] = request
         self.started += 1
-        if self.deadlines is not None:
-            self.deadlines.add(request, 1)
+        # The workload's timeout is the request's deadline (None: nobody stops waiting).
+        deadlines = self.deadlines
+        deadline = None
+        if deadlines is not None:
+            now = env.now
+            deadlines.add(request, 1, now)
+            deadline = now + deadlines.length
         view = self.live[self.service]
         n = len(view)
         if n == 0:
@@ -203,8 +208,6 @@ class Arrivals:
         request.instance = instance
         if self.active is not None:
             self.active[instance] += 1
-        # The workload's timeout is the request's deadline (None: nobody stops waiting).
-        deadline = None if self.deadlines is None else env.now + self.deadlines.length
         instance.receive(self.endpoint, request, 1, ident, None, deadline)
 
     def end(self, request: EntryRequest, ok: bool, cause: str | None, root: str | None) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +33,8 @@ FIGURES = ("timeline.png", "breakers.png", "latency.png", "topology.png")
 REPORT_FILES = (*FIGURES, "report.html")
 
 
-def figures(run: Run, system: System) -> dict[str, Figure]:
-    """The report's figures by file name."""
+def figure_makers(run: Run, system: System) -> dict[str, Callable[[], Figure]]:
+    """What draws each of the report's figures, by file name (nothing drawn yet)."""
     from faultmesh.simulations.presentation import (
         plots,  # matplotlib loads only when a report is written
     )
@@ -42,27 +42,33 @@ def figures(run: Run, system: System) -> dict[str, Figure]:
     utilization = {name: s["utilization"] for name, s in run.summary["services"].items()
                    if s["utilization"] is not None}
     return {
-        "timeline.png": plots.timeline(run),
-        "breakers.png": plots.breaker_states(run),
-        "latency.png": plots.latency_distribution(run),
-        "topology.png": plots.topology(system, utilization=utilization,
-                                       title=f"{system.name}: utilization"),
+        "timeline.png": lambda: plots.timeline(run),
+        "breakers.png": lambda: plots.breaker_states(run),
+        "latency.png": lambda: plots.latency_distribution(run),
+        "topology.png": lambda: plots.topology(system, utilization=utilization,
+                                               title=f"{system.name}: utilization"),
     }
 
 
+def figures(run: Run, system: System) -> dict[str, Figure]:
+    """The report's figures by file name."""
+    return {name: make() for name, make in figure_makers(run, system).items()}
+
+
 def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    # zlib level 3 instead of Pillow's 6: a third less encoding time for files no larger on
-    # these figures (flat colours, where the higher levels find nothing more).
-    fig.savefig(buffer, format="png", dpi=110, pil_kwargs={"compress_level": 3})
-    return buffer.getvalue()
+    from faultmesh.simulations.presentation.raster import DPI, png
+
+    return png(fig, DPI)
 
 
 def write_report(run: Run, directory: str | os.PathLike[str], system: System) -> list[Path]:
     """Write the PNG figures and report.html into ``directory``; returns the paths."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    images = {name: _png(fig) for name, fig in figures(run, system).items()}
+    # One figure at a time, each dropped once written: the four together held tens of
+    # thousands of artists alive, enough to set off a full garbage collection, which
+    # walks the whole run's heap too.
+    images = {name: _png(make()) for name, make in figure_makers(run, system).items()}
     written = []
     for name, data in images.items():
         write_atomic(target / name, data)

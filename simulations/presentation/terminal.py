@@ -1,12 +1,13 @@
 """The terminal view of a run: a ``Run.summary`` as rich tables.
 
 Per entry: requests, ok, failed, availability, latency quantiles, and the root causes of the
-failures. Per service: utilization, requests, rejected, retries, instances up. The circuit
-breakers: how often each opened, when first, when last closed, and its final state. For
-scenarios with faults, the per-phase view: each stretch between fault boundaries with every
-entry's availability and p99 and the breakers' moves in it, so the outage's impact, the
-breakers opening and closing, and the recovery read top to bottom. Last, the property verdicts
-with their first violations.
+failures; an entry whose endpoint has a label (the operation as its users name it, ``POST
+/wrk2-api/post/compose``) shows it in an ``operation`` column. Per service: utilization,
+requests, rejected, retries, instances up. The circuit breakers: how often each opened, when
+first, when last closed, and its final state. For scenarios with faults, the per-phase view:
+each stretch between fault boundaries with every entry's availability and p99 and the breakers'
+moves in it, so the outage's impact, the breakers opening and closing, and the recovery read
+top to bottom. Last, the property verdicts with their first violations.
 
 No table cuts a number or a name (``print_table``, which the command line's other tables use
 too): each table comes at the console's width, names wrapping in their cells; when the numbers
@@ -16,6 +17,7 @@ row on one line.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -27,6 +29,7 @@ from rich.text import Text
 from faultmesh.model.units import format_duration, format_percent
 
 if TYPE_CHECKING:
+    from faultmesh.model.system import System
     from faultmesh.simulations.observation.summary import RunSummary
 
 STATE_STYLE = {"open": "bold red", "half_open": "yellow", "closed": "green"}
@@ -140,6 +143,22 @@ def _top(counts: dict[str, int], limit: int = 3) -> str:
     return ", ".join(f"{name} {n:,}" for name, n in ranked)
 
 
+def endpoint_labels(system: System, names: Iterable[str] | None = None) -> dict[str, str]:
+    """``service.endpoint`` -> label for the labelled endpoints (of ``names`` if given)."""
+    labels = {f"{service}.{name}": endpoint.label
+              for service, body in system.services.items()
+              for name, endpoint in body.endpoints.items() if endpoint.label is not None}
+    if names is None:
+        return labels
+    return {name: labels[name] for name in names if name in labels}
+
+
+def labelled(name: str, labels: Mapping[str, str]) -> str:
+    """``nginx.composePost (POST /wrk2-api/post/compose)``, or the bare name if unlabelled."""
+    label = labels.get(name)
+    return f"{name} ({label})" if label else name
+
+
 def _table(title: str, caption: str | None = None) -> Table:
     return Table(title=title, caption=caption, box=box.SIMPLE_HEAD, title_justify="left",
                  title_style="bold", caption_justify="left", pad_edge=False,
@@ -161,19 +180,26 @@ def _shown(names: list[str], full: bool) -> list[str]:
     return names if full or len(names) <= ROWS + 1 else names[:ROWS]
 
 
-def entries_table(summary: RunSummary, full: bool = True) -> Table:
+def entries_table(summary: RunSummary, full: bool = True,
+                  labels: Mapping[str, str] | None = None) -> Table:
     """One row per entry; unless ``full``, the ROWS with most failures (then most requests)
-    and one line counting the others."""
+    and one line counting the others. With ``labels``, an ``operation`` column beside the
+    entry when a row shown has one (a column, not a longer name, so rows stay one line)."""
     table = _table("Entries")
     table.add_column("entry")
+    names = list(summary["entries"]) if full else _shown(ranked(summary), full)
+    labels = labels or {}
+    operation = any(name in labels for name in names)
+    if operation:
+        table.add_column("operation")
     for name in ("requests", "ok", "failed", "avail.", "p50", "p90", "p99"):
         table.add_column(name, justify="right", no_wrap=True)
     notes = []
-    names = list(summary["entries"]) if full else _shown(ranked(summary), full)
     for name in names:
         e = summary["entries"][name]
         latency = e["latency_s"]
-        table.add_row(name, f"{e['requests']:,}", f"{e['ok']:,}",
+        table.add_row(name, *([labels.get(name, "")] if operation else []),
+                      f"{e['requests']:,}", f"{e['ok']:,}",
                       Text(f"{e['failed']:,}", style="red" if e["failed"] else ""),
                       percent(e["availability"]), duration(latency["p50"]),
                       duration(latency["p90"]), duration(latency["p99"]))
@@ -387,9 +413,9 @@ def not_fired(summary: RunSummary) -> str | None:
 
 
 def render(summary: RunSummary, console: Console, elapsed: float | None = None, *,
-           full: bool = True) -> None:
+           full: bool = True, labels: Mapping[str, str] | None = None) -> None:
     """Print the summary of a run; unless ``full``, long tables keep their ROWS most telling
-    rows and count the others."""
+    rows and count the others. ``labels``: the entries' operation names (endpoint_labels)."""
     scenario = summary["scenario"] or "no faults"
     head = Text()
     head.append(f"{summary['system']}", style="bold")
@@ -410,7 +436,7 @@ def render(summary: RunSummary, console: Console, elapsed: float | None = None, 
         head.append(f"\n{unfired}", style="bold yellow")
     properties, details = properties_view(summary)
     parts: list[Table | Text | None] = [
-        head, entries_table(summary, full), services_table(summary, full),
+        head, entries_table(summary, full, labels), services_table(summary, full),
         breakers_table(summary, full), outliers_view(summary), phases_view(summary, full),
         properties, details]
     verdict = summary["verdict"]

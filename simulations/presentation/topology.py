@@ -9,7 +9,6 @@ follows the graph, so labels keep their size at any number of services.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Collection, Mapping
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from faultmesh.model.extras import requires
 from faultmesh.model.system import DEFAULT_ZONE as IMPLICIT_ZONE
 from faultmesh.model.units import format_percent
+from faultmesh.simulations.presentation.raster import DPI, measure
 
 with requires("data", "faultmesh.plots"):
     from matplotlib.artist import Artist
@@ -294,23 +294,15 @@ LAYER_GAP, LAYER_MARGIN, NODE_HEIGHT = 0.8, 1.0, 0.75
 
 # Texts are measured as they are set at this resolution: report.py's PNG dpi. (Hinting makes
 # a text's width in points depend a little on the pixel size.)
-MEASURE_DPI = 110
+MEASURE_DPI = DPI
 
 
-@functools.lru_cache(maxsize=4096)
 def _text_points(text: str, size: float, bold: bool) -> float:
     """How wide ``text`` is set at ``size`` points, in points, measured as the Agg renderer
-    measures it (the same font, size, resolution and hinting) but without a figure. (The
-    outline of a TextPath, measured before, took a second per hundred labels: every glyph's
-    Bézier extrema.)"""
-    from matplotlib.backends.backend_agg import get_hinting_flag
-    from matplotlib.font_manager import FontProperties, findfont, get_font
-
-    font = get_font(findfont(FontProperties(weight="bold" if bold else "normal")))
-    font.clear()  # the font object is shared: no state from whoever used it last
-    font.set_size(size, MEASURE_DPI)
-    font.set_text(text, 0.0, flags=get_hinting_flag())
-    return float(font.get_width_height()[0]) / 64 * 72 / MEASURE_DPI  # 26.6 fixed point
+    measures it (the same font, size, resolution and hinting) but without a figure
+    (``raster.measure``; the outline of a TextPath, measured before, took a second per hundred
+    labels: every glyph's Bézier extrema)."""
+    return measure(text, size, bold)
 
 
 # Padding between a node's label and its box's outline (the AnnotationBbox's pad and the
