@@ -23,9 +23,15 @@ from faultmesh.model.verify import Deadline, verify
 from faultmesh.model.verify.retries import check_retry_amplification
 from faultmesh.model.verify.staleness import check_staleness
 from faultmesh.model.verify.timeouts import check_timeouts_nest
+from faultmesh.model.verify.verdict import Repair, Verdict
 
 SOME = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def repair(verdict: Verdict) -> Repair:
+    assert verdict.repair is not None, verdict.explanation
+    return verdict.repair
 
 
 def capacity(system: System, failures: int, of: tuple[str, ...] = ("instance", "zone"),
@@ -60,9 +66,9 @@ def test_capacity_adds_replicas_alone_where_fewer_slots_would_change_two_keys() 
     system = one_service(3, "35/s")
     verdict = capacity(system, 1, ("instance",))
     assert verdict.status == "violated"
-    assert verdict.repair.changes == {"services.db.replicas": 3}
-    assert verdict.repair.description == "add 2 replicas of db"
-    assert capacity(verdict.repair.apply(system), 1, ("instance",)).status == "holds"
+    assert repair(verdict).changes == {"services.db.replicas": 3}
+    assert repair(verdict).description == "add 2 replicas of db"
+    assert capacity(repair(verdict).apply(system), 1, ("instance",)).status == "holds"
 
 
 def test_capacity_in_zones_changes_the_placement_alone_not_replicas_placement_and_workers(
@@ -73,8 +79,8 @@ def test_capacity_in_zones_changes_the_placement_alone_not_replicas_placement_an
     system = one_service(3, "60/s", zones=["a", "b", "c"], placement={"a": 1})
     verdict = capacity(system, 1, ("zone",))
     assert verdict.status == "violated"
-    assert set(verdict.repair.changes) == {"services.db.placement"}
-    repaired = verdict.repair.apply(system)
+    assert set(repair(verdict).changes) == {"services.db.placement"}
+    repaired = repair(verdict).apply(system)
     assert repaired.services["db"].workers == 3 and repaired.services["db"].replicas == 5
     assert capacity(repaired, 1, ("zone",)).status == "holds"
 
@@ -86,9 +92,9 @@ def test_capacity_raises_workers_alone_when_that_is_the_cheapest_one_key_change(
     system = one_service(3, "75/s")
     verdict = capacity(system, 0, ("instance",))
     assert verdict.status == "violated"
-    assert verdict.repair.changes == {"services.db.workers": 8}
-    assert verdict.repair.description == "raise db's workers from 3 to 8"
-    repaired = verdict.repair.apply(system)
+    assert repair(verdict).changes == {"services.db.workers": 8}
+    assert repair(verdict).description == "raise db's workers from 3 to 8"
+    repaired = repair(verdict).apply(system)
     assert capacity(repaired, 0, ("instance",)).status == "holds"
     assert oracle_minimum(repaired, ("instance",), 0, 1.0) is None
 
@@ -98,8 +104,8 @@ def test_replicas_alone_when_the_editor_places_them_as_the_repair_does() -> None
     new replica to the zone with the fewest) gives the repair's placement."""
     system = one_service(1, "5/s", zones=["a", "b"], placement={"a": 1})
     verdict = verify(system, [P.Survives(failures=1, of=("zone",))]).verdicts[0]
-    assert verdict.repair.changes == {"services.db.replicas": 2}
-    assert verify(verdict.repair.apply(system),
+    assert repair(verdict).changes == {"services.db.replicas": 2}
+    assert verify(repair(verdict).apply(system),
                   [P.Survives(failures=1, of=("zone",))]).verdicts[0].status == "holds"
 
 
@@ -178,12 +184,12 @@ def test_capacity_repairs_change_no_more_keys_than_any_alternative(
     if verdict.status == "holds":
         return
     assert verdict.repair is not None, verdict.explanation
-    repaired = verdict.repair.apply(system)
+    repaired = repair(verdict).apply(system)
     assert capacity(repaired, budget, of).status == "holds"
     assert oracle_minimum(repaired, of, budget, 1.0) is None
     keys = changed_keys(system, repaired)
     # Repair.changes writes each changed thing as one key (zones included).
-    assert len(verdict.repair.changes) == keys
+    assert len(repair(verdict).changes) == keys
     zone_key = int(repaired.zones != system.zones)
     fewer = alternatives(system, repaired.zones, keys - zone_key - 1)
     for candidate in fewer:
@@ -209,8 +215,8 @@ def test_retries_cut_once_upstream_rather_than_on_every_branch() -> None:
     prop = P.RetryAmplification(max=5)
     verdict = check_retry_amplification(system, prop, Deadline(60))
     assert verdict.status == "violated"
-    assert verdict.repair.changes == {"services.a.endpoints.x.calls[0].retries": 1}
-    repaired = from_document(apply_changes(to_document(system), verdict.repair.changes))
+    assert repair(verdict).changes == {"services.a.endpoints.x.calls[0].retries": 1}
+    repaired = from_document(apply_changes(to_document(system), repair(verdict).changes))
     assert check_retry_amplification(repaired, prop, Deadline(60)).status == "holds"
 
 
@@ -233,9 +239,9 @@ def test_staleness_does_not_rewrite_what_is_already_set() -> None:
     system = from_document(doc)
     verdict = check_staleness(system, P.Staleness(), Deadline(60))
     assert verdict.status == "violated"
-    assert verdict.repair.changes == {
+    assert repair(verdict).changes == {
         "services.web.endpoints.home.calls[0].circuit_breaker": "none"}
-    assert check_staleness(verdict.repair.apply(system), P.Staleness(),
+    assert check_staleness(repair(verdict).apply(system), P.Staleness(),
                            Deadline(60)).status == "holds"
 
 
@@ -245,8 +251,8 @@ def test_staleness_relies_on_ejection_at_the_first_failure_where_it_is_set() -> 
     system = from_document(doc)
     verdict = check_staleness(system, P.Staleness(), Deadline(60))
     assert verdict.status == "violated"
-    assert verdict.repair.changes == {"services.web.endpoints.home.calls[0].retries": 1}
-    assert check_staleness(verdict.repair.apply(system), P.Staleness(),
+    assert repair(verdict).changes == {"services.web.endpoints.home.calls[0].retries": 1}
+    assert check_staleness(repair(verdict).apply(system), P.Staleness(),
                            Deadline(60)).status == "holds"
 
 
@@ -254,8 +260,8 @@ def test_staleness_repair_lifts_the_callees_max_retries() -> None:
     """Envoy's max_retries may refuse the retry: the repair that ignored it did not hold."""
     system = from_document(stale_doc({"call": "cart.Get"}, {"max_retries": 3}))
     verdict = check_staleness(system, P.Staleness(), Deadline(60))
-    assert verdict.repair.changes["services.cart.max_retries"] == "unlimited"
-    assert check_staleness(verdict.repair.apply(system), P.Staleness(),
+    assert repair(verdict).changes["services.cart.max_retries"] == "unlimited"
+    assert check_staleness(repair(verdict).apply(system), P.Staleness(),
                            Deadline(60)).status == "holds"
 
 
@@ -287,8 +293,8 @@ def test_every_raised_timeout_is_needed(doc: dict[str, Any]) -> None:
     verdict = check_timeouts_nest(system, prop, Deadline(60))
     if verdict.status == "holds":
         return
-    changes = verdict.repair.changes
-    assert check_timeouts_nest(verdict.repair.apply(system), prop,
+    changes = repair(verdict).changes
+    assert check_timeouts_nest(repair(verdict).apply(system), prop,
                                Deadline(60)).status == "holds"
     # Keeping any one changed timeout at its old value fails, even with every other raised.
     for key in changes:

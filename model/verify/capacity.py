@@ -181,7 +181,7 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
         # a cycle's calls out, and a broken callee can split a cycle, so it is monotone in
         # the broken services only on an acyclic call graph.)
         less = certain.load(p.failures, everyone)
-        lower = ServiceModel(system, name, less, times)
+        lower = certain.model(name, less, times)
         if lower.rate == p.load or (_loaded_alike(p.service, less, load) and lower.pressure(
                 p.failures, p.units, [p.busiest] * p.surviving, p.share,
                 p.busiest).status(limit, rejected) == "violated"):
@@ -190,8 +190,8 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
         if all(less.endpoints.get(k, 0) == more.endpoints.get(k, 0)
                for k in (f"{name}.{ep}" for ep in p.service.endpoints)):
             sure = less
-        elif not explain and _loaded_alike(p.service, less, more) and ServiceModel(
-                system, name, more, times).pressure(
+        elif not explain and _loaded_alike(p.service, less, more) and certain.model(
+                name, more, times).pressure(
                 p.failures, p.units, [p.busiest] * p.surviving, p.share,
                 p.busiest).status(limit, rejected) != "violated":
             return _NOT_CERTAIN  # not even the upper one breaks it, nor then its own
@@ -199,7 +199,7 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
             sure = certain.load(p.failures, everyone - {name})
     if sure is None:
         sure = certain.load(p.failures, everyone)
-    model = ServiceModel(system, p.service.name, sure, times)
+    model = certain.model(p.service.name, sure, times)
     if model.rate == p.load:
         return ""
     q = model.pressure(p.failures, p.units, [p.busiest] * p.surviving, p.share, p.busiest)
@@ -236,6 +236,8 @@ class _CertainLoads:
         self._acyclic: bool | None = None
         self.zone_gone: dict[frozenset[str], frozenset[str]] = {}
         self.healthy: dict[str, Fraction] = {}  # healthy worst cases, shared when acyclic
+        self.static: dict[tuple[str, int, bool], bool | None] = {}  # Failing's, likewise
+        self.models: dict[tuple[str, tuple[Fraction | int, ...]], ServiceModel] = {}
         self.bases: dict[str, list[list[tuple[Call, float]]]] = {}  # certain_load's
 
     @property
@@ -269,6 +271,18 @@ class _CertainLoads:
             self.sets[key] = (saturated | gone if gone else saturated, gone)
         return self.sets[key]
 
+    def model(self, name: str, load: OfferedLoad, times: CallTimes) -> ServiceModel:
+        """``ServiceModel(system, name, load, times)`` for one of these certain loads, found
+        once per distinct load of the service: the model reads nothing else of a certain
+        load (its attempts and called services are the nominal load's, shared by all), and
+        at 100,000 services most keep the same load from one failure count to the next."""
+        key = (name, tuple(load.endpoints.get(f"{name}.{ep}", 0)
+                           for ep in self.system.services[name].endpoints))
+        found = self.models.get(key)
+        if found is None:
+            found = self.models[key] = ServiceModel(self.system, name, load, times)
+        return found
+
     def load(self, failures: int, broken: frozenset[str]) -> OfferedLoad:
         key = (failures, broken)
         if key not in self.loads:
@@ -277,7 +291,7 @@ class _CertainLoads:
                        for name, at in self.profiles.items()}
             self.loads[key] = certain_load(self.system, self.nominal, broken, accepts,
                                            self.deadline, self.healthy if self.acyclic else None,
-                                           self.bases)
+                                           self.bases, self.static if self.acyclic else None)
         return self.loads[key]
 
 

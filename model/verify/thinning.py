@@ -86,15 +86,18 @@ class Failing:
     """Which calls can fail, for one system and a set of broken services."""
 
     def __init__(self, system: System, broken: Iterable[str] = (),
-                 healthy: dict[str, Fraction] | None = None) -> None:
+                 healthy: dict[str, Fraction] | None = None,
+                 static: dict[tuple[str, int, bool], bool | None] | None = None) -> None:
         """``healthy``: healthy worst cases already found for this system, shared (they do
         not depend on ``broken``; share them only without call cycles, where a walk's order
-        decides where a cycle is cut)."""
+        decides where a cycle is cut). ``static``: ``_attempt_here``'s answers with no
+        service broken, shared on the same terms (they rest on the healthy worst cases)."""
         self.system = system
         self.broken = frozenset(broken)
         self.lossy = system.communication.loss > 0
         self._hang: dict[str, Fraction] | None = None
         self.healthy: dict[str, Fraction] = {} if healthy is None else healthy
+        self.static: dict[tuple[str, int, bool], bool | None] = {} if static is None else static
         self.fails: dict[str, bool] = {}
         self.busy: set[str] = set()
 
@@ -177,15 +180,23 @@ class Failing:
     def _attempt_here(self, caller: str, call: Call, refusals: bool) -> bool | None:
         """``attempt_can_fail`` without looking below the callee (None: it fails exactly when
         the callee's endpoint can)."""
+        if call.service in self.broken:
+            return True
+        # The rest does not depend on what is broken: found once per call (keyed by the
+        # call object, alive as long as the system is, and its caller, whose placement sets
+        # the round trip), since capacity asks again for every set of broken services.
+        key = (caller, id(call), refusals)
+        try:
+            return self.static[key]
+        except KeyError:
+            pass
         callee = self.system.services[call.service]
-        if self.lossy or call.service in self.broken or sheds(callee):
-            return True
-        if refusals and refuses(callee):
-            return True
-        trip = round_trip(self.system, caller, call.service)
-        if decimal(call.timeout) <= self.healthy_worst(call.target) + trip:
-            return True
-        return None
+        here = True if (self.lossy or sheds(callee) or (refusals and refuses(callee))
+                        or decimal(call.timeout) <= (self.healthy_worst(call.target)
+                                                     + round_trip(self.system, caller,
+                                                                  call.service))) else None
+        self.static[key] = here
+        return here
 
     def endpoint_can_fail(self, target: str) -> bool:
         """Can a request to the endpoint fail (one of its required calls can)?
@@ -246,20 +257,23 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
                  accepts: Mapping[str, Fraction | float] | None = None,
                  deadline: Deadline | None = None,
                  healthy: dict[str, Fraction] | None = None,
-                 bases: dict[str, list[list[tuple[Call, float]]]] | None = None) -> OfferedLoad:
+                 bases: dict[str, list[list[tuple[Call, float]]]] | None = None,
+                 static: dict[tuple[str, int, bool], bool | None] | None = None
+                 ) -> OfferedLoad:
     """Requests/s sure to reach each endpoint when every call that can fail does (a lower
     bound), with ``broken`` services failing every call into them and each service accepting
     at least the share ``accepts`` gives of its requests (absent: all; ``capacity`` passes
     one minus its upper loss bound). ``deadline`` is checked once per service and once per
     component of the call graph (``OutOfTime`` when spent); ``healthy`` as for ``Failing``;
     ``bases``: each endpoint's calls per step with probability x repeat x share already found
-    for this system (they do not depend on ``broken`` or ``accepts``), filled on first need.
+    for this system (they do not depend on ``broken`` or ``accepts``), filled on first need;
+    ``static`` as for ``Failing``.
 
     The sums are floats, each inexact result rounded toward zero (``_below``, ``_times``,
     ``_plus``), so every figure stays at most the exact one: a lower bound, as cheap on a deep
     call graph as on a shallow one (exact fractions there grow to thousands of digits). A sum
     past the largest float stays at the largest float, still below the exact figure."""
-    failing = Failing(system, broken, healthy)
+    failing = Failing(system, broken, healthy, static)
     accept = {name: _below(share) for name, share in (accepts or {}).items()}
     weights: dict[str, dict[str, float]] = {}
     for service_name, service in system.services.items():

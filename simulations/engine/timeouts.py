@@ -37,14 +37,14 @@ class Deadlines:
         self.queue: deque[tuple[float, Waiter, int]] = deque()
         self.armed_for: float | None = None
 
-    def add(self, waiter: Waiter, token: int, now: float) -> None:
-        """Start a timeout for ``waiter``'s attempt ``token`` at ``now`` (the simulated time,
-        which every caller has at hand)."""
+    def add(self, waiter: Waiter, token: int, now: float | None = None) -> None:
+        """Start a timeout for ``waiter``'s attempt ``token``; ``now``: the simulated time,
+        passed by callers that have it at hand (the engine's, once per attempt)."""
         queue = self.queue
         # Responses mostly come back in order: forget the ones already answered.
         while queue and queue[0][1].awaiting != queue[0][2]:
             queue.popleft()
-        deadline = now + self.length
+        deadline = (self.env.now if now is None else now) + self.length
         queue.append((deadline, waiter, token))
         if self.armed_for is None:
             self._arm(deadline)

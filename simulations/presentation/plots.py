@@ -28,6 +28,7 @@ from faultmesh.model.extras import requires
 
 with requires("data", "faultmesh.plots"):
     import numpy as np
+    from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, StepPatch
 
@@ -167,6 +168,7 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
     for ax in (upper, lower):
         _shade_faults(ax, summary, label=ax is upper)
         ax.grid(alpha=0.3)
+    upper.set_xlim(0, summary["duration_s"])  # the run, as the breaker lanes show it
     upper.set_ylabel("availability (%)")
     # Room above 100 %: a run at full availability draws its line at the top, where the
     # axes' frame hid it when the limit sat half a percent above over a 0-100 range.
@@ -205,6 +207,9 @@ def breaker_states(run: Run) -> Figure:
     left = min(max(left, 0.5), 6.0)
     ax = fig.add_axes(_box(fig, left, BOTTOM_IN + 0.4, 10 - left - 0.3,
                            height - BOTTOM_IN - 0.35))
+    # One artist per state for all lanes, however many breakers and however often they
+    # flapped: a bar is a rectangle (its corners) in the state's collection.
+    bars: dict[str, list[list[tuple[float, float]]]] = {}
     for lane, edge in enumerate(edges):
         rows = frame[frame["edge"] == edge]
         labels = sorted(summaries[edge].get("instances") or set(rows["instance"])) or [""]
@@ -213,14 +218,13 @@ def breaker_states(run: Run) -> Figure:
             mine = rows[rows["instance"] == label] if label else rows
             times = [0.0, *mine["time_s"].tolist(), end]
             states = ["closed", *mine["state"].tolist()]
-            y = lane + 0.25 - height * (strip + 0.5)
-            # One artist per state and strip, however often the breaker flapped.
-            spans: dict[str, list[tuple[float, float]]] = {}
+            low = lane + 0.25 - height * (strip + 1)
             for start, stop, state in zip(times, times[1:], states, strict=False):
-                spans.setdefault(state, []).append((start, stop - start))
-            for state, ranges in spans.items():
-                ax.broken_barh(ranges, (y - height / 2, height), color=STATE_COLOURS[state],
-                               lw=0, zorder=2)
+                bars.setdefault(state, []).append(
+                    [(start, low), (start, low + height), (stop, low + height), (stop, low)])
+    for state, rectangles in bars.items():
+        ax.add_collection(PolyCollection(rectangles, facecolors=STATE_COLOURS[state], lw=0,
+                                         zorder=2, gid=f"breaker-{state}"))
     _shade_faults(ax, run.summary, label=False)
     ax.set_yticks(range(len(edges)), edges, fontsize=8)
     ax.set_xlim(0, end)
