@@ -172,7 +172,53 @@ def test_a_repair_s_system_built_directly_is_the_spec_round_trip() -> None:
                 changes[site.key("circuit_breaker")] = "none"
                 mine["circuit_breaker"] = None
         slow = from_document(apply_changes(to_document(system), changes))
-        assert with_call_fields(system, fields) == slow  # type: ignore[arg-type]
+        assert with_call_fields(system, fields.items()) == slow  # type: ignore[arg-type]
 
     one()
     assert forms["step"] > 10 and forms["member"] > 10, forms
+
+
+def test_breaking_a_service_whose_every_incoming_attempt_can_fail_changes_no_certain_load(
+) -> None:
+    """capacity skips finding a service's own certain load anew when breaking it changes
+    nothing (``_CertainLoads.breaking_changes_nothing``); on generated acyclic systems with
+    limits, breakers and call forms, the certain loads with and without it broken are equal
+    whenever it says so, for several sets of other broken services."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from faultmesh.model.spec import from_document
+    from faultmesh.model.strategies import spec_documents
+    from faultmesh.model.verify.capacity import _CertainLoads
+
+    said = {"same": 0, "other": 0}
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(spec_documents(min_services=2, max_services=5, max_calls=3, call_forms=True,
+                          probabilities=True, scenarios=False, limits=True,
+                          network_latency=True), st.randoms(use_true_random=False))
+    def one(document: dict[str, object], rng: object) -> None:
+        system = from_document(document)
+        nominal = offered_load(system)
+        certain = _CertainLoads(system, nominal, {}, Countdown(10**9))
+        if not certain.acyclic:
+            return
+        names = list(system.services)
+        for name in names:
+            others = [n for n in names if n != name]
+            half = rng.sample(others, len(others) // 2)  # type: ignore[attr-defined]
+            for broken in ((), tuple(others), tuple(half)):
+                if not certain.breaking_changes_nothing(name, frozenset((*broken, name))):
+                    said["other"] += 1
+                    continue
+                said["same"] += 1
+
+                def sure(extra: tuple[str, ...], broken: tuple[str, ...] = broken
+                         ) -> dict[str, Fraction]:
+                    return certain_load(system, nominal, (*broken, *extra), None, None,
+                                        certain.walks).endpoints
+                assert sure((name,)) == sure(()), (name, broken)
+
+    one()
+    assert said["same"] >= 10 and said["other"] >= 10, said

@@ -68,7 +68,7 @@ from faultmesh.model.verify.repairs import (
     extra_zones,
 )
 from faultmesh.model.verify.shares import even
-from faultmesh.model.verify.thinning import certain_load
+from faultmesh.model.verify.thinning import Failing, Walks, certain_load
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 from faultmesh.model.verify.wording import number, percent, plural
 
@@ -195,6 +195,8 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
                 p.failures, p.units, [p.busiest] * p.surviving, p.share,
                 p.busiest).status(limit, rejected) != "violated":
             return _NOT_CERTAIN  # not even the upper one breaks it, nor then its own
+        elif certain.breaking_changes_nothing(name, everyone):
+            sure = less  # its own certain load is the lower one: no need to find it anew
         else:
             sure = certain.load(p.failures, everyone - {name})
     if sure is None:
@@ -205,6 +207,8 @@ def _thinned(system: System, load: OfferedLoad, times: CallTimes,
     q = model.pressure(p.failures, p.units, [p.busiest] * p.surviving, p.share, p.busiest)
     if q.status(limit, rejected) == "violated":
         return ""
+    if not explain:
+        return _NOT_CERTAIN  # written out only for the one shown (thousands may be unsure)
     after = f"after {', '.join(p.units)} down" if p.units else "with no failure"
     return (f"{_where(p)} {after} breaks its targets at its full load ({number(p.load)} "
             f"requests/s: {percent(p.utilization)} busy, rejecting up to "
@@ -235,10 +239,9 @@ class _CertainLoads:
         self.loads: dict[tuple[int, frozenset[str]], OfferedLoad] = {}
         self._acyclic: bool | None = None
         self.zone_gone: dict[frozenset[str], frozenset[str]] = {}
-        self.healthy: dict[str, Fraction] = {}  # healthy worst cases, shared when acyclic
-        self.static: dict[tuple[str, int, bool], bool | None] = {}  # Failing's, likewise
+        self.walks = Walks()  # certain_load's findings, shared when acyclic
         self.models: dict[tuple[str, tuple[Fraction | int, ...]], ServiceModel] = {}
-        self.bases: dict[str, list[list[tuple[Call, float]]]] = {}  # certain_load's
+        self._into: dict[str, list[tuple[str, Call]]] | None = None  # calls into each service
 
     @property
     def acyclic(self) -> bool:
@@ -271,6 +274,27 @@ class _CertainLoads:
             self.sets[key] = (saturated | gone if gone else saturated, gone)
         return self.sets[key]
 
+    def breaking_changes_nothing(self, name: str, broken: frozenset[str]) -> bool:
+        """Is the certain load with ``broken`` (which may hold ``name``) the same as with
+        ``broken`` but ``name``? So when every attempt into the service fails anyway with
+        it left out (``Failing.static_here``, else its endpoint able to fail): a broken
+        service only makes the attempts into it fail (its own calls go on), so every answer
+        of ``Failing`` is then the same. Only without call cycles (the shared answers are only
+        kept then)."""
+        if self._into is None:
+            self._into = {}
+            for s in self.system.services.values():
+                for endpoint in s.endpoints.values():
+                    for call in endpoint.calls():
+                        self._into.setdefault(call.service, []).append((s.name, call))
+        failing = Failing(self.system, broken - {name}, self.walks.healthy, self.walks.static)
+        for caller, call in self._into.get(name, ()):
+            for refusals in (False, True):
+                here = failing.static_here(caller, call, refusals)
+                if here is None and not failing.endpoint_can_fail(call.target):
+                    return False
+        return True
+
     def model(self, name: str, load: OfferedLoad, times: CallTimes) -> ServiceModel:
         """``ServiceModel(system, name, load, times)`` for one of these certain loads, found
         once per distinct load of the service: the model reads nothing else of a certain
@@ -290,8 +314,7 @@ class _CertainLoads:
             accepts = {name: _accepted(at[failures].loss.high)
                        for name, at in self.profiles.items()}
             self.loads[key] = certain_load(self.system, self.nominal, broken, accepts,
-                                           self.deadline, self.healthy if self.acyclic else None,
-                                           self.bases, self.static if self.acyclic else None)
+                                           self.deadline, self.walks if self.acyclic else None)
         return self.loads[key]
 
 

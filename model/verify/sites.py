@@ -121,14 +121,15 @@ def member_suffix(step: Step, index: int) -> str | None:
 
 
 def with_call_fields(system: System,
-                     fields: Mapping[CallSite, Mapping[str, Any]]) -> System:
+                     fields: Iterable[tuple[CallSite, Mapping[str, Any]]]) -> System:
     """The System with each site's call given new field values (``Call`` fields, e.g.
     ``{"retries": 1, "circuit_breaker": None}``): what writing the same changes into the spec
     and loading it again gives, without the round trip (at 100,000 services a repair touches
     hundreds of thousands of keys, and dumping, editing and reloading the whole spec costs
     more than the check)."""
     by_endpoint: dict[str, dict[int, dict[int, Mapping[str, Any]]]] = {}
-    for site, values in fields.items():
+    # (Pairs, not a mapping: hashing a site hashes its whole call, policies and all.)
+    for site, values in fields:
         member = 0 if site.member is None else site.member
         by_endpoint.setdefault(site.caller, {}).setdefault(site.step, {})[member] = values
     services = dict(system.services)

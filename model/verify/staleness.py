@@ -271,10 +271,11 @@ def _cover(system: System, uncovered: list[CallSite]) -> tuple[dict[str, object]
     Returns the changes as spec keys and the System they give, built directly (the same
     System as writing them into the spec and loading it again, without the round trip)."""
     changes: dict[str, object] = {}
-    fields: dict[CallSite, dict[str, object]] = {}  # the same changes, as Call fields
+    fields: list[tuple[CallSite, dict[str, object]]] = []  # the same changes, as Call fields
     lifted: set[str] = set()
     for site in uncovered:
-        mine = fields.setdefault(site, {})
+        mine: dict[str, object] = {}
+        fields.append((site, mine))
         if site.call.retries < 1:
             changes[site.key("retries")] = mine["retries"] = 1
         if not site.call.retry_other_instance and ejection_threshold(system, site) != 1:
@@ -285,7 +286,7 @@ def _cover(system: System, uncovered: list[CallSite]) -> tuple[dict[str, object]
         if system.services[site.call.service].max_retries is not None:
             changes[f"services.{site.call.service}.max_retries"] = "unlimited"
             lifted.add(site.call.service)
-    retried = with_call_fields(system, {site: f for site, f in fields.items() if f})
+    retried = with_call_fields(system, [(site, f) for site, f in fields if f])
     if lifted:
         retried = replace(retried, services=FrozenMap({
             name: replace(s, max_retries=None) if name in lifted else s

@@ -40,7 +40,7 @@ import functools
 import math
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -182,9 +182,14 @@ class Failing:
         the callee's endpoint can)."""
         if call.service in self.broken:
             return True
-        # The rest does not depend on what is broken: found once per call (keyed by the
-        # call object, alive as long as the system is, and its caller, whose placement sets
-        # the round trip), since capacity asks again for every set of broken services.
+        return self.static_here(caller, call, refusals)
+
+    def static_here(self, caller: str, call: Call, refusals: bool) -> bool | None:
+        """``_attempt_here`` with no service broken (True: the attempt can fail whatever is
+        broken, so breaking its callee changes nothing for it)."""
+        # It does not depend on what is broken: found once per call (keyed by the call
+        # object, alive as long as the system is, and its caller, whose placement sets the
+        # round trip), since capacity asks again for every set of broken services.
         key = (caller, id(call), refusals)
         try:
             return self.static[key]
@@ -253,26 +258,36 @@ def _ejects_all(service: Service) -> bool:
     return policy is not None and policy.ejectable(service.replicas) >= service.replicas
 
 
+@dataclass
+class Walks:
+    """What ``certain_load`` finds that does not depend on the broken services or the accepted
+    shares, kept for its next call on the same system: shared only without call cycles
+    (``Failing``'s answers, and a callers-first order of every endpoint, rest on that)."""
+
+    healthy: dict[str, Fraction] = field(default_factory=dict)  # as for ``Failing``
+    static: dict[tuple[str, int, bool], bool | None] = field(default_factory=dict)  # likewise
+    # Each endpoint's calls per step with probability x repeat x share, filled on first need.
+    bases: dict[str, list[list[tuple[Call, float]]]] = field(default_factory=dict)
+    order: list[str] | None = None  # every endpoint, callers first (found on first need)
+
+
 def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (),
                  accepts: Mapping[str, Fraction | float] | None = None,
-                 deadline: Deadline | None = None,
-                 healthy: dict[str, Fraction] | None = None,
-                 bases: dict[str, list[list[tuple[Call, float]]]] | None = None,
-                 static: dict[tuple[str, int, bool], bool | None] | None = None
-                 ) -> OfferedLoad:
+                 deadline: Deadline | None = None, walks: Walks | None = None) -> OfferedLoad:
     """Requests/s sure to reach each endpoint when every call that can fail does (a lower
     bound), with ``broken`` services failing every call into them and each service accepting
     at least the share ``accepts`` gives of its requests (absent: all; ``capacity`` passes
     one minus its upper loss bound). ``deadline`` is checked once per service and once per
-    component of the call graph (``OutOfTime`` when spent); ``healthy`` as for ``Failing``;
-    ``bases``: each endpoint's calls per step with probability x repeat x share already found
-    for this system (they do not depend on ``broken`` or ``accepts``), filled on first need;
-    ``static`` as for ``Failing``.
+    component of the call graph (``OutOfTime`` when spent); ``walks``: what earlier calls on
+    this system (without call cycles) found.
 
     The sums are floats, each inexact result rounded toward zero (``_below``, ``_times``,
     ``_plus``), so every figure stays at most the exact one: a lower bound, as cheap on a deep
     call graph as on a shallow one (exact fractions there grow to thousands of digits). A sum
     past the largest float stays at the largest float, still below the exact figure."""
+    healthy = static = bases = None
+    if walks is not None:
+        healthy, static, bases = walks.healthy, walks.static, walks.bases
     failing = Failing(system, broken, healthy, static)
     accept = {name: _below(share) for name, share in (accepts or {}).items()}
     weights: dict[str, dict[str, float]] = {}
@@ -311,12 +326,21 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
         for entry, rate in sessions.step_rates().items():
             if rate != float("inf"):
                 inflow[entry] = _plus(inflow.get(entry, 0.0), _below(rate))
+    load = {name: inflow.get(name, 0.0) for name in weights}
+    if walks is not None:  # no call cycle: one order of every endpoint serves every pass
+        if walks.order is None:
+            walks.order = _callers_first(system)
+        for source in walks.order:
+            if load[source]:
+                for target, weight in weights[source].items():
+                    load[target] = _plus(load[target], _times(load[source], weight))
+        return replace(nominal, endpoints={k: Fraction(v) for k, v in load.items() if v},
+                       unbounded=frozenset())
     # Callers first (Tarjan lists callees first), one pass: linear in the call graph. Calls
     # inside a cycle's component are left out, which only lowers the bound.
     names = list(weights)
     index = {name: i for i, name in enumerate(names)}
     succ = [[index[t] for t in weights[name]] for name in names]
-    load = {name: inflow.get(name, 0.0) for name in names}
     for component in reversed(strongly_connected(succ)):
         if deadline is not None:
             deadline.check()
@@ -330,6 +354,15 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
     # Everything else (attempts, which services are called) is the nominal load's.
     return replace(nominal, endpoints={k: Fraction(v) for k, v in load.items() if v},
                    unbounded=frozenset())
+
+
+def _callers_first(system: System) -> list[str]:
+    """Every endpoint, each before everything it calls (on a call graph without cycles)."""
+    names = [f"{s}.{e}" for s, service in system.services.items() for e in service.endpoints]
+    index = {name: i for i, name in enumerate(names)}
+    succ = [[index[c.target] for c in system.endpoint(name).calls()] for name in names]
+    order = [names[v] for component in reversed(strongly_connected(succ)) for v in component]
+    return order
 
 
 def _bases(endpoint: Endpoint) -> list[list[tuple[Call, float]]]:
@@ -501,4 +534,4 @@ def _reach_bits(system: System, starts: list[str], order: dict[str, int]) -> dic
     return {name: bits[i] for i, name in enumerate(nodes)}
 
 
-__all__ = ["Failing", "certain_load", "cut_off", "refuses", "sheds", "simultaneous"]
+__all__ = ["Failing", "Walks", "certain_load", "cut_off", "refuses", "sheds", "simultaneous"]

@@ -120,14 +120,32 @@ def _box(fig: Any, left: float, bottom: float, width: float, height: float) -> t
     return (left / fig_w, bottom / fig_h, width / fig_w, height / fig_h)
 
 
+def entry_rows(frame: Any, shown: list[str]) -> list[Any]:
+    """Each of the ``shown`` entries' rows of a timeline frame (the frame split once, not
+    compared row by row once per entry)."""
+    codes, names = frame["entry"].factorize()
+    index = {name: code for code, name in enumerate(names)}
+    return [frame.take(np.flatnonzero(codes == index[name])) if name in index
+            else frame.iloc[:0] for name in shown]
+
+
 def _pooled_timeline(frame: Any, rest: list[str]) -> Any:
     """The pooled entries per time window: availability over all their requests, and the
     worst p99 and p50 among them (percentiles do not add up; the worst is an upper bound)."""
+    import pandas as pd
+
     rows = frame[frame["entry"].isin(rest)]
-    grouped = rows.groupby("time_s", sort=True).agg(
-        requests=("requests", "sum"), ok=("ok", "sum"), p99=("p99", "max"), p50=("p50", "max"))
-    grouped["availability"] = grouped["ok"] / grouped["requests"].where(grouped["requests"] > 0)
-    return grouped.reset_index()
+    times, window = np.unique(rows["time_s"].to_numpy(), return_inverse=True)
+    requests = np.bincount(window, rows["requests"].to_numpy(), len(times)).astype(np.int64)
+    ok = np.bincount(window, rows["ok"].to_numpy(), len(times)).astype(np.int64)
+    worst = {}
+    for column in ("p99", "p50"):  # the largest value per window, missing ones (NaN) skipped
+        worst[column] = np.full(len(times), np.nan)
+        np.fmax.at(worst[column], window, rows[column].to_numpy(dtype=float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        availability = np.where(requests > 0, ok / np.maximum(requests, 1), np.nan)
+    return pd.DataFrame({"time_s": times, "requests": requests, "ok": ok, **worst,
+                         "availability": availability})
 
 
 def timeline(run: Run, entries: Collection[str] | None = None, *,
@@ -143,8 +161,9 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
     summary = run.summary
     shown, rest, basis = ranked_entries(run, entries, top)
     series: list[tuple[str, Any, Any]] = []
-    for name, colour in zip(shown, _colours(len(shown)), strict=True):
-        series.append((name, colour, frame[frame["entry"] == name]))
+    for name, colour, rows in zip(shown, _colours(len(shown)), entry_rows(frame, shown),
+                                  strict=True):
+        series.append((name, colour, rows))
     if rest:
         series.append((f"other ({len(rest)} entries)", OTHER_COLOUR,
                        _pooled_timeline(frame, rest)))
@@ -187,6 +206,7 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
                    bbox_to_anchor=_box(fig, LEFT_IN + plot_w + GAP_IN, 6 - TOP_IN, 0, 0)[:2])
     scenario = summary.get("scenario") or "no faults"
     fig.suptitle(f"{summary['system']} — {scenario} (seed {summary['seed']})")
+    _ticks_in_view(fig)
     return fig
 
 
@@ -210,14 +230,20 @@ def breaker_states(run: Run) -> Figure:
     # One artist per state for all lanes, however many breakers and however often they
     # flapped: a bar is a rectangle (its corners) in the state's collection.
     bars: dict[str, list[list[tuple[float, float]]]] = {}
+    # Each breaker's transitions in time order, the frame read once (not filtered per lane).
+    moves: dict[str, dict[str, list[tuple[float, str]]]] = {}
+    for edge, instance, t, state in zip(frame["edge"], frame["instance"], frame["time_s"],
+                                        frame["state"], strict=True):
+        moves.setdefault(edge, {}).setdefault(instance, []).append((float(t), state))
     for lane, edge in enumerate(edges):
-        rows = frame[frame["edge"] == edge]
-        labels = sorted(summaries[edge].get("instances") or set(rows["instance"])) or [""]
+        mine_by = moves.get(edge, {})
+        labels = sorted(summaries[edge].get("instances") or set(mine_by)) or [""]
         height = 0.5 / len(labels)
         for strip, label in enumerate(labels):
-            mine = rows[rows["instance"] == label] if label else rows
-            times = [0.0, *mine["time_s"].tolist(), end]
-            states = ["closed", *mine["state"].tolist()]
+            mine = mine_by.get(label, []) if label else sorted(
+                move for strip_moves in mine_by.values() for move in strip_moves)
+            times = [0.0, *(t for t, _ in mine), end]
+            states = ["closed", *(state for _, state in mine)]
             low = lane + 0.25 - height * (strip + 1)
             for start, stop, state in zip(times, times[1:], states, strict=False):
                 bars.setdefault(state, []).append(
@@ -240,6 +266,7 @@ def breaker_states(run: Run) -> Figure:
     # At a fixed height (no ticks on top to clear): else the title's place is found by
     # measuring the tick labels' boxes once more on every draw.
     ax.set_title("circuit breaker states", y=1.0)
+    _ticks_in_view(fig)
     return fig
 
 
@@ -305,6 +332,7 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
                    fontsize=7, title=title, title_fontsize=7, borderaxespad=0,
                    bbox_to_anchor=_box(fig, 2 * LEFT_IN + 2 * panel, 4 - TOP_IN, 0, 0)[:2])
     fig.suptitle("latency distribution (successful requests)")
+    _ticks_in_view(fig)
     return fig
 
 
@@ -330,17 +358,23 @@ def _colours(count: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(count)]
 
 
+# Minor ticks (the 2s and 5s) on a log axis spanning fewer decades than this; across more,
+# the decades alone mark it (with their grid lines).
+MINOR_DECADES = 3
+
+
 def _log_axis(ax: Any, which: str) -> None:
     """A log scale labelled in plain numbers (``0.1``, ``1``, ``10``, ``100``): the default
     ``10^x`` labels are mathtext, parsed and laid out glyph by glyph, which cost more than the
     rest of the axis. Across less than a decade the 2s and 5s are labelled too. Minor ticks
-    mark the 2s and 5s only: the eight marks per decade of the default were most of the
-    figure's ticks, and each tick is half a dozen artists to build and draw."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    mark the 2s and 5s only, and only across fewer than MINOR_DECADES decades: the eight marks
+    per decade of the default were most of the figure's ticks, and each tick is half a dozen
+    artists to build and draw."""
+    from matplotlib.ticker import FuncFormatter
 
     getattr(ax, f"set_{which}scale")("log")
     axis = getattr(ax, f"{which}axis")
-    axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    axis.set_minor_locator(_minor_log_locator())
 
     def major(value: float, _: int) -> str:
         return f"{value:g}"
@@ -354,6 +388,61 @@ def _log_axis(ax: Any, which: str) -> None:
 
     axis.set_major_formatter(FuncFormatter(major))
     axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _minor_log_locator() -> Any:
+    from matplotlib.ticker import LogLocator
+
+    class MinorLogLocator(LogLocator):
+        """The 2s and 5s of each decade, across fewer than MINOR_DECADES decades."""
+
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            low, high = sorted((vmin, vmax))
+            if low > 0 and high / low >= 10 ** MINOR_DECADES:
+                return np.array([])
+            return super().tick_values(vmin, vmax)
+
+    return MinorLogLocator(subs=(2.0, 5.0))
+
+
+def _ticks_in_view(fig: Any) -> None:
+    """Every axis of ``fig`` ticked inside its view only: matplotlib's locators also give the
+    ticks just beyond each end, and the axis builds a tick (half a dozen artists) for each,
+    then leaves them undrawn."""
+    from matplotlib.ticker import Locator
+
+    class InView(Locator):
+        """Another locator's ticks, those inside the axis's view interval."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def set_axis(self, axis: Any) -> None:
+            super().set_axis(axis)
+            self.inner.set_axis(axis)
+
+        def __call__(self) -> Any:
+            if self.axis is None:
+                return self.inner()
+            low, high = sorted(self.axis.get_view_interval())
+            slack = 1e-9 * (high - low) + 1e-12 * abs(low)  # as the axis's own "close"
+            return [t for t in self.inner() if low - slack <= t <= high + slack]
+
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            return self.inner.tick_values(vmin, vmax)
+
+        def view_limits(self, vmin: float, vmax: float) -> Any:
+            return self.inner.view_limits(vmin, vmax)
+
+        def nonsingular(self, v0: float, v1: float) -> Any:
+            return self.inner.nonsingular(v0, v1)
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for ticker in (axis.major, axis.minor):  # shared axes share their tickers
+                if not isinstance(ticker.locator, InView):
+                    ticker.locator = InView(ticker.locator)
+                    ticker.locator.set_axis(axis)
 
 
 def _lowest(ax: Any) -> float:

@@ -31,7 +31,11 @@ def _esc(text: str) -> str:
 
 def timeline_svg(run: Run) -> str:
     """The availability timeline as an ``<svg>`` element (a string)."""
-    from faultmesh.simulations.presentation.plots import _pooled_timeline, ranked_entries
+    from faultmesh.simulations.presentation.plots import (
+        _pooled_timeline,
+        entry_rows,
+        ranked_entries,
+    )
 
     summary = run.summary
     frame = run.timeline
@@ -79,8 +83,8 @@ def timeline_svg(run: Run) -> str:
                  f"transform='rotate(-90 14 {TOP + plot_h / 2:.1f})'>availability</text>")
     shown, rest, basis = ranked_entries(run)
     series: list[tuple[str, str, Any]] = [
-        (name, PALETTE[i % len(PALETTE)], frame[frame["entry"] == name])
-        for i, name in enumerate(shown)]
+        (name, PALETTE[i % len(PALETTE)], rows)
+        for i, (name, rows) in enumerate(zip(shown, entry_rows(frame, shown), strict=True))]
     if rest:
         series.append((f"other ({len(rest)} entries)", OTHER, _pooled_timeline(frame, rest)))
     legend_x = LEFT + plot_w + 16
