@@ -19,7 +19,7 @@ import pytest
 
 from faultmesh import model, simulations
 from faultmesh.model.graph import call_graph
-from faultmesh.simulations.presentation import plots
+from faultmesh.simulations.presentation import plots, ticks
 from faultmesh.simulations.presentation.topology import MEASURE_DPI, _text_points
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -93,8 +93,8 @@ def test_log_axes_mark_minor_ticks_only_across_few_decades() -> None:
     wide.plot([0.1, 1000], [1, 2])
     narrow.plot([1.5, 8], [1, 2])
     for ax in (wide, narrow):
-        plots._log_axis(ax, "x")
-    plots._ticks_in_view(fig)
+        ticks.log_axis(ax, "x")
+    ticks.ticks_in_view(fig)
     drawn(fig)
     # Four decades: the decades alone. Less than one: the 2s and 5s, labelled.
     assert len(wide.xaxis.get_minorticklocs()) == 0

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from faultmesh.model import properties as P
 from faultmesh.model.spec import SpecErrors, loads
+from faultmesh.model.spec.limits import MAX_REPLICAS, MAX_WORKERS
 from faultmesh.model.spec.yaml_source import MAX_EXPANDED_NODES, read_yaml
 from faultmesh.model.verify import verify
 from faultmesh.model.verify.deadline import Deadline, OutOfTime
@@ -130,15 +131,21 @@ def test_the_repair_search_finds_what_trying_every_worker_count_finds(
     assert found == best
 
 
-def test_the_repair_of_an_astronomical_load_is_found_and_sized() -> None:
+def test_the_repair_of_a_huge_load_is_found_and_sized_and_an_astronomical_one_refused() -> None:
+    """Within the spec's limits (10,000 replicas, 10,000 workers) a repair is sized exactly;
+    past them there is none, and the search says so at once rather than trying every
+    worker count until the deadline."""
     solver = PlacementSolver(("a", "b", "c"), {"a": 1, "b": 1, "c": 1}, Deadline(60))
     kinds = FailureKinds.of(("instance", "zone"))
-    demand = Fraction(10**60)
+    demand = Fraction(10**7)
     change = solver.for_capacity("s", {"a": 1, "b": 1, "c": 1}, 4, demand, Fraction(4, 5),
                                  kinds, 1)
     assert change is not None
     survivors = change.replicas - max(change.new.values())  # the worst zone gone
     assert change.new_workers * survivors * Fraction(4, 5) > demand
+    assert change.replicas <= MAX_REPLICAS and change.new_workers <= MAX_WORKERS
+    assert solver.for_capacity("s", {"a": 1, "b": 1, "c": 1}, 4, Fraction(10**60),
+                               Fraction(4, 5), kinds, 1) is None
 
 
 def layered(n: int, seed: int = 7) -> str:

@@ -55,6 +55,16 @@ def test_validate_loads_the_spec_loader_but_nothing_heavy() -> None:
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
 
 
+def test_the_verifier_s_checkers_load_without_the_spec_loader() -> None:
+    """A System built in Python (a notebook, a benchmark) is verified without pydantic: the
+    checkers import the spec's limits and editor, not its schema."""
+    code = ("from faultmesh.model.verify import _load_checkers, CHECKERS\n"
+            "_load_checkers()\n"
+            "assert {'survives', 'capacity', 'staleness', 'timeouts_nest'} <= set(CHECKERS)\n")
+    modules = loaded_after(code)
+    assert not modules & set(LOADER), sorted(modules & set(LOADER))
+
+
 @pytest.mark.parametrize("name", ["load", "loads", "dump", "json_schema", "System", "Report",
                                   "Verdict", "SpecError", "SpecErrors", "verify"])
 def test_the_model_package_still_exports_its_names(name: str) -> None:

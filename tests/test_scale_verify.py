@@ -25,10 +25,11 @@ from faultmesh.model.system import (
     Workload,
 )
 from faultmesh.model.verify import Deadline, OutOfTime, verify
+from faultmesh.model.verify.bursts import simultaneous
 from faultmesh.model.verify.failures import FailureKinds
 from faultmesh.model.verify.load import offered_load
 from faultmesh.model.verify.pressure import CallTimes
-from faultmesh.model.verify.thinning import Failing, certain_load, simultaneous
+from faultmesh.model.verify.thinning import Failing, certain_load
 
 DEEP = 3000  # three times the default recursion limit
 
@@ -181,7 +182,7 @@ def test_a_repair_s_system_built_directly_is_the_spec_round_trip() -> None:
 def test_breaking_a_service_whose_every_incoming_attempt_can_fail_changes_no_certain_load(
 ) -> None:
     """capacity skips finding a service's own certain load anew when breaking it changes
-    nothing (``_CertainLoads.breaking_changes_nothing``); on generated acyclic systems with
+    nothing (``CertainLoads.breaking_changes_nothing``); on generated acyclic systems with
     limits, breakers and call forms, the certain loads with and without it broken are equal
     whenever it says so, for several sets of other broken services."""
     from hypothesis import HealthCheck, given, settings
@@ -189,7 +190,7 @@ def test_breaking_a_service_whose_every_incoming_attempt_can_fail_changes_no_cer
 
     from faultmesh.model.spec import from_document
     from faultmesh.model.strategies import spec_documents
-    from faultmesh.model.verify.capacity import _CertainLoads
+    from faultmesh.model.verify.certainty import CertainLoads
 
     said = {"same": 0, "other": 0}
 
@@ -201,7 +202,7 @@ def test_breaking_a_service_whose_every_incoming_attempt_can_fail_changes_no_cer
     def one(document: dict[str, object], rng: object) -> None:
         system = from_document(document)
         nominal = offered_load(system)
-        certain = _CertainLoads(system, nominal, {}, Countdown(10**9))
+        certain = CertainLoads(system, nominal, {}, Countdown(10**9))
         if not certain.acyclic:
             return
         names = list(system.services)

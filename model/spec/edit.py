@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from faultmesh.model.spec.errors import format_path
-from faultmesh.model.spec.schema import MAX_REPLICAS
+from faultmesh.model.spec.limits import MAX_REPLICAS
 
 KeyPath = tuple[str | int, ...]
 

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from faultmesh.model.distributions import parse_distribution
+from faultmesh.model.spec.limits import MAX_REPLICAS, MAX_WORKERS
 from faultmesh.model.units import (
     DURATION_PATTERN,
     RATE_PATTERN,
@@ -43,16 +44,12 @@ PropertyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:>#-]*$")
 Ref = Annotated[str, Field(pattern=REF_PATTERN, description="service.endpoint")]
 PositiveInt = Annotated[int, Field(ge=1, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
-# Instances are materialised at load time (one zone entry each): without a bound, a typo such as
-# 'replicas: 10000000000' made the loader allocate until the machine ran out of memory.
-MAX_REPLICAS = 10_000
 Replicas = Annotated[int, Field(ge=1, le=MAX_REPLICAS, strict=True)]
 ReplicaCount = Annotated[int, Field(ge=0, le=MAX_REPLICAS, strict=True)]
 
 # Every other count has a bound too: a value past it is a typo, and unbounded ones crashed
 # valid specs (a breaker window of 1e12 calls allocated its whole window; retries: 150 with a
 # failing callee recursed 150 deep; 10,000 failures ran the solver for minutes).
-MAX_WORKERS = 10_000
 MAX_IN_FLIGHT = 1_000_000  # concurrency and queue
 MAX_WINDOW = 100_000  # breaker window and min_calls (Resilience4j's default window is 100)
 MAX_RETRIES = 100

@@ -98,7 +98,7 @@ def offered_load(system: System) -> OfferedLoad:
         for ep_name in service.endpoints:
             index[f"{name}.{ep_name}"] = len(names)
             names.append(f"{name}.{ep_name}")
-    weights: list[dict[int, Fraction]] = []
+    weights: list[dict[int, Fraction | int]] = []
     attempts: dict[str, int] = {}
     called: set[str] = set()
     unbounded_entries: set[int] = set()  # session steps with no think time
@@ -114,9 +114,12 @@ def offered_load(system: System) -> OfferedLoad:
                 if weight > 0:
                     target = index[call.target]
                     out[target] = out.get(target, Fraction(0)) + weight
-            weights.append(out)
+            # Whole weights (probability 1, a repeat count) as ints: a fan-out compounds
+            # loads to hundreds of digits, and int arithmetic on them is many times cheaper
+            # than Fraction's (mixed with Fractions it stays exact).
+            weights.append({t: int(w) if w.denominator == 1 else w for t, w in out.items()})
 
-    inflow = [Fraction(0)] * len(names)
+    inflow: list[Fraction | int] = [Fraction(0)] * len(names)
     for w in system.workload:
         inflow[index[w.entry]] += exact(w.rate)
     for sessions in system.sessions:
@@ -127,7 +130,8 @@ def offered_load(system: System) -> OfferedLoad:
             else:
                 inflow[index[entry]] += exact(rate)
     unbounded_in = [v in unbounded_entries for v in range(len(names))]
-    load = [Fraction(0)] * len(names)
+    inflow = [int(x) if x.denominator == 1 else x for x in inflow]  # as the weights
+    load: list[Fraction | int] = [0] * len(names)
     unbounded = [False] * len(names)
     succ = [list(out) for out in weights]
     # Tarjan lists callees first; walk callers first so each inflow is final when used.
@@ -148,20 +152,21 @@ def offered_load(system: System) -> OfferedLoad:
                 else:
                     load[v] = solved[v]
         for v in component:
-            for callee, weight in weights[v].items():
+            for callee, factor in weights[v].items():
                 if callee not in members:
-                    inflow[callee] += load[v] * weight
+                    inflow[callee] += load[v] * factor
                     unbounded_in[callee] |= unbounded[v]
     return OfferedLoad(
-        endpoints={names[v]: load[v] for v in range(len(names)) if load[v] or unbounded[v]},
+        endpoints={names[v]: Fraction(load[v]) for v in range(len(names))
+                   if load[v] or unbounded[v]},
         unbounded=frozenset(names[v] for v in range(len(names)) if unbounded[v]),
         attempts=attempts,
         called=frozenset(called),
     )
 
 
-def _solve_cycle(component: list[int], weights: list[dict[int, Fraction]],
-                 inflow: list[Fraction]) -> dict[int, Fraction] | None:
+def _solve_cycle(component: list[int], weights: list[dict[int, Fraction | int]],
+                 inflow: list[Fraction | int]) -> dict[int, Fraction] | None:
     """Exact solution of ``x = b + M x`` on one component, or None if it diverges."""
     n = len(component)
     position = {v: i for i, v in enumerate(component)}

@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import cached_property
 from math import comb
 from typing import Any
 
@@ -43,6 +44,7 @@ from faultmesh.model.verify.blocking import (
     mmsl_wait,
     second_moment,
 )
+from faultmesh.model.verify.bursts import simultaneous
 from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.failures import (
     FailureKinds,
@@ -54,7 +56,6 @@ from faultmesh.model.verify.failures import (
 )
 from faultmesh.model.verify.load import OfferedLoad, exact
 from faultmesh.model.verify.shares import consistent_hash_shares, even
-from faultmesh.model.verify.thinning import simultaneous
 from faultmesh.model.verify.timeouts import call_worst
 
 ENUMERATION_LIMIT = 20_000  # failure sets tried per service under consistent hashing
@@ -85,11 +86,13 @@ class Pressure:
     def capacity(self) -> int:
         return self.surviving * self.service.workers
 
-    @property
+    # Cached: exact divisions of loads with hundreds of digits, asked for again by every
+    # status, rank and explanation.
+    @cached_property
     def instance_demand(self) -> Fraction:
         return self.demand * self.share
 
-    @property
+    @cached_property
     def utilization(self) -> Fraction | None:
         """The busiest survivor's busy workers over its workers; None when infinite."""
         if self.surviving == 0 or self.unbounded:

@@ -25,8 +25,6 @@ keys). No repair goes past the spec's limits (``MAX_REPLICAS``, ``MAX_WORKERS``)
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,18 +32,21 @@ from fractions import Fraction
 import z3
 
 from faultmesh.model.spec.edit import apply_changes
-from faultmesh.model.spec.fields import MAX_REPLICAS, MAX_WORKERS
+from faultmesh.model.spec.limits import MAX_REPLICAS, MAX_WORKERS
 from faultmesh.model.system import System
 from faultmesh.model.verify.deadline import Deadline
 from faultmesh.model.verify.failures import FailureKinds
+from faultmesh.model.verify.survivors import (
+    adder,
+    fewest_added,
+    fewest_surviving,
+    surviving,
+)
 from faultmesh.model.verify.verdict import Repair
 from faultmesh.model.verify.wording import LIST_LIMIT
 
 # Values of workers per instance a capacity repair tries at most (see ``for_capacity``).
 CAPACITY_CANDIDATES = 64
-# Ways of choosing the surviving zones ``fewest_surviving`` tries at most before leaving the
-# placement to z3 (C(Z, K): 3 for three zones, 252 for ten zones and five failures).
-SPLITS_LIMIT = 256
 
 
 class RepairTimeout(Exception):
@@ -283,7 +284,8 @@ class PlacementSolver:
         w = workers
         tried = 0
         # With every candidate so far past the spec's limits the search goes on while w helps.
-        while (best is None and (survivors is None or w <= workers + CAPACITY_CANDIDATES)) \
+        while (best is None and w <= MAX_WORKERS
+               and (survivors is None or w <= workers + CAPACITY_CANDIDATES)) \
                 or (best is not None and w * replicas <= best[0]
                     and least + failures * w <= best[0] and tried < CAPACITY_CANDIDATES):
             self.deadline.check()
@@ -374,95 +376,6 @@ class PlacementSolver:
                 w += 1
         options.sort(key=lambda option: option[0])
         return [change for _, change in options]
-
-
-def surviving(counts: tuple[int, ...], zones: bool, failures: int) -> int:
-    """Instances of a placement left after its worst ``failures`` failures (the largest need
-    ``fewest_added`` meets with nothing added): ``failures`` fewer instances, or with zones
-    the ``Z - failures`` least-populated zones' instances."""
-    if not zones:
-        return max(0, sum(counts) - failures)
-    m = len(counts) - failures
-    return sum(sorted(counts)[:m]) if m > 0 else 0
-
-
-def fewest_added(counts: tuple[int, ...], zones: bool, failures: int, need: int) -> int:
-    """How many replicas ``surviving_at_least`` adds (the count alone, in O(zones)).
-
-    Instances only: what ``sum - failures`` lacks of ``need``. Zones: the cheapest split keeps
-    the ``failures`` most-populated zones as the ones that fail (an exchange argument: a less
-    populated zone there costs at least as much to raise); those are raised to the level ``v =
-    max(ceil(need / m), the largest of the other m)`` and the other ``m`` zones get what their
-    sum lacks of ``need``. (Checked against the solver's optimum by the tests.)
-    """
-    return adder(counts, zones, failures)(need)
-
-
-def adder(counts: tuple[int, ...], zones: bool, failures: int) -> Callable[[int], int]:
-    """``fewest_added`` for one placement, as a function of ``need`` (sorted once)."""
-    if not zones:
-        short = failures - sum(counts)
-        return lambda need: max(0, need + short)
-    ordered = sorted(counts)
-    m = len(ordered) - failures
-    bottom_sum, bottom_max, top = sum(ordered[:m]), ordered[m - 1], ordered[m:]
-
-    def added(need: int) -> int:
-        level = max(-(-need // m), bottom_max)
-        return sum(max(0, level - c) for c in top) + max(0, need - bottom_sum)
-
-    return added
-
-
-def fewest_surviving(counts: tuple[int, ...], loads: tuple[int, ...], zones: bool,
-                     failures: int, need: int) -> tuple[int, ...] | None:
-    """``surviving_at_least`` without a solver: the new per-zone counts, optimal for the same
-    three objectives (fewest added; then added x ``loads``; then added x zone index), or None
-    when there are too many ways to split the zones (the caller asks z3 instead).
-
-    Instances only: ``sum - failures >= need``; what is missing goes to the cheapest zone.
-    Zones: the worst ``failures`` zones leave the smallest ``m = Z - failures`` counts. Every
-    optimum has this shape: ``m`` "bottom" zones, each at most a level ``v``, holding ``need``
-    between them, and the other zones raised to at least ``v`` (higher would only cost). For a
-    chosen bottom ``B`` the cheapest is ``v = max(ceil(need / m), max c(B))``; the top costs
-    ``sum max(0, v - c)`` and the bottom ``max(0, need - sum c(B))``, spread cheapest zone
-    first, each bottom zone up to ``max(v, the lowest top count)``. Trying every ``B`` (3 for
-    three zones) and keeping the best by the objectives gives the optimum z3 finds, about a
-    thousand times faster (a 10,000-service repair asks this thousands of times).
-    """
-    size = len(counts)
-    order = sorted(range(size), key=lambda i: (loads[i], i))  # the cheapest zone first
-    if not zones:
-        new = list(counts)
-        new[order[0]] += max(0, need + failures - sum(counts))
-        return tuple(new)
-    m = size - failures
-    if m <= 0 or math.comb(size, m) > SPLITS_LIMIT:
-        return None
-    best: tuple[tuple[int, int, int], tuple[int, ...]] | None = None
-    for bottom in itertools.combinations(range(size), m):
-        inside = set(bottom)
-        top = [j for j in range(size) if j not in inside]
-        low = max(-(-need // m), max(counts[i] for i in bottom))
-        cap = max(low, min(counts[j] for j in top)) if top else None
-        new = list(counts)
-        for j in top:
-            new[j] = max(counts[j], low)
-        short = max(0, need - sum(counts[i] for i in bottom))
-        for i in order:
-            if short == 0:
-                break
-            if i in inside:
-                give = short if cap is None else min(short, cap - counts[i])
-                new[i] += give
-                short -= give
-        added = [n - c for n, c in zip(new, counts, strict=True)]
-        key = (sum(added), sum(a * w for a, w in zip(added, loads, strict=True)),
-               sum(a * i for i, a in enumerate(added)))
-        if best is None or key < best[0]:
-            best = (key, tuple(new))
-    assert best is not None
-    return best[1]
 
 
 def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],

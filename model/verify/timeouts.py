@@ -80,6 +80,7 @@ import z3
 
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Distribution
+from faultmesh.model.policies import Backoff
 from faultmesh.model.system import Call, Fallback, Group, Step, System, step_calls
 from faultmesh.model.units import format_duration, format_durations
 from faultmesh.model.verify import checker
@@ -163,9 +164,14 @@ def call_worst(call: Call) -> Fraction:
     """How long the caller can wait on this call: every attempt times out, full backoff."""
     if not awaited(call):
         return Fraction(0)
-    backoff = sum((decimal(call.backoff.max_delay(r)) for r in range(1, call.retries + 1)),
-                  Fraction(0))
-    return call.repeat * (call.attempts * decimal(call.timeout) + backoff)
+    return _attempts_worst(call.timeout, call.retries, call.repeat, call.backoff)
+
+
+# Calls repeat a few timeout and retry settings (a template's) hundreds of thousands of times.
+@lru_cache(maxsize=4096)
+def _attempts_worst(timeout: float, retries: int, repeat: int, backoff: Backoff) -> Fraction:
+    waits = sum((decimal(backoff.max_delay(r)) for r in range(1, retries + 1)), Fraction(0))
+    return repeat * ((retries + 1) * decimal(timeout) + waits)
 
 
 def worst_cases(system: System) -> dict[str, Fraction]:

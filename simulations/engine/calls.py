@@ -64,6 +64,7 @@ import simpy
 from simpy.events import Timeout
 
 from faultmesh.model.system import Backoff, Call
+from faultmesh.simulations.engine.edge_stats import EdgeStats
 from faultmesh.simulations.engine.jobs import FIRST, RETRY
 from faultmesh.simulations.engine.outliers import classify
 from faultmesh.simulations.outcomes import (
@@ -87,7 +88,6 @@ if TYPE_CHECKING:
     from faultmesh.simulations.engine.jobs import EndpointRuntime, Job
     from faultmesh.simulations.engine.network import Network
     from faultmesh.simulations.engine.timeouts import Deadlines
-    from faultmesh.simulations.observation.summary import CallSummary
     from faultmesh.simulations.outliers import OutlierDetector
 
 ActiveRequests: TypeAlias = "Counter[Instance]"
@@ -104,41 +104,6 @@ def backoff_delay(policy: Backoff, retry: int, rng: random.Random) -> float:
     if policy.jitter == "equal":
         return delay / 2 + rng.uniform(0.0, delay / 2)
     return delay
-
-
-class EdgeStats:
-    """Counters of the calls made along one (caller service, callee service) edge.
-
-    ``attempts`` splits into ``first_attempts``, ``retries`` and ``hedges``: what share of the
-    callee's load the caller's retries and hedges make.
-    """
-
-    __slots__ = ("attempts", "calls", "causes", "degraded", "failed", "first_attempts",
-                 "hedges", "retries", "retry_overflow", "throttled")
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.calls = 0
-        self.attempts = 0
-        self.failed = 0
-        self.degraded = 0
-        # Retries not made: max_retries or the retry budget was reached (Envoy's overflow).
-        self.retry_overflow = 0
-        self.throttled = 0  # retries and hedges not made: gRPC retry throttling
-        self.first_attempts = 0
-        self.retries = 0
-        self.hedges = 0
-        self.causes: dict[str, int] = {}
-
-    def summary(self, orphaned: int = 0) -> CallSummary:
-        """The edge's summary; ``orphaned``: jobs its callee started after their deadline."""
-        return {"calls": self.calls, "attempts": self.attempts, "failed": self.failed,
-                "degraded": self.degraded, "retry_overflow": self.retry_overflow,
-                "throttled": self.throttled, "first_attempts": self.first_attempts,
-                "retries": self.retries, "hedges": self.hedges, "orphaned": orphaned,
-                "causes": dict(sorted(self.causes.items()))}
 
 
 class CallRun:

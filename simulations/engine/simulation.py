@@ -37,8 +37,9 @@ from faultmesh.simulations.breakers import CircuitBreaker
 from faultmesh.simulations.engine.admission import UnknownScenario as UnknownScenario
 from faultmesh.simulations.engine.admission import check_cost, resolve_scenario
 from faultmesh.simulations.engine.breaker_groups import BreakerGroup, breakers_summary
-from faultmesh.simulations.engine.calls import ActiveRequests, CallSite, EdgeStats
+from faultmesh.simulations.engine.calls import ActiveRequests, CallSite
 from faultmesh.simulations.engine.discovery import Discovery
+from faultmesh.simulations.engine.edge_stats import EdgeStats
 from faultmesh.simulations.engine.faults import FaultInjector, describe
 from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
 from faultmesh.simulations.engine.jobs import EndpointRuntime, compile_step

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from faultmesh.model.faults import Fault
     from faultmesh.model.system import Workload
-    from faultmesh.simulations.engine.calls import EdgeStats
+    from faultmesh.simulations.engine.edge_stats import EdgeStats
     from faultmesh.simulations.engine.instances import ServiceRuntime
     from faultmesh.simulations.observation.metrics import EntryStats, Timeline
 

@@ -37,7 +37,7 @@ from faultmesh.simulations.observation.metrics import MAX_SEGMENTS, EntryStats, 
 if TYPE_CHECKING:
     import simpy
 
-    from faultmesh.simulations.engine.calls import EdgeStats
+    from faultmesh.simulations.engine.edge_stats import EdgeStats
     from faultmesh.simulations.engine.instances import Instance, ServiceRuntime
     from faultmesh.simulations.observation.summary import WarmupSummary
 

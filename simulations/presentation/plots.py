@@ -33,6 +33,7 @@ with requires("data", "faultmesh.plots"):
     from matplotlib.patches import Patch, StepPatch
 
 # The topology figure lives in its own module; it is one of this module's pictures.
+from faultmesh.simulations.presentation.ticks import log_axis, ticks_in_view
 from faultmesh.simulations.presentation.topology import NODE_PREFIX as NODE_PREFIX
 from faultmesh.simulations.presentation.topology import _text_points
 from faultmesh.simulations.presentation.topology import (
@@ -195,7 +196,7 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
     upper.set_ylim(bottom=low, top=100 + max(1.0, 0.04 * (100 - low)))
     lower.set_ylabel("latency (ms)")
     if _positive(lower):
-        _log_axis(lower, "y")
+        log_axis(lower, "y")
     lower.set_xlabel("time (s)")
     if handles:
         handles += [Line2D([], [], color="#333333", lw=1.2, label="p99"),
@@ -206,7 +207,7 @@ def timeline(run: Run, entries: Collection[str] | None = None, *,
                    bbox_to_anchor=_box(fig, LEFT_IN + plot_w + GAP_IN, 6 - TOP_IN, 0, 0)[:2])
     scenario = summary.get("scenario") or "no faults"
     fig.suptitle(f"{summary['system']} — {scenario} (seed {summary['seed']})")
-    _ticks_in_view(fig)
+    ticks_in_view(fig)
     return fig
 
 
@@ -266,7 +267,7 @@ def breaker_states(run: Run) -> Figure:
     # At a fixed height (no ticks on top to clear): else the title's place is found by
     # measuring the tick labels' boxes once more on every draw.
     ax.set_title("circuit breaker states", y=1.0)
-    _ticks_in_view(fig)
+    ticks_in_view(fig)
     return fig
 
 
@@ -321,7 +322,7 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
         cdf_ax.step(xs, ys, where="post", color=colour, label=name)
     hist_ax.autoscale_view()  # to the extents given, as ``stairs`` would
     for ax in (hist_ax, cdf_ax):
-        _log_axis(ax, "x")
+        log_axis(ax, "x")
         ax.set_xlabel("latency (ms)")
         ax.grid(alpha=0.3)
     hist_ax.set_ylabel("requests")
@@ -332,7 +333,7 @@ def latency_distribution(run: Run, entries: Collection[str] | None = None, *,
                    fontsize=7, title=title, title_fontsize=7, borderaxespad=0,
                    bbox_to_anchor=_box(fig, 2 * LEFT_IN + 2 * panel, 4 - TOP_IN, 0, 0)[:2])
     fig.suptitle("latency distribution (successful requests)")
-    _ticks_in_view(fig)
+    ticks_in_view(fig)
     return fig
 
 
@@ -356,93 +357,6 @@ def _colours(count: int) -> list[Any]:
         return [cmap(i if i < 7 else i + 1) for i in range(count)]
     cmap = colormaps["tab20"]
     return [cmap(i % cmap.N) for i in range(count)]
-
-
-# Minor ticks (the 2s and 5s) on a log axis spanning fewer decades than this; across more,
-# the decades alone mark it (with their grid lines).
-MINOR_DECADES = 3
-
-
-def _log_axis(ax: Any, which: str) -> None:
-    """A log scale labelled in plain numbers (``0.1``, ``1``, ``10``, ``100``): the default
-    ``10^x`` labels are mathtext, parsed and laid out glyph by glyph, which cost more than the
-    rest of the axis. Across less than a decade the 2s and 5s are labelled too. Minor ticks
-    mark the 2s and 5s only, and only across fewer than MINOR_DECADES decades: the eight marks
-    per decade of the default were most of the figure's ticks, and each tick is half a dozen
-    artists to build and draw."""
-    from matplotlib.ticker import FuncFormatter
-
-    getattr(ax, f"set_{which}scale")("log")
-    axis = getattr(ax, f"{which}axis")
-    axis.set_minor_locator(_minor_log_locator())
-
-    def major(value: float, _: int) -> str:
-        return f"{value:g}"
-
-    def minor(value: float, _: int) -> str:
-        low, high = sorted(axis.get_view_interval())
-        if low <= 0 or high / low >= 10:
-            return ""
-        mantissa = round(value / 10 ** math.floor(math.log10(value) + 1e-9), 6)
-        return f"{value:g}" if mantissa in (2.0, 5.0) else ""
-
-    axis.set_major_formatter(FuncFormatter(major))
-    axis.set_minor_formatter(FuncFormatter(minor))
-
-
-def _minor_log_locator() -> Any:
-    from matplotlib.ticker import LogLocator
-
-    class MinorLogLocator(LogLocator):
-        """The 2s and 5s of each decade, across fewer than MINOR_DECADES decades."""
-
-        def tick_values(self, vmin: float, vmax: float) -> Any:
-            low, high = sorted((vmin, vmax))
-            if low > 0 and high / low >= 10 ** MINOR_DECADES:
-                return np.array([])
-            return super().tick_values(vmin, vmax)
-
-    return MinorLogLocator(subs=(2.0, 5.0))
-
-
-def _ticks_in_view(fig: Any) -> None:
-    """Every axis of ``fig`` ticked inside its view only: matplotlib's locators also give the
-    ticks just beyond each end, and the axis builds a tick (half a dozen artists) for each,
-    then leaves them undrawn."""
-    from matplotlib.ticker import Locator
-
-    class InView(Locator):
-        """Another locator's ticks, those inside the axis's view interval."""
-
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def set_axis(self, axis: Any) -> None:
-            super().set_axis(axis)
-            self.inner.set_axis(axis)
-
-        def __call__(self) -> Any:
-            if self.axis is None:
-                return self.inner()
-            low, high = sorted(self.axis.get_view_interval())
-            slack = 1e-9 * (high - low) + 1e-12 * abs(low)  # as the axis's own "close"
-            return [t for t in self.inner() if low - slack <= t <= high + slack]
-
-        def tick_values(self, vmin: float, vmax: float) -> Any:
-            return self.inner.tick_values(vmin, vmax)
-
-        def view_limits(self, vmin: float, vmax: float) -> Any:
-            return self.inner.view_limits(vmin, vmax)
-
-        def nonsingular(self, v0: float, v1: float) -> Any:
-            return self.inner.nonsingular(v0, v1)
-
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for ticker in (axis.major, axis.minor):  # shared axes share their tickers
-                if not isinstance(ticker.locator, InView):
-                    ticker.locator = InView(ticker.locator)
-                    ticker.locator.set_axis(axis)
 
 
 def _lowest(ax: Any) -> float:

@@ -71,8 +71,13 @@ def _set_line(key: _Key) -> _Line:
                  (offset[0] / 64, offset[1] / 64), font.get_image())
 
 
-def _key(text: str, prop: Any, dpi: float, antialiased: bool) -> _Key:
-    fonts = tuple(fontManager._find_fonts_by_props(prop))  # as the renderer picks them
+def _fonts(prop: Any) -> tuple[Any, ...]:
+    """The font files a text in ``prop`` is set in (the first, then fallbacks), picked as the
+    renderer picks them."""
+    return tuple(fontManager._find_fonts_by_props(prop))
+
+
+def _key(text: str, fonts: tuple[Any, ...], prop: Any, dpi: float, antialiased: bool) -> _Key:
     return (text, fonts, float(prop.get_size_in_points()), float(dpi), get_hinting_flag(),
             antialiased)
 
@@ -86,7 +91,8 @@ def measure(text: str, size: float, bold: bool = False) -> float:
     """How wide ``text`` is set at ``size`` points in the default font, in points, measured as
     the Agg renderer measures it at ``DPI`` (the same font, size, resolution and hinting) but
     without a figure. The line set is kept: the report draws it from here."""
-    key = _key(text, FontProperties(size=size, weight="bold" if bold else "normal"), DPI, True)
+    prop = FontProperties(size=size, weight="bold" if bold else "normal")
+    key = _key(text, _fonts(prop), prop, DPI, True)
     line = _measured.get(key)
     if line is None:
         line = _measured[key] = _set_line(key)
@@ -105,6 +111,7 @@ class TextRenderer(RendererAgg):
     def __init__(self, width: float, height: float, dpi: float) -> None:
         super().__init__(width, height, dpi)
         self._lines: dict[_Key, _Line] = {}
+        self._font_files: dict[int, tuple[Any, ...]] = {}  # by the properties' hash
 
     def get_text_width_height_descent(self, s: str, prop: Any, ismath: Any) -> Any:
         if ismath or not GLYPH_BY_GLYPH:
@@ -127,7 +134,11 @@ class TextRenderer(RendererAgg):
         self._renderer.draw_text_image(line.image, left, top + 1, angle, gc)
 
     def _line(self, s: str, prop: Any, antialiased: bool) -> _Line:
-        key = _key(s, prop, self.dpi, antialiased)
+        # Font properties compare by their hash, as matplotlib's own text metrics cache keys.
+        fonts = self._font_files.get(hash(prop))
+        if fonts is None:
+            fonts = self._font_files[hash(prop)] = _fonts(prop)
+        key = _key(s, fonts, prop, self.dpi, antialiased)
         line = self._lines.get(key) or _measured.get(key)
         if line is None:
             line = _set_line(key)

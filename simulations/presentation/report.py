@@ -1,6 +1,7 @@
 """A run as pictures and a self-contained ``report.html`` that opens in any browser.
 
-``write_report(run, directory, system)`` saves the PNG plots of ``simulations.plots`` and an
+``write_report(run, directory, system)`` saves the PNG plots of ``simulations.plots`` (each
+drawn once by ``presentation.raster``) and an
 HTML page that tells the run's story, top to bottom: what happened in a few sentences; the
 scenario's faults as a table; an interactive timeline (inline SVG: fault windows shaded and
 labelled, availability of the top entries, every point's values on hover through SVG
