@@ -99,3 +99,15 @@ def test_simulate_json_entries_carry_their_label(
     _, plain = run(capsys, "simulate", str(_write(tmp_path, _unlabelled(SPEC))),
                    "--duration", "5s", "--seed", "1", "--json")
     assert "label" not in json.loads(plain)["entries"]["front.home"]
+
+
+def test_quick_start_verify_names_the_shipped_operations(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's first command: Online Boutique's chain reads with its HTTP route and gRPC
+    method (labels from specs/topologies/online_boutique.csv)."""
+    spec = Path(__file__).resolve().parent.parent / "specs" / "online_boutique.yaml"
+    code, out = run(capsys, "verify", str(spec), "--property", "timeouts_nest")
+    assert code == 1
+    [chain] = [line for line in out.splitlines() if line.strip().startswith("chain:")]
+    assert "frontend.checkout (POST /cart/checkout)" in chain, chain
+    assert "checkoutservice.PlaceOrder (hipstershop.CheckoutService/PlaceOrder)" in chain, chain

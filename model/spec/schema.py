@@ -473,6 +473,13 @@ def json_schema() -> dict[str, Any]:
     schema = _link_units(Spec.model_json_schema(by_alias=True))
     schema.setdefault("$defs", {}).update(DEFINITIONS)
     schema["$defs"]["Distribution"] = distribution_json_schema()
+    # A service may take its endpoints from its templates or ``defaults.service``: the file
+    # need not write them (the loader requires them of the merged service, with a location).
+    service = schema["$defs"].get("ServiceSpec", {})
+    if "endpoints" in service.get("required", ()):
+        service["required"] = [k for k in service["required"] if k != "endpoints"]
+        if not service["required"]:
+            del service["required"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://faultmesh.dev/schema/spec.json"
     return schema

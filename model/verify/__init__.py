@@ -17,6 +17,7 @@ from dataclasses import replace
 from functools import wraps
 
 from faultmesh.model import properties as P
+from faultmesh.model.collector import quiet_collector
 from faultmesh.model.system import DEFAULT_ZONE, System
 from faultmesh.model.verify.deadline import Deadline, OutOfTime, out_of_time
 from faultmesh.model.verify.verdict import Counterexample, Repair, Report, Verdict
@@ -78,6 +79,15 @@ def verify(
     budget = deadline if deadline is not None else Deadline(timeout)
     props = list(properties) if properties is not None else properties_to_verify(
         system, kinds=kinds, failures=failures)
+    # The checks build hundreds of thousands of long-lived objects on a large system (loads,
+    # call sites, service models) and little cyclic garbage: with the collector's default
+    # thresholds its full passes walked them over and over (``model.collector``).
+    with quiet_collector():
+        verdicts = _decide_each(system, props, budget)
+    return Report(system.name, tuple(verdicts))
+
+
+def _decide_each(system: System, props: list[P.Property], budget: Deadline) -> list[Verdict]:
     verdicts = []
     for prop in props:
         fn = CHECKERS.get(prop.kind)
@@ -90,7 +100,7 @@ def verify(
         else:
             verdict = fn(system, prop, budget)
         verdicts.append(replace(verdict, seconds=time.perf_counter() - start))
-    return Report(system.name, tuple(verdicts))
+    return verdicts
 
 
 def _load_checkers() -> None:
