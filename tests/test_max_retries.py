@@ -1,6 +1,6 @@
 """``max_retries``: Envoy's retry circuit breaker, per caller instance and callee service.
 
-The engine is watched from outside (a monitor wrapped around the call sites' ``send`` and
+The engine is watched from outside (a monitor wrapped around the call sites' senders and
 ``settle``), so the limit is checked against the retries actually on the wire, not against the
 engine's own count; the Istio import and the spec round trip are checked too.
 """
@@ -74,17 +74,22 @@ class RetryMonitor:
 @pytest.fixture
 def monitor(monkeypatch: pytest.MonkeyPatch) -> Iterator[RetryMonitor]:
     watch = RetryMonitor()
-    send, settle = calls.CallSite.send, calls.CallSite.settle
+    # A site picks its sender when it is built (a lean one when it has no per-attempt
+    # mechanism): both are watched, patched before the run builds its sites.
+    settle = calls.CallSite.settle
 
-    def watched_send(site: calls.CallSite, run: calls.CallRun) -> None:
-        watch.sent(site, run)
-        send(site, run)
+    def watching(send: Any) -> Any:
+        def watched_send(site: calls.CallSite, run: calls.CallRun) -> None:
+            watch.sent(site, run)
+            send(site, run)
+        return watched_send
 
     def watched_settle(site: calls.CallSite, run: calls.CallRun, *args: Any) -> None:
         watch.settled(site, run)
         settle(site, run, *args)
 
-    monkeypatch.setattr(calls.CallSite, "send", watched_send)
+    for name in ("_send", "_send_plain"):
+        monkeypatch.setattr(calls.CallSite, name, watching(getattr(calls.CallSite, name)))
     monkeypatch.setattr(calls.CallSite, "settle", watched_settle)
     yield watch
 
