@@ -223,3 +223,45 @@ def test_breaking_a_service_whose_every_incoming_attempt_can_fail_changes_no_cer
 
     one()
     assert said["same"] >= 10 and said["other"] >= 10, said
+
+
+def test_the_one_walk_pass_without_cycles_finds_the_general_pass_s_certain_loads() -> None:
+    """Without call cycles capacity's certain loads come from one callers-first walk sharing
+    what every pass finds (``thinning.Walks``); on generated acyclic systems with limits,
+    breakers, probabilities and every step form it finds the loads the general pass finds
+    (the same endpoints loaded, each figure within float rounding), for several broken sets
+    and accepted shares."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from faultmesh.model.spec import from_document
+    from faultmesh.model.strategies import spec_documents
+    from faultmesh.model.verify.certainty import CertainLoads
+    from faultmesh.model.verify.thinning import Walks
+
+    compared = {"loads": 0}
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(spec_documents(min_services=2, max_services=6, max_calls=3, call_forms=True,
+                          probabilities=True, scenarios=False, limits=True, breakers=True,
+                          network_latency=True), st.randoms(use_true_random=False))
+    def one(document: dict[str, object], rng: object) -> None:
+        system = from_document(document)
+        nominal = offered_load(system)
+        if not CertainLoads(system, nominal, {}, Countdown(10**9)).acyclic:
+            return
+        names = list(system.services)
+        walks = Walks()
+        for _ in range(3):
+            broken = rng.sample(names, rng.randrange(len(names)))  # type: ignore[attr-defined]
+            accepts = {n: rng.choice([1.0, 0.9, 0.5]) for n in names}  # type: ignore[attr-defined]
+            fast = certain_load(system, nominal, broken, accepts, None, walks).endpoints
+            general = certain_load(system, nominal, broken, accepts).endpoints
+            assert set(fast) == set(general), (broken, fast, general)
+            for key, value in general.items():
+                assert abs(fast[key] - value) <= value * Fraction(1, 10**9), (key, fast, general)
+            compared["loads"] += len(general)
+
+    one()
+    assert compared["loads"] > 100, compared

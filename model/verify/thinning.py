@@ -263,9 +263,11 @@ class Walks:
 
     healthy: dict[str, Fraction] = field(default_factory=dict)  # as for ``Failing``
     static: dict[tuple[str, int, bool], bool | None] = field(default_factory=dict)  # likewise
-    # Each endpoint's calls per step with probability x repeat x share, filled on first need.
-    bases: dict[str, list[list[tuple[Call, float]]]] = field(default_factory=dict)
     order: list[str] | None = None  # every endpoint, callers first (found on first need)
+    # Per endpoint: its service and, per step, each call with its base weight, whether it is
+    # a fallback's callee and whether a breaker or ejection can cut it off (``_plan``).
+    plans: dict[str, tuple[str, list[list[tuple[Call, float, bool, bool]]]]] = field(
+        default_factory=dict)
 
 
 def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (),
@@ -282,11 +284,20 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
     ``_plus``), so every figure stays at most the exact one: a lower bound, as cheap on a deep
     call graph as on a shallow one (exact fractions there grow to thousands of digits). A sum
     past the largest float stays at the largest float, still below the exact figure."""
-    healthy = static = bases = None
-    if walks is not None:
-        healthy, static, bases = walks.healthy, walks.static, walks.bases
-    failing = Failing(system, broken, healthy, static)
+    failing = Failing(system, broken, None if walks is None else walks.healthy,
+                      None if walks is None else walks.static)
     accept = {name: _below(share) for name, share in (accepts or {}).items()}
+    inflow: dict[str, float] = {}
+    for w in system.workload:
+        inflow[w.entry] = _plus(inflow.get(w.entry, 0.0), _below(w.rate))
+    for sessions in system.sessions:
+        for entry, rate in sessions.step_rates().items():
+            if rate != float("inf"):
+                inflow[entry] = _plus(inflow.get(entry, 0.0), _below(rate))
+    if walks is not None:  # no call cycle: one order of every endpoint serves every pass
+        return replace(nominal, endpoints=_acyclic_pass(system, failing, accept, inflow, walks,
+                                                        deadline),
+                       unbounded=frozenset())
     weights: dict[str, dict[str, float]] = {}
     for service_name, service in system.services.items():
         if deadline is not None:
@@ -294,12 +305,7 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
         for ep_name, endpoint in service.endpoints.items():
             source = f"{service_name}.{ep_name}"
             out: dict[str, float] = {}
-            if bases is None or source not in bases:
-                found = _bases(endpoint)
-                if bases is not None:
-                    bases[source] = found
-            else:
-                found = bases[source]
+            found = _bases(endpoint)
             reach = accept.get(service_name, 1.0)  # the requests it serves
             for step, based in zip(endpoint.steps, found, strict=True):
                 members = step_calls(step)
@@ -316,23 +322,7 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
                     if failing.call_can_fail(service_name, c):  # by its callee's limits
                         reach = _times(reach, accept.get(c.service, 1.0))
             weights[source] = out
-    inflow: dict[str, float] = {}
-    for w in system.workload:
-        inflow[w.entry] = _plus(inflow.get(w.entry, 0.0), _below(w.rate))
-    for sessions in system.sessions:
-        for entry, rate in sessions.step_rates().items():
-            if rate != float("inf"):
-                inflow[entry] = _plus(inflow.get(entry, 0.0), _below(rate))
     load = {name: inflow.get(name, 0.0) for name in weights}
-    if walks is not None:  # no call cycle: one order of every endpoint serves every pass
-        if walks.order is None:
-            walks.order = _callers_first(system)
-        for source in walks.order:
-            if load[source]:
-                for target, weight in weights[source].items():
-                    load[target] = _plus(load[target], _times(load[source], weight))
-        return replace(nominal, endpoints={k: Fraction(v) for k, v in load.items() if v},
-                       unbounded=frozenset())
     # Callers first (Tarjan lists callees first), one pass: linear in the call graph. Calls
     # inside a cycle's component are left out, which only lowers the bound.
     names = list(weights)
@@ -351,6 +341,59 @@ def certain_load(system: System, nominal: OfferedLoad, broken: Iterable[str] = (
     # Everything else (attempts, which services are called) is the nominal load's.
     return replace(nominal, endpoints={k: Fraction(v) for k, v in load.items() if v},
                    unbounded=frozenset())
+
+
+def _acyclic_pass(system: System, failing: Failing, accept: dict[str, float],
+                  inflow: dict[str, float], walks: Walks,
+                  deadline: Deadline | None) -> dict[str, Fraction]:
+    """``certain_load``'s sums without call cycles, in one walk callers first: each endpoint's
+    load is final when it is reached, so it is sent down its calls at once (endpoints with
+    none are skipped), each call's share rounded down as in the general pass."""
+    if walks.order is None:
+        walks.order = _callers_first(system)
+    load = dict(inflow)
+    plans = walks.plans
+    for k, source in enumerate(walks.order):
+        if deadline is not None and k % 1024 == 0:
+            deadline.check()
+        here = load.get(source, 0.0)
+        if not here:
+            continue
+        plan = plans.get(source)
+        if plan is None:
+            plan = plans[source] = _plan(system, source)
+        service_name, steps = plan
+        reach = accept.get(service_name, 1.0)  # the requests it serves
+        for members in steps:
+            for call, base, fallback, cuttable in members:
+                if fallback:
+                    continue
+                weight = _times(base, reach)
+                if weight > 0 and not (cuttable
+                                       and failing.attempt_can_fail(service_name, call)):
+                    target = call.target
+                    load[target] = _plus(load.get(target, 0.0), _times(here, weight))
+            # Later steps are reached only by the requests this one lets through.
+            if any(failing.call_can_fail(service_name, m[0], refusals=False) for m in members):
+                break
+            for m in members:
+                if failing.call_can_fail(service_name, m[0]):  # by its callee's limits
+                    reach = _times(reach, accept.get(m[0].service, 1.0))
+    return {k: Fraction(v) for k, v in load.items() if v}
+
+
+def _plan(system: System, source: str) -> tuple[str, list[list[tuple[Call, float, bool, bool]]]]:
+    """One endpoint's calls for ``_acyclic_pass``: per step, (call, base weight, a fallback's
+    callee?, can a breaker or ejection cut it off?)."""
+    service_name = source.partition(".")[0]
+    endpoint = system.endpoint(source)
+    steps = []
+    for step, based in zip(endpoint.steps, _bases(endpoint), strict=True):
+        steps.append([(call, base, isinstance(step, Fallback) and call is step.fallback,
+                       call.circuit_breaker is not None
+                       or _ejects_all(system.services[call.service]))
+                      for call, base in based])
+    return service_name, steps
 
 
 def _callers_first(system: System) -> list[str]:
