@@ -80,3 +80,18 @@ def test_repeated_runs_do_not_accumulate_objects(mm1) -> None:  # type: ignore[n
     # Keeping even the returned Run alive would add over a hundred objects per run; a leak
     # of the run's requests, thousands.
     assert max(counts) - baseline < 50, (baseline, counts)
+
+
+@pytest.mark.parametrize("collect", [True, False])
+def test_what_a_block_built_leaves_no_young_generation_to_walk(collect: bool) -> None:
+    """Objects built inside the block (a loaded spec, a verifier's tables) end in the oldest
+    generation as a whole, not in the young one the next allocation would make the collector
+    walk; they are still collectable (nothing stays frozen)."""
+    gc.collect()
+    with quiet_collector(collect=collect):
+        built = [{"i": i} for i in range(200_000)]
+    young = len(gc.get_objects(generation=0))
+    assert young < 5_000, young
+    assert gc.get_freeze_count() == 0
+    assert any(o is built for o in gc.get_objects(generation=2))
+    del built

@@ -84,7 +84,7 @@ class Failing:
 
     def __init__(self, system: System, broken: Iterable[str] = (),
                  healthy: dict[str, Fraction] | None = None,
-                 static: dict[tuple[str, int, bool], bool | None] | None = None) -> None:
+                 static: dict[tuple[str, int], list[bool | None]] | None = None) -> None:
         """``healthy``: healthy worst cases already found for this system, shared (they do
         not depend on ``broken``; share them only without call cycles, where a walk's order
         decides where a cycle is cut). ``static``: ``_attempt_here``'s answers with no
@@ -94,7 +94,7 @@ class Failing:
         self.lossy = system.communication.loss > 0
         self._hang: dict[str, Fraction] | None = None
         self.healthy: dict[str, Fraction] = {} if healthy is None else healthy
-        self.static: dict[tuple[str, int, bool], bool | None] = {} if static is None else static
+        self.static: dict[tuple[str, int], list[bool | None]] = {} if static is None else static
         self.fails: dict[str, bool] = {}
         self.busy: set[str] = set()
 
@@ -187,18 +187,18 @@ class Failing:
         # It does not depend on what is broken: found once per call (keyed by the call
         # object, alive as long as the system is, and its caller, whose placement sets the
         # round trip), since capacity asks again for every set of broken services.
-        key = (caller, id(call), refusals)
-        try:
-            return self.static[key]
-        except KeyError:
-            pass
-        callee = self.system.services[call.service]
-        here = True if (self.lossy or sheds(callee) or (refusals and refuses(callee))
-                        or decimal(call.timeout) <= (self.healthy_worst(call.target)
-                                                     + round_trip(self.system, caller,
-                                                                  call.service))) else None
-        self.static[key] = here
-        return here
+        key = (caller, id(call))
+        known = self.static.get(key)
+        if known is None:
+            callee = self.system.services[call.service]
+            # [refuses whatever is asked, refuses by its limits, times out: found on need]
+            known = self.static[key] = [self.lossy or sheds(callee), refuses(callee), None]
+        if known[0] or (refusals and known[1]):
+            return True
+        if known[2] is None:  # one comparison serves both questions (with refusals or not)
+            known[2] = decimal(call.timeout) <= (self.healthy_worst(call.target)
+                                                 + round_trip(self.system, caller, call.service))
+        return True if known[2] else None
 
     def endpoint_can_fail(self, target: str) -> bool:
         """Can a request to the endpoint fail (one of its required calls can)?
@@ -262,11 +262,12 @@ class Walks:
     (``Failing``'s answers, and a callers-first order of every endpoint, rest on that)."""
 
     healthy: dict[str, Fraction] = field(default_factory=dict)  # as for ``Failing``
-    static: dict[tuple[str, int, bool], bool | None] = field(default_factory=dict)  # likewise
+    static: dict[tuple[str, int], list[bool | None]] = field(default_factory=dict)  # likewise
     order: list[str] | None = None  # every endpoint, callers first (found on first need)
     # Per endpoint: its service and, per step, each call with its base weight, whether it is
-    # a fallback's callee and whether a breaker or ejection can cut it off (``_plan``).
-    plans: dict[str, tuple[str, list[list[tuple[Call, float, bool, bool]]]]] = field(
+    # a fallback's callee, whether a breaker or ejection can cut it off, whether its failure
+    # fails the caller (``_plan``).
+    plans: dict[str, tuple[str, list[list[tuple[Call, float, bool, bool, bool]]]]] = field(
         default_factory=dict)
 
 
@@ -365,7 +366,7 @@ def _acyclic_pass(system: System, failing: Failing, accept: dict[str, float],
         service_name, steps = plan
         reach = accept.get(service_name, 1.0)  # the requests it serves
         for members in steps:
-            for call, base, fallback, cuttable in members:
+            for call, base, fallback, cuttable, _ in members:
                 if fallback:
                     continue
                 weight = _times(base, reach)
@@ -373,25 +374,30 @@ def _acyclic_pass(system: System, failing: Failing, accept: dict[str, float],
                                        and failing.attempt_can_fail(service_name, call)):
                     target = call.target
                     load[target] = _plus(load.get(target, 0.0), _times(here, weight))
-            # Later steps are reached only by the requests this one lets through.
-            if any(failing.call_can_fail(service_name, m[0], refusals=False) for m in members):
+            # Later steps are reached only by the requests this one lets through
+            # (``call_can_fail`` for the calls that fail their caller, ``required``).
+            if any(required and failing.attempt_can_fail(service_name, call, refusals=False)
+                   for call, _, _, _, required in members):
                 break
-            for m in members:
-                if failing.call_can_fail(service_name, m[0]):  # by its callee's limits
-                    reach = _times(reach, accept.get(m[0].service, 1.0))
+            for call, _, _, _, required in members:
+                share = accept.get(call.service, 1.0)
+                if share < 1.0 and required and failing.attempt_can_fail(service_name, call):
+                    reach = _times(reach, share)  # by its callee's limits
     return {k: Fraction(v) for k, v in load.items() if v}
 
 
-def _plan(system: System, source: str) -> tuple[str, list[list[tuple[Call, float, bool, bool]]]]:
+def _plan(system: System,
+          source: str) -> tuple[str, list[list[tuple[Call, float, bool, bool, bool]]]]:
     """One endpoint's calls for ``_acyclic_pass``: per step, (call, base weight, a fallback's
-    callee?, can a breaker or ejection cut it off?)."""
+    callee?, can a breaker or ejection cut it off?, does its failure fail the caller?)."""
     service_name = source.partition(".")[0]
     endpoint = system.endpoint(source)
     steps = []
     for step, based in zip(endpoint.steps, _bases(endpoint), strict=True):
         steps.append([(call, base, isinstance(step, Fallback) and call is step.fallback,
                        call.circuit_breaker is not None
-                       or _ejects_all(system.services[call.service]))
+                       or _ejects_all(system.services[call.service]),
+                       awaited(call) and call.required)
                       for call, base in based])
     return service_name, steps
 
