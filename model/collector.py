@@ -18,11 +18,11 @@ becomes garbage: the model built before the run lives until the run ends.
 
 and restores the thresholds and unfreezes on the way out, whatever ends the run (an error,
 ``KeyboardInterrupt``), moving what the block built to the oldest generation without walking
-it (``gc.freeze()`` then ``gc.unfreeze()``, each a list splice). Loading a spec is the same shape: the document and the System grow
-to hundreds of thousands of objects, none garbage, and with the default thresholds a third of
-loading a 10,000-service spec went to collections walking them. If something else already
-froze objects (a host application, an enclosing run), the freeze is left to it: only what
-this block froze is unfrozen.
+it (``gc.freeze()`` then ``gc.unfreeze()``, each a list splice). Loading a spec is the same
+shape: the document and the System grow to hundreds of thousands of objects, none garbage,
+and with the default thresholds a third of loading a 10,000-service spec went to collections
+walking them. If something else already froze objects (a host application, an enclosing run),
+the freeze is left to it: only what this block froze is unfrozen.
 """
 
 from __future__ import annotations

@@ -170,3 +170,18 @@ def test_timeouts_that_would_have_to_exceed_any_sane_value_get_no_repair() -> No
     verdict = verify(system, [P.TimeoutsNest()], timeout=120).verdicts[0]
     assert verdict.status == "violated"
     assert verdict.repair is None
+
+
+def test_loading_a_spec_leaves_no_cyclic_garbage() -> None:
+    """The loader's objects are freed as soon as they are dropped (reference counting), not
+    left for a full collection: a recursive closure in the alias check once held every YAML
+    node of the document in a reference cycle (800,000 objects per 20,000 services)."""
+    import gc
+
+    from faultmesh.model.spec import loads
+
+    text = layered(300)
+    gc.collect()
+    loads(text)
+    found = gc.collect()
+    assert found < 100, found

@@ -229,12 +229,18 @@ def _check_expansion(root: yaml.Node) -> int:
         finished.append(node)
         return total
 
-    expanded = size(root, 0)
-    own = len(sizes)
-    limit = own + MAX_EXPANDED_NODES
-    if expanded > limit:
-        raise _AliasesTooLarge(next(n for n in finished if sizes[id(n)] > limit), own)
-    return limit
+    try:
+        expanded = size(root, 0)
+        own = len(sizes)
+        limit = own + MAX_EXPANDED_NODES
+        if expanded > limit:
+            raise _AliasesTooLarge(next(n for n in finished if sizes[id(n)] > limit), own)
+        return limit
+    finally:
+        # A recursive closure is a reference cycle (it holds its own cell), and through
+        # ``finished`` it held every node of the document until a full collection: 800,000
+        # objects of garbage per 20,000 services. Emptied, it holds nothing of the document.
+        finished.clear()
 
 
 # Files up to this size get the pure-Python parser's wording for a syntax error (it names the
