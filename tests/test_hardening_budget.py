@@ -336,3 +336,20 @@ def test_capacity_repair_search_reads_the_deadline(tmp_path: Path) -> None:
     assert done.returncode in (1, 3), done.stderr
     verdict = json.loads(done.stdout)["properties"][0]
     assert verdict["kind"] == "capacity" and verdict["status"] in ("violated", "unknown")
+
+
+def test_a_repair_over_hundreds_of_new_zones_stays_one_short_line() -> None:
+    """A chain that must survive 1,000 failures gets 998 new zones and 998 replicas per
+    service: the sentence groups zones and services (every zone is still in the changes)."""
+    old_zones = ("a", "b", "c")
+    zones = (*old_zones, *(f"zone-{i}" for i in range(2, 1000)))
+    plan = [PlacementChange(f"s{k}", {"a": 1, "b": 1, "c": 1},
+                            {"a": 1, "b": 1, "c": 1, **{z: 1 for z in zones[3:]}}, 1, 1)
+            for k in range(1000)]
+    repair = as_repair(plan, old_zones, zones)
+    assert len(repair.description) < 400, repair.description
+    assert "998 zones" in repair.description and "1000 services" in repair.description
+    assert repair.changes["zones"] == list(zones)
+    uneven = PlacementChange("s", {"a": 1}, {"a": 1, **{f"z{i}": 1 + i % 2 for i in range(40)}},
+                             1, 1).describe(False)
+    assert "1 in each of 20 zones" in uneven and "2 in each of 20 zones" in uneven, uneven

@@ -137,3 +137,31 @@ def test_a_repair_goes_through_the_same_editor() -> None:
     assert sorted(repaired.services["payment"].zones) == ["a", "a", "b"]
     with pytest.raises(EditError, match="unknown key 'paymnt'"):
         Repair("typo", {"services.paymnt.replicas": 3}).apply(system)
+
+
+def test_new_replicas_go_where_one_by_one_choices_put_them() -> None:
+    """The editor places added replicas by water level; it is the rule "each new replica to
+    the zone with the fewest, earlier zones on ties" applied one replica at a time."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from faultmesh.model.spec.edit import _add
+
+    def one_by_one(counts: dict[str, int], zones: list[str], count: int) -> dict[str, int]:
+        out = {z: counts.get(z, 0) for z in zones}
+        out.update({z: n for z, n in counts.items() if z not in out})
+        for _ in range(count):
+            out[min(zones, key=lambda z: out[z])] += 1
+        return {z: n for z, n in out.items() if n}
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @given(st.lists(st.integers(0, 6), min_size=1, max_size=7), st.integers(0, 40),
+           st.integers(0, 3))
+    def one(levels: list[int], count: int, outside: int) -> None:
+        zones = [f"z{i}" for i in range(len(levels))]
+        counts = {z: n for z, n in zip(zones, levels, strict=True) if n}
+        if outside:
+            counts["elsewhere"] = outside
+        assert _add(counts, zones, count) == one_by_one(counts, zones, count)
+
+    one()

@@ -43,7 +43,7 @@ from faultmesh.model.verify.survivors import (
     surviving,
 )
 from faultmesh.model.verify.verdict import Repair
-from faultmesh.model.verify.wording import LIST_LIMIT
+from faultmesh.model.verify.wording import LIST_LIMIT, listing, plural
 
 # Values of workers per instance a capacity repair tries at most (see ``for_capacity``).
 CAPACITY_CANDIDATES = 64
@@ -107,12 +107,23 @@ class PlacementChange:
             elif len(added) == 1:
                 parts.append(f"add {what} of {self.service} in zone {next(iter(added))}")
             else:
-                where = ", ".join(f"{n} in {z}" for z, n in added.items())
-                parts.append(f"add {what} of {self.service} ({where})")
+                parts.append(f"add {what} of {self.service} ({spread(added)})")
         if self.new_workers != self.old_workers:
             whose = "its" if parts else f"{self.service}'s"
             parts.append(f"raise {whose} workers from {self.old_workers} to {self.new_workers}")
         return " and ".join(parts)
+
+
+def spread(added: dict[str, int]) -> str:
+    """Where replicas go: ``1 in a, 2 in b``; across many zones grouped by count, so a repair
+    over hundreds of new zones stays one line (``1 in each of 998 zones: zone-2, ...``)."""
+    if len(added) <= LIST_LIMIT:
+        return ", ".join(f"{n} in {z}" for z, n in added.items())
+    by_count: dict[int, list[str]] = {}
+    for zone, n in added.items():
+        by_count.setdefault(n, []).append(zone)
+    return "; ".join(f"{n} in each of {plural(len(zs), 'zone')}: {listing(zs)}"
+                     if len(zs) > 1 else f"{n} in {zs[0]}" for n, zs in by_count.items())
 
 
 def scaled_placement(old: dict[str, int], zones: tuple[str, ...],
@@ -389,7 +400,8 @@ def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
     if zones != old_zones:
         changes["zones"] = list(zones)
         new = [z for z in zones if z not in old_zones]
-        words.append(f"add zone{'s' if len(new) > 1 else ''} {', '.join(new)}")
+        words.append(f"add {plural(len(new), 'zone')} {listing(new)}" if len(new) > 1
+                     else f"add zone {new[0]}")
     for change in plan:
         if deadline is not None:
             deadline.check()
@@ -413,7 +425,7 @@ def as_repair(plan: list[PlacementChange], old_zones: tuple[str, ...],
         what = "one replica" if count == 1 else f"{count} replicas"
         where = "" if len(zones) == 1 else (
             f" in zone {added[0][0]}" if len(added) == 1
-            else " (" + ", ".join(f"{n} in {z}" for z, n in added) + ")")
+            else f" ({spread(dict(added))})")
         names = ", ".join(services[:LIST_LIMIT])
         if len(services) > LIST_LIMIT:
             names += f" and {len(services) - LIST_LIMIT} more"
