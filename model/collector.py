@@ -17,12 +17,13 @@ becomes garbage: the model built before the run lives until the run ends.
   with the collector off a long run's cyclic garbage would pile up without bound;
 
 and restores the thresholds and unfreezes on the way out, whatever ends the run (an error,
-``KeyboardInterrupt``), moving what the block built to the oldest generation without walking
-it (``gc.freeze()`` then ``gc.unfreeze()``, each a list splice). Loading a spec is the same
-shape: the document and the System grow to hundreds of thousands of objects, none garbage,
-and with the default thresholds a third of loading a 10,000-service spec went to collections
-walking them. If something else already froze objects (a host application, an enclosing run),
-the freeze is left to it: only what this block froze is unfrozen.
+``KeyboardInterrupt``); a block without collection moves what it built to the oldest
+generation without walking it (``gc.freeze()`` then ``gc.unfreeze()``, each a list splice).
+Loading a spec is the same shape: the document and the System grow to hundreds of thousands
+of objects, none garbage, and with the default thresholds a third of loading a 10,000-service
+spec went to collections walking them. If something else already froze objects (a host
+application, an enclosing run), the freeze is left to it: only what this block froze is
+unfrozen.
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ def quiet_collector(*, collect: bool = True) -> Iterator[None]:
         yield
     finally:
         if froze:
-            # What the block built goes to the oldest generation unwalked: freezing then
-            # unfreezing moves every generation there as whole lists. Otherwise the first
-            # allocation after the block starts a young pass over all of it (with collection
-            # off, a loaded 100,000-service spec left millions of objects young: 1.7 s).
-            gc.freeze()
+            if not collect:
+                # What the block built goes to the oldest generation unwalked: freezing then
+                # unfreezing moves every generation there as whole lists. Otherwise the
+                # first allocation after the block starts a young pass over all of it (with
+                # collection off, a loaded 100,000-service spec left millions of objects
+                # young: 1.7 s). (With collection on, the young generation is small at the
+                # end and its garbage is better collected young.)
+                gc.freeze()
             gc.unfreeze()
         gc.set_threshold(*thresholds)
         if enabled:
