@@ -265,3 +265,34 @@ def test_the_one_walk_pass_without_cycles_finds_the_general_pass_s_certain_loads
 
     one()
     assert compared["loads"] > 100, compared
+
+
+def test_the_worst_cases_are_found_once_per_system_not_once_per_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """staleness asks whether each retrying call nests (its callee's worst case) and every
+    timeout check asks for the worst cases: on a chain of 300 calls that all retry on another
+    instance they are computed once for the whole verify, not once per call (which was
+    quadratic in the calls)."""
+    from faultmesh.model.verify import timeouts
+
+    computed = []
+    real = timeouts._worst_cases
+
+    def counting(system: System) -> dict[str, Fraction]:
+        computed.append(system.name)
+        return real(system)
+
+    monkeypatch.setattr(timeouts, "_worst_cases", counting)
+    lines = ["system: retrying", "zones: [a, b]", "defaults:",
+             "  call: {timeout: 1s, retries: 1}",
+             "  service: {replicas: 2, endpoint_defaults: {service_time: 1ms}}", "services:"]
+    for i in range(300):
+        call = (f", calls: [{{call: s{i + 1}.handle, retry_other_instance: true}}]"
+                if i + 1 < 300 else "")
+        lines.append(f"  s{i}: {{endpoints: {{handle: {{service_time: 1ms{call}}}}}}}")
+    lines += ["workload: [{entry: s0.handle, rate: 1/s}]",
+              "properties: [{staleness: {}}, {timeouts_nest: {}}]"]
+    system = loads("\n".join(lines) + "\n")
+    report = verify(system)
+    assert {v.kind for v in report.verdicts} >= {"staleness", "timeouts_nest"}
+    assert computed.count("retrying") == 1, len(computed)

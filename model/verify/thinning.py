@@ -92,14 +92,14 @@ class Failing:
         self.system = system
         self.broken = frozenset(broken)
         self.lossy = system.communication.loss > 0
-        self._hang: dict[str, Fraction] | None = None
+        self._hang: Mapping[str, Fraction] | None = None
         self.healthy: dict[str, Fraction] = {} if healthy is None else healthy
         self.static: dict[tuple[str, int], list[bool | None]] = {} if static is None else static
         self.fails: dict[str, bool] = {}
         self.busy: set[str] = set()
 
     @property
-    def hang(self) -> dict[str, Fraction]:
+    def hang(self) -> Mapping[str, Fraction]:
         """The charge around a call cycle (``worst_cases``; found on first need: a system
         without call cycles never needs it)."""
         if self._hang is None:

@@ -72,16 +72,19 @@ make budgets nest, but it can make healthy calls time out, so it is not proposed
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from types import MappingProxyType
 
 import z3
 
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Distribution
 from faultmesh.model.policies import Backoff
-from faultmesh.model.system import Call, Fallback, Group, Step, System, step_calls
+from faultmesh.model.system import Call, Fallback, FrozenMap, Group, Step, System, step_calls
 from faultmesh.model.units import format_duration, format_durations
 from faultmesh.model.verify import checker
 from faultmesh.model.verify.deadline import Deadline, out_of_time
@@ -174,8 +177,27 @@ def _attempts_worst(timeout: float, retries: int, repeat: int, backoff: Backoff)
     return repeat * ((retries + 1) * decimal(timeout) + waits)
 
 
-def worst_cases(system: System) -> dict[str, Fraction]:
-    """worst(e) for every endpoint, exactly (in the decimals the spec was written in)."""
+def worst_cases(system: System) -> Mapping[str, Fraction]:
+    """worst(e) for every endpoint, exactly (in the decimals the spec was written in).
+
+    Found once per services map (it depends on nothing else): staleness asks for one call's
+    callee at a time, and the checks of one ``verify`` ask again and again."""
+    key = id(system.services)
+    hit = _WORST.get(key)
+    if hit is not None and hit[0]() is system.services:
+        return hit[1]
+    if len(_WORST) > 8:
+        _WORST.clear()
+    found = MappingProxyType(_worst_cases(system))
+    _WORST[key] = (weakref.ref(system.services), found)
+    return found
+
+
+# The worst cases of the last few services maps (held weakly, told apart by reference).
+_WORST: dict[int, tuple[weakref.ref[FrozenMap], Mapping[str, Fraction]]] = {}
+
+
+def _worst_cases(system: System) -> dict[str, Fraction]:
     worst: dict[str, Fraction] = {}
     for name in endpoints(system):
         endpoint = system.endpoint(name)
@@ -219,7 +241,7 @@ class Offence:
         return self.callee_worst + self.network
 
 
-def offences(system: System, worst: dict[str, Fraction]) -> list[Offence]:
+def offences(system: System, worst: Mapping[str, Fraction]) -> list[Offence]:
     """Every timeout below the worst case of what it waits for, in spec order."""
     found = []
     for site in call_sites(system):
