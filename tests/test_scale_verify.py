@@ -296,3 +296,33 @@ def test_the_worst_cases_are_found_once_per_system_not_once_per_call(
     report = verify(system)
     assert {v.kind for v in report.verdicts} >= {"staleness", "timeouts_nest"}
     assert computed.count("retrying") == 1, len(computed)
+
+
+def test_retries_compounded_past_any_printable_integer_are_worded_and_left_out_of_json(
+        tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chain of 2,200 calls with 100 retries each multiplies attempts to ~10^4400: more
+    digits than Python will print an integer with. The explanation writes it in scientific
+    notation and the JSON leaves the number out (as capacity does with loads past a float)."""
+    from pathlib import Path
+
+    from faultmesh.cli import main
+    from faultmesh.model.verify.wording import number
+
+    assert number(Fraction(10) ** 5000 * 3) == "3e+5000"
+    n = 2200
+    lines = ["system: compounding", "defaults:", "  call: {timeout: 1s, retries: 100}",
+             "services:"]
+    for i in range(n):
+        call = f", calls: [s{i + 1}.handle]" if i + 1 < n else ""
+        lines.append(f"  s{i}: {{endpoints: {{handle: {{service_time: 1ms{call}}}}}}}")
+    lines += ["workload: [{entry: s0.handle, rate: 1/s}]",
+              "properties: [{retry_amplification: {max: 8}}]"]
+    spec = Path(str(tmp_path)) / "compounding.yaml"
+    spec.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = main(["verify", str(spec), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    verdict = next(v for v in out["properties"] if v["kind"] == "retry_amplification")
+    assert verdict["status"] == "violated"
+    assert "e+44" in verdict["explanation"], verdict["explanation"][:200]
+    assert "attempts" not in verdict["counterexample"]["numbers"]

@@ -54,6 +54,7 @@ from faultmesh.model.verify.sites import (
     topological_order,
 )
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
+from faultmesh.model.verify.wording import number
 
 OPTIMIZE_LIMIT = 2000  # retrying calls beyond which no optimal repair is searched for
 
@@ -228,11 +229,15 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
     over = [s for s, w in per_service.items() if w.attempts > limit]
     more = len(over) - 1
     tail = f"; {more} more service{'s' if more > 1 else ''} over the limit" if more else ""
+    # Retries compound down a deep chain past any float (10^5000 attempts at 10,000
+    # services): written in scientific notation, and left out of the JSON numbers then.
+    attempts = str(top.attempts) if top.attempts < 10**15 else number(top.attempts)
     explanation = (f"one request to {top.path[0]} can reach {top_service} as up to "
-                   f"{top.attempts} attempts "
+                   f"{attempts} attempts "
                    f"(max {limit:g}): {top.text()}{tail}")
+    fits = top.attempts < 10**300
     cex = Counterexample(chain=top.path,
-                         numbers={"attempts": top.attempts, "max": limit})
+                         numbers={**({"attempts": top.attempts} if fits else {}), "max": limit})
     if limit < 1:
         explanation += "; no retry setting reaches a maximum below 1"
     return Verdict(prop.name, prop.kind, "violated", explanation, cex,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
@@ -35,7 +36,14 @@ def number(x: Fraction | float) -> str:
     try:
         return f"{float(x):.4g}"
     except OverflowError:  # a Fraction past a float (loads compound down a fan-out)
-        digits = len(str(int(x))) - 1
+        whole = int(x)
+        # Its decimal exponent from its bit length, without writing it out (Python refuses
+        # to print an integer of more than 4,300 digits).
+        digits = int(whole.bit_length() * math.log10(2))
+        while 10 ** (digits + 1) <= whole:
+            digits += 1
+        while 10 ** digits > whole:
+            digits -= 1
         return f"{float(Fraction(x) / 10 ** digits):.4g}e+{digits}"
 
 
