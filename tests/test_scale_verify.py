@@ -302,7 +302,9 @@ def test_retries_compounded_past_any_printable_integer_are_worded_and_left_out_o
         tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     """A chain of 2,200 calls with 100 retries each multiplies attempts to ~10^4400: more
     digits than Python will print an integer with. The explanation writes it in scientific
-    notation and the JSON leaves the number out (as capacity does with loads past a float)."""
+    notation and the JSON leaves the number out (as capacity does with loads past a float);
+    neither it nor the timeouts (which would have to nest past 10^9 s) gets a repair, and
+    each verdict says why."""
     from pathlib import Path
 
     from faultmesh.cli import main
@@ -316,7 +318,7 @@ def test_retries_compounded_past_any_printable_integer_are_worded_and_left_out_o
         call = f", calls: [s{i + 1}.handle]" if i + 1 < n else ""
         lines.append(f"  s{i}: {{endpoints: {{handle: {{service_time: 1ms{call}}}}}}}")
     lines += ["workload: [{entry: s0.handle, rate: 1/s}]",
-              "properties: [{retry_amplification: {max: 8}}]"]
+              "properties: [{retry_amplification: {max: 8}}, {timeouts_nest: {}}]"]
     spec = Path(str(tmp_path)) / "compounding.yaml"
     spec.write_text("\n".join(lines) + "\n", encoding="utf-8")
     code = main(["verify", str(spec), "--json"])
@@ -326,3 +328,10 @@ def test_retries_compounded_past_any_printable_integer_are_worded_and_left_out_o
     assert verdict["status"] == "violated"
     assert "e+44" in verdict["explanation"], verdict["explanation"][:200]
     assert "attempts" not in verdict["counterexample"]["numbers"]
+    # No repair, and the verdict says why (rather than leaving the repair out silently).
+    assert verdict.get("repair") is None
+    assert verdict["explanation"].endswith(
+        "no repair searched: 2,199 calls retry, more than the 2,000 the optimiser takes")
+    nest = next(v for v in out["properties"] if v["kind"] == "timeouts_nest")
+    assert nest["status"] == "violated" and nest.get("repair") is None
+    assert "no repair by raising timeouts: nested, they would pass" in nest["explanation"]

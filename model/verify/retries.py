@@ -45,7 +45,7 @@ from faultmesh.model import properties as P
 from faultmesh.model.graph import component_index
 from faultmesh.model.system import System
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline, out_of_time
+from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, out_of_time
 from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
@@ -207,12 +207,13 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
             assert back is not None
             cycle = [node, *back]
             prefix = path_from_entries(plain, entries, node) or [node]
+            repair, note = _repair(nodes, entries, out, limit, sites, deadline)
             return Verdict(
                 prop.name, prop.kind, "violated",
                 f"the call cycle {' -> '.join(cycle)} retries on the way round: a request "
-                f"reaching {node} can cause unboundedly many attempts (max {limit:g})",
-                Counterexample(chain=(*prefix[:-1], *cycle), numbers={"max": limit}),
-                _repair(nodes, entries, out, limit, sites, deadline))
+                f"reaching {node} can cause unboundedly many attempts (max {limit:g})"
+                + (f"; {note}" if note else ""),
+                Counterexample(chain=(*prefix[:-1], *cycle), numbers={"max": limit}), repair)
     best = worst_paths(entries, out, nodes)
     per_service: dict[str, Worst] = {}
     for node, worst in best.items():
@@ -240,25 +241,32 @@ def check_retry_amplification(system: System, prop: P.Property, deadline: Deadli
                          numbers={**({"attempts": top.attempts} if fits else {}), "max": limit})
     if limit < 1:
         explanation += "; no retry setting reaches a maximum below 1"
-    return Verdict(prop.name, prop.kind, "violated", explanation, cex,
-                   _repair(nodes, entries, out, limit, sites, deadline))
+    repair, note = _repair(nodes, entries, out, limit, sites, deadline)
+    return Verdict(prop.name, prop.kind, "violated",
+                   explanation + (f"; {note}" if note else ""), cex, repair)
 
 
 def _repair(nodes: set[str], entries: list[str], out: dict[str, list[CallSite]], limit: float,
-            sites: list[CallSite], deadline: Deadline) -> Repair | None:
-    """The retry reductions as a Repair (a cycle's retries all go: its product must be 1)."""
+            sites: list[CallSite], deadline: Deadline) -> tuple[Repair | None, str]:
+    """The retry reductions as a Repair (a cycle's retries all go: its product must be 1),
+    or None and why there is none (empty when the explanation already says it)."""
     retrying = sum(1 for n in nodes for site in out.get(n, ()) if site.call.retries)
-    if limit < 1 or deadline.expired() or retrying > OPTIMIZE_LIMIT:
-        return None
+    if limit < 1:
+        return None, ""
+    if retrying > OPTIMIZE_LIMIT:
+        return None, (f"no repair searched: {retrying:,} calls retry, more than the "
+                      f"{OPTIMIZE_LIMIT:,} the optimiser takes")
+    if deadline.expired():
+        return None, REPAIR_OUT_OF_TIME
     changes = repair_retries(nodes, entries, out, limit, deadline)
     if not changes:
-        return None
+        return None, REPAIR_OUT_OF_TIME if deadline.expired() else ""
     position = {site: i for i, site in enumerate(sites)}
     ordered = sorted(changes.items(), key=lambda kv: position[kv[0]])
     words = ", ".join(f"{s.describe()} from {s.call.retries} to {r}" for s, r in ordered[:3])
     if len(ordered) > 3:
         words += f" (and {len(ordered) - 3} more calls)"
-    return Repair(f"reduce retries on {words}", {s.key("retries"): r for s, r in ordered})
+    return Repair(f"reduce retries on {words}", {s.key("retries"): r for s, r in ordered}), ""
 
 
 __all__ = ["Worst", "check_retry_amplification", "repair_retries", "worst_paths"]

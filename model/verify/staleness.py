@@ -79,7 +79,13 @@ from faultmesh.model.verify.sites import (
     successors_of,
     with_call_fields,
 )
-from faultmesh.model.verify.timeouts import decimal, least_timeouts, site_network, worst_cases
+from faultmesh.model.verify.timeouts import (
+    decimal,
+    least_timeouts,
+    no_timeout_repair,
+    site_network,
+    worst_cases,
+)
 from faultmesh.model.verify.verdict import Counterexample, Repair, Verdict
 
 
@@ -250,6 +256,8 @@ def check_staleness(system: System, prop: P.Property, deadline: Deadline) -> Ver
     lifted = [key.split(".")[1] for key in changes if key.endswith(".max_retries")]
     if lifted:
         words += f"; lift the max_retries of {', '.join(lifted)}"
+    if raised is None:  # the retries it adds leave no timeouts that nest
+        explanation += f"; {no_timeout_repair(deadline)}"
     return Verdict(
         prop.name, prop.kind, "violated", explanation,
         Counterexample(chain=(*prefix, first.callee),

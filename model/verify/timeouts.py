@@ -87,7 +87,7 @@ from faultmesh.model.policies import Backoff
 from faultmesh.model.system import Call, Fallback, FrozenMap, Group, Step, System, step_calls
 from faultmesh.model.units import format_duration, format_durations
 from faultmesh.model.verify import checker
-from faultmesh.model.verify.deadline import Deadline, out_of_time
+from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, out_of_time
 from faultmesh.model.verify.sites import (
     CallSite,
     call_sites,
@@ -475,7 +475,18 @@ def check_timeouts_nest(system: System, prop: P.Property, deadline: Deadline) ->
             if others:
                 first += f" (and {others} more timeout{'s' if others > 1 else ''})"
             repair = Repair(first, dict(changes))
+    if repair is None:
+        explanation += f"; {no_timeout_repair(deadline)}"
     return Verdict(prop.name, prop.kind, "violated", explanation, cex, repair)
 
 
-__all__ = ["QUANTILE", "bound", "check_timeouts_nest", "round_trip", "worst_cases"]
+def no_timeout_repair(deadline: Deadline) -> str:
+    """Why raising timeouts gave no repair (``repair_timeouts`` / ``least_timeouts``: None)."""
+    if deadline.expired():
+        return REPAIR_OUT_OF_TIME
+    return (f"no repair by raising timeouts: nested, they would pass "
+            f"{format_duration(float(LONGEST))}, or a call cycle has no finite worst case")
+
+
+__all__ = ["QUANTILE", "bound", "check_timeouts_nest", "no_timeout_repair", "round_trip",
+           "worst_cases"]
