@@ -484,8 +484,9 @@ def no_timeout_repair(deadline: Deadline) -> str:
     """Why raising timeouts gave no repair (``repair_timeouts`` / ``least_timeouts``: None)."""
     if deadline.expired():
         return REPAIR_OUT_OF_TIME
-    return (f"no repair by raising timeouts: nested, they would pass "
-            f"{format_duration(float(LONGEST))}, or a call cycle has no finite worst case")
+    years = float(LONGEST) / (365.25 * 24 * 3600)
+    return (f"no repair by raising timeouts: nested, they would pass {float(LONGEST):.0e} s "
+            f"(about {years:.0f} years), or a call cycle has no finite worst case")
 
 
 __all__ = ["QUANTILE", "bound", "check_timeouts_nest", "no_timeout_repair", "round_trip",
