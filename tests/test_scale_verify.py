@@ -335,3 +335,32 @@ def test_retries_compounded_past_any_printable_integer_are_worded_and_left_out_o
     nest = next(v for v in out["properties"] if v["kind"] == "timeouts_nest")
     assert nest["status"] == "violated" and nest.get("repair") is None
     assert "no repair by raising timeouts: nested, they would pass" in nest["explanation"]
+
+
+def test_services_whose_failure_sets_empty_the_same_services_share_one_broken_set() -> None:
+    """Each service's worst failure set names its own instances, so there are as many sets
+    as services; the services they leave with nothing seldom differ. The broken sets built
+    from them are one object per distinct case, not a union of every saturated service per
+    service (quadratic at 100,000 services)."""
+    from faultmesh.model.verify.certainty import CertainLoads
+    from faultmesh.model.verify.failures import instance_unit, zone_unit
+    from faultmesh.model.verify.pressure import ServiceModel
+
+    lines = ["system: shared", "zones: [a, b]", "services:"]
+    for i in range(40):
+        call = f", calls: [s{i + 1}.handle]" if i + 1 < 40 else ""
+        lines.append(f"  s{i}: {{replicas: 4, workers: 1, endpoints: {{handle: "
+                     f"{{service_time: 100ms{call}}}}}}}")
+    lines += ["  lonely: {placement: {a: 1}, endpoints: {handle: {service_time: 1ms}}}",
+              "workload: [{entry: s0.handle, rate: 100/s}]"]
+    system = loads("\n".join(lines) + "\n")
+    load = offered_load(system)
+    kinds = FailureKinds.of(("instance", "zone"))
+    times = CallTimes(system, load, kinds, 2)
+    profiles = {name: ServiceModel(system, name, load, times).profile(kinds, 2)
+                for name in system.services}
+    certain = CertainLoads(system, load, profiles, Countdown(10**9))
+    found = [certain.broken(2, (zone_unit("a"), instance_unit(f"s{i}", 1))) for i in range(40)]
+    assert all(gone == {"lonely"} for _, gone in found)
+    assert all(everyone == found[0][0] for everyone, _ in found)
+    assert len({id(everyone) for everyone, _ in found}) == 1

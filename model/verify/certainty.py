@@ -38,6 +38,7 @@ class CertainLoads:
         self.loads: dict[tuple[int, frozenset[str]], OfferedLoad] = {}
         self._acyclic: bool | None = None
         self.zone_gone: dict[frozenset[str], frozenset[str]] = {}
+        self.unions: dict[tuple[int, frozenset[str]], frozenset[str]] = {}
         self.walks = Walks()  # certain_load's findings, shared when acyclic
         self.models: dict[tuple[str, tuple[Fraction | int, ...]], ServiceModel] = {}
         self._into: dict[str, list[tuple[str, Call]]] | None = None  # calls into each service
@@ -70,7 +71,16 @@ class CertainLoads:
             gone = self.zone_gone[dead.zones] | {
                 name for name in named if name in services and dead.surviving(services[name]) == 0}
             saturated = self.saturated[failures]
-            self.sets[key] = (saturated | gone if gone else saturated, gone)
+            if gone:
+                # One union per distinct set left with nothing: failure sets differ per service
+                # (its own instances), the services they empty seldom do, and a union (or a
+                # new key for the certain loads) costs as much as there are broken services.
+                both = self.unions.get((failures, gone))
+                if both is None:
+                    both = self.unions[(failures, gone)] = saturated | gone
+            else:
+                both = saturated
+            self.sets[key] = (both, gone)
         return self.sets[key]
 
     def breaking_changes_nothing(self, name: str, broken: frozenset[str]) -> bool:
