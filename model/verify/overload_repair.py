@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 import z3
 
 from faultmesh.model.policies import RetryBudget
-from faultmesh.model.system import Call, FrozenMap, ParallelCalls, System
+from faultmesh.model.system import FrozenMap, System
 from faultmesh.model.units import spec_duration
 from faultmesh.model.verify.deadline import REPAIR_OUT_OF_TIME, Deadline, OutOfTime
 from faultmesh.model.verify.overload import Analysis, analyse, loop, nice_up
 from faultmesh.model.verify.overload_queue import network_round_trip
-from faultmesh.model.verify.sites import CallSite
+from faultmesh.model.verify.sites import CallSite, with_call_fields
 from faultmesh.model.verify.verdict import Repair
 
 ROUNDS = 3
@@ -51,25 +51,6 @@ class Candidate:
     words: str
 
 
-def with_call(system: System, site: CallSite, **changes: object) -> System:
-    """The system with one call site's fields replaced."""
-    service, _, endpoint = site.caller.partition(".")
-    ep = system.services[service].endpoints[endpoint]
-    steps = list(ep.steps)
-    step = steps[site.step]
-    if isinstance(step, ParallelCalls):
-        calls = list(step.calls)
-        assert site.member is not None
-        calls[site.member] = replace(calls[site.member], **changes)  # type: ignore[arg-type]
-        steps[site.step] = ParallelCalls(tuple(calls))
-    else:
-        assert isinstance(step, Call)
-        steps[site.step] = replace(step, **changes)  # type: ignore[arg-type]
-    endpoints = dict(system.services[service].endpoints)
-    endpoints[endpoint] = replace(ep, steps=tuple(steps))
-    return with_service(system, service, endpoints=FrozenMap(endpoints))
-
-
 def _edit_service(name: str, **changes: object) -> Callable[[System], System]:
     def edit(system: System) -> System:
         return with_service(system, name, **changes)
@@ -79,7 +60,7 @@ def _edit_service(name: str, **changes: object) -> Callable[[System], System]:
 
 def _edit_call(site: CallSite, **changes: object) -> Callable[[System], System]:
     def edit(system: System) -> System:
-        return with_call(system, site, **changes)
+        return with_call_fields(system, [(site, changes)])
 
     return edit
 
@@ -208,4 +189,4 @@ def repair(system: System, analysis: Analysis, deadline: Deadline) -> tuple[Repa
     return Repair("; ".join(c.words for c in chosen), changes), ""
 
 
-__all__ = ["Candidate", "candidates", "choose", "repair", "with_call", "with_service"]
+__all__ = ["Candidate", "candidates", "choose", "repair", "with_service"]

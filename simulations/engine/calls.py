@@ -298,18 +298,21 @@ class CallSite:
                 return
         target.receive(self.endpoint, waiter, token, key, caller, deadline, kind)
 
-    def _send_plain(self, run: CallRun) -> None:
-        """``send`` for a plain site: ``_send`` less the mechanisms the site does not use."""
+    def _count_attempt(self, run: CallRun) -> int:
+        """One more attempt of ``run`` on the edge's counters: its kind (FIRST or RETRY)."""
         run.attempt += 1
         edge = self.edge
         edge.attempts += 1
         if run.attempt > 1:
             self.callee_service.retries += 1
             edge.retries += 1
-            kind = RETRY
-        else:
-            edge.first_attempts += 1
-            kind = FIRST
+            return RETRY
+        edge.first_attempts += 1
+        return FIRST
+
+    def _send_plain(self, run: CallRun) -> None:
+        """``send`` for a plain site: ``_send`` less the mechanisms the site does not use."""
+        kind = self._count_attempt(run)
         caller = run.caller
         view = caller.view[self.callee]
         n = len(view)
@@ -345,16 +348,7 @@ class CallSite:
                 self.release(run)
             self.complete(run, False, DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
             return
-        run.attempt += 1
-        edge = self.edge
-        edge.attempts += 1
-        if run.attempt > 1:
-            self.callee_service.retries += 1
-            edge.retries += 1
-            kind = RETRY
-        else:
-            edge.first_attempts += 1
-            kind = FIRST
+        kind = self._count_attempt(run)
         caller = run.caller
         view = caller.view[self.callee]
         if self.outliers is not None:
