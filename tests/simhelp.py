@@ -12,6 +12,7 @@ from typing import Any
 from faultmesh import model
 from faultmesh.model.faults import Scenario
 from faultmesh.model.system import System
+from faultmesh.model.verify.deadline import Deadline
 from faultmesh.simulations import simulate
 
 
@@ -56,3 +57,18 @@ def replicate(system: System, seeds: Iterable[int], measure: Callable[[Any], flo
     base = scenario or Scenario("replication")
     chosen = replace(base, warmup=warmup)
     return [measure(simulate(system, chosen, duration=duration, seed=seed)) for seed in seeds]
+
+
+class Countdown(Deadline):
+    """A deadline that has time left for its first ``reads`` clock readings, then none:
+    where a checker looks at its deadline is then observable without timing anything.
+    ``read`` counts the readings made."""
+
+    def __init__(self, reads: int = 10**9) -> None:
+        super().__init__(3600.0)
+        self.reads = reads
+        self.read = 0
+
+    def left(self) -> float:
+        self.read += 1
+        return 3600.0 if self.read <= self.reads else 0.0

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from simhelp import Countdown
 
 from faultmesh.cli import main
 from faultmesh.model import properties as P
@@ -51,21 +52,6 @@ def chain_system(n: int, *, replicas: int = 3, balancer: str = "round_robin") ->
                                     load_balancer=LoadBalancer(balancer))  # type: ignore[arg-type]
     return System(FrozenMap(services), name=f"chain-{n}", zones=ZONES,
                   workload=(Workload("s0", "handle", 10.0),))
-
-
-class Countdown(Deadline):
-    """A deadline that has time left for its first ``reads`` clock readings, then none:
-    where a checker looks at its deadline is then observable without timing anything.
-    ``read`` counts the readings made."""
-
-    def __init__(self, reads: int = 10**9) -> None:
-        super().__init__(3600.0)
-        self.reads = reads
-        self.read = 0
-
-    def left(self) -> float:
-        self.read += 1
-        return 3600.0 if self.read <= self.reads else 0.0
 
 
 def spent(kind: str, budget: str) -> str:

@@ -11,6 +11,7 @@ import json
 from fractions import Fraction
 
 import pytest
+from simhelp import Countdown
 
 from faultmesh.model import properties as P
 from faultmesh.model.distributions import Constant
@@ -24,7 +25,7 @@ from faultmesh.model.system import (
     System,
     Workload,
 )
-from faultmesh.model.verify import Deadline, OutOfTime, verify
+from faultmesh.model.verify import OutOfTime, verify
 from faultmesh.model.verify.bursts import simultaneous
 from faultmesh.model.verify.failures import FailureKinds
 from faultmesh.model.verify.load import offered_load
@@ -115,19 +116,6 @@ def test_a_load_beyond_any_float_is_a_violation_with_a_readable_number() -> None
     assert verdict.counterexample is not None
     json.dumps(verdict.counterexample.numbers, allow_nan=False)  # no inf or nan in the JSON
     assert "e+" in verdict.explanation  # the load, written in powers of ten
-
-
-class Countdown(Deadline):
-    """Time left for the first ``reads`` clock readings, then none."""
-
-    def __init__(self, reads: int) -> None:
-        super().__init__(3600.0)
-        self.reads = reads
-        self.read = 0
-
-    def left(self) -> float:
-        self.read += 1
-        return 3600.0 if self.read <= self.reads else 0.0
 
 
 def test_the_certain_load_looks_at_its_deadline_inside_its_passes() -> None:
